@@ -1,0 +1,26 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-vfio",
+    products: [
+        .library(name: "VFIO", targets: ["VFIO"]),
+        .executable(name: "vfio", targets: ["vfio"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CVFIO"),
+        .target(name: "VFIO"),
+        .executableTarget(
+            name: "vfio",
+            dependencies: [
+                "VFIO", "CVFIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

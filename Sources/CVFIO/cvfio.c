@@ -1,0 +1,113 @@
+#define _GNU_SOURCE
+#include "cvfio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int cvfio_ioctl_ptr(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg);
+}
+
+int cvfio_ioctl_int(int fd, unsigned long request, unsigned long value)
+{
+    return ioctl(fd, request, value);
+}
+
+int cvfio_eventfd(unsigned int initval, int flags)
+{
+    return eventfd(initval, flags);
+}
+
+int cvfio_memfd_create(const char *name, unsigned int flags)
+{
+    return memfd_create(name, flags);
+}
+
+ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
+                          const int *fds, int nfds, int flags)
+{
+    if (nfds < 0 || nfds > CVFIO_MAX_FDS || iovcnt < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CVFIO_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    if (nfds > 0) {
+        size_t payload = sizeof(int) * (size_t)nfds;
+        memset(control.buf, 0, CMSG_SPACE(payload));
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(payload);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(payload);
+        memcpy(CMSG_DATA(cmsg), fds, payload);
+    }
+    return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+}
+
+ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
+                          int *fds, int max_fds, int *nfds, int *truncated, int flags)
+{
+    *nfds = 0;
+    *truncated = 0;
+    if (max_fds < 0 || iovcnt < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    /* Room for more than max_fds so that excess descriptors are received (and can be
+     * closed by the caller) rather than silently dropped by the kernel. */
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * CVFIO_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    ssize_t n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    if (msg.msg_flags & MSG_CTRUNC)
+        *truncated = 1;
+    int stored = 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *incoming = (int *)CMSG_DATA(cmsg);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, incoming + i, sizeof(int));
+            if (stored < max_fds) {
+                fds[stored++] = fd;
+            } else {
+                /* Over the caller's limit: report it and close what cannot be handed back. */
+                *truncated = 1;
+                (void)close(fd);
+            }
+        }
+    }
+    *nfds = stored;
+    return n;
+}
+
+int cvfio_errno(void)
+{
+    return errno;
+}

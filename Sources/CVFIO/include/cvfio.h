@@ -1,0 +1,63 @@
+/*
+ * CVFIO: the C side of swift-vfio.
+ *
+ * Non-variadic wrappers for the system calls Swift cannot call directly (ioctl and the
+ * fcntl family are variadic in C; SCM_RIGHTS needs CMSG_* macros), and the VFIO and
+ * iommufd ioctl request numbers as constants computed by the C preprocessor.
+ */
+#ifndef CVFIO_H
+#define CVFIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "cvfio_ioctls.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ioctl(fd, request, arg) with a pointer argument. Returns ioctl's result; errno on -1. */
+int cvfio_ioctl_ptr(int fd, unsigned long request, void *arg);
+
+/* ioctl(fd, request, value) with an integer argument (VFIO_GROUP_SET_CONTAINER takes a
+ * pointer to an int; VFIO_SET_IOMMU and VFIO_CHECK_EXTENSION take the int itself). */
+int cvfio_ioctl_int(int fd, unsigned long request, unsigned long value);
+
+/* eventfd(initval, flags). Returns the descriptor or -1 with errno. */
+int cvfio_eventfd(unsigned int initval, int flags);
+
+/* memfd_create(name, flags). Returns the descriptor or -1 with errno. */
+int cvfio_memfd_create(const char *name, unsigned int flags);
+
+/* The largest number of descriptors one message may carry here. */
+#define CVFIO_MAX_FDS 253
+
+/*
+ * sendmsg on a stream socket with iovcnt buffers and, when nfds > 0, the descriptors in
+ * fds as one SCM_RIGHTS control message. flags are sendmsg's (MSG_NOSIGNAL is added).
+ * Returns the bytes sent or -1 with errno (EINVAL when nfds exceeds CVFIO_MAX_FDS).
+ */
+ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
+                          const int *fds, int nfds, int flags);
+
+/*
+ * recvmsg into iovcnt buffers, receiving at most max_fds descriptors into fds; *nfds is
+ * set to the number received. Descriptors arrive with O_CLOEXEC (MSG_CMSG_CLOEXEC).
+ * If the sender passed more descriptors than max_fds, or the control data was truncated,
+ * *truncated is set to 1: the first max_fds descriptors are returned in fds (the caller
+ * owns and must close them) and the rest are closed here, so none leak. Returns the bytes received (0 at end of stream) or -1 with errno.
+ */
+ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
+                          int *fds, int max_fds, int *nfds, int *truncated, int flags);
+
+/* errno of the calling thread, for Swift code that must read it right after a call. */
+int cvfio_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
