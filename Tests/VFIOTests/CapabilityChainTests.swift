@@ -13,3 +13,13 @@ import Testing
         #expect(parsed == caps)
     }
 }
+
+import CVFIO
+
+@Suite struct CHeaderVisibilityTests {
+    @Test func systemHeaderStructsAreVisible() {
+        #expect(MemoryLayout<vfio_info_cap_header>.size == InfoCapability.headerSize)
+        let header = asCStruct(vfio_info_cap_header.self, CapabilityChain.build([InfoCapability(id: 7, version: 3, body: [])], baseOffset: 0))
+        #expect(header.id == 7 && header.version == 3 && header.next == 0)
+    }
+}

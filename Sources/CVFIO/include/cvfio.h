@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <linux/vfio.h>
+
 #include "cvfio_ioctls.h"
 
 #ifdef __cplusplus
