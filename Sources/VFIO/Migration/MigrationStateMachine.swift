@@ -122,9 +122,10 @@ public enum MigrationStateMachine {
     ///   driver's own state is wrong);
     /// - `to` is ERROR, or a state `features` does not offer;
     /// - STOP_COPY -> PRE_COPY and STOP_COPY -> PRE_COPY_P2P, which the uAPI forbids.
-    ///   Linux 6.14 spins forever in its skip loop on these two requests instead of returning
-    ///   (fixed upstream by "Terminate the skip loop on the ERROR sentinel", Fixes:
-    ///   4db52602a607); this returns the documented error.
+    ///   On a PRE_COPY device, Linux 6.14 never returns from these two requests: its skip
+    ///   loop treats the ERROR sentinel as one more unsupported state and spins (a 2026
+    ///   stable fix, "Fixes: 4db52602a607", stops the loop at ERROR so the kernel returns
+    ///   -EINVAL). This returns the error that the uAPI promises and the fixed kernel gives.
     public static func nextState(
         from: MigrationState, to: MigrationState, features: MigrationFeatures
     ) throws(VFIOError) -> MigrationState {
