@@ -33,3 +33,8 @@ const struct cvfio_ioctl_entry cvfio_ioctl_table[] = {
 };
 
 const size_t cvfio_ioctl_table_count = sizeof(cvfio_ioctl_table) / sizeof(cvfio_ioctl_table[0]);
+
+const struct cvfio_ioctl_entry *cvfio_ioctl_table_entry(size_t index)
+{
+    return index < cvfio_ioctl_table_count ? &cvfio_ioctl_table[index] : NULL;
+}

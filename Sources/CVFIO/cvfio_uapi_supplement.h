@@ -37,7 +37,7 @@
 #define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
 #endif
 
-/* Migration data fd in PRE_COPY: Argument: struct vfio_precopy_info *. */
+/* Migration data fd, in a PRE_COPY state. Argument: struct vfio_precopy_info *. */
 #ifndef VFIO_MIG_GET_PRECOPY_INFO
 #define VFIO_MIG_GET_PRECOPY_INFO _IO(VFIO_TYPE, VFIO_BASE + 21)
 #endif

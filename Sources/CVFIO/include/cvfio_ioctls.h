@@ -115,6 +115,10 @@ struct cvfio_ioctl_entry {
 extern const struct cvfio_ioctl_entry cvfio_ioctl_table[];
 extern const size_t cvfio_ioctl_table_count;
 
+/* Row index of cvfio_ioctl_table, or NULL past the end (Swift cannot index an extern
+ * array of unknown size directly). */
+const struct cvfio_ioctl_entry *cvfio_ioctl_table_entry(size_t index);
+
 #ifdef __cplusplus
 }
 #endif
