@@ -33,9 +33,21 @@ int cvfio_memfd_create(const char *name, unsigned int flags)
 ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
                           const int *fds, int nfds, int flags)
 {
-    if (nfds < 0 || nfds > CVFIO_MAX_FDS || iovcnt < 0) {
+    if (nfds < 0 || nfds > CVFIO_MAX_FDS || iovcnt < 0 || (iovcnt > 0 && iov == NULL) ||
+        (nfds > 0 && fds == NULL)) {
         errno = EINVAL;
         return -1;
+    }
+    if (nfds > 0) {
+        /* A stream socket attaches descriptors to data bytes: with nothing to send, the
+         * kernel returns 0 and silently drops them. Refuse instead. */
+        size_t total = 0;
+        for (int i = 0; i < iovcnt; i++)
+            total += iov[i].iov_len;
+        if (total == 0) {
+            errno = EINVAL;
+            return -1;
+        }
     }
     struct msghdr msg;
     memset(&msg, 0, sizeof(msg));
@@ -64,7 +76,7 @@ ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
 {
     *nfds = 0;
     *truncated = 0;
-    if (max_fds < 0 || iovcnt < 0) {
+    if (max_fds < 0 || iovcnt < 0 || (iovcnt > 0 && iov == NULL) || (max_fds > 0 && fds == NULL)) {
         errno = EINVAL;
         return -1;
     }

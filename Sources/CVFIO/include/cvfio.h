@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <sys/eventfd.h> /* EFD_* flags for cvfio_eventfd, visible to Swift callers */
+#include <linux/memfd.h> /* MFD_* flags for cvfio_memfd_create */
 #include <linux/vfio.h>
 
 #include "cvfio_ioctls.h"
@@ -40,7 +42,8 @@ int cvfio_memfd_create(const char *name, unsigned int flags);
 /*
  * sendmsg on a stream socket with iovcnt buffers and, when nfds > 0, the descriptors in
  * fds as one SCM_RIGHTS control message. flags are sendmsg's (MSG_NOSIGNAL is added).
- * Returns the bytes sent or -1 with errno (EINVAL when nfds exceeds CVFIO_MAX_FDS).
+ * Returns the bytes sent or -1 with errno: EINVAL when nfds exceeds CVFIO_MAX_FDS, or
+ * when nfds > 0 but the buffers hold no byte (a stream socket would drop the descriptors).
  */
 ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
                           const int *fds, int nfds, int flags);
