@@ -49,8 +49,9 @@ public struct AttachIOMMUFDPageTable: ArgszStruct {
         writer.finishArgsz(at: start)
     }
 
-    /// - Throws: `.malformed` when `argsz` is below 12, `flags` has unknown bits, or the
-    ///   PASID flag is set while `argsz` (or the buffer) stops before `pasid`.
+    /// - Throws: `.malformed` when `argsz` is below 12, `flags` has unknown bits, the
+    ///   PASID flag is set while `argsz` stops before `pasid`, or the buffer is shorter
+    ///   than `argsz` says (up to 16 bytes).
     public init(from reader: inout ByteReader) throws(VFIOError) {
         let argsz = try reader.argsz(fixedSize: Self.minimumSize)
         let flags = AttachIOMMUFDPageTableFlags(rawValue: try reader.u32())
@@ -66,7 +67,7 @@ public struct AttachIOMMUFDPageTable: ArgszStruct {
             pasid = try reader.u32()
         } else {
             pasid = nil
-            if argsz >= Self.fixedSize && reader.remaining >= 4 { try reader.skip(4) }
+            if argsz >= Self.fixedSize { try reader.skip(4) }
         }
     }
 }

@@ -107,26 +107,32 @@ public enum DeviceFeaturePayload: Sendable, Equatable {
         guard let id = DeviceFeatureID(rawValue: number) else {
             return .unknown(feature: number, data: data)
         }
+        func decoded<T: KernelStruct>(_ type: T.Type) throws(VFIOError) -> T {
+            if data.count < T.fixedSize {
+                throw .malformed(T.cName, "\(data.count) byte(s) of data, the structure needs \(T.fixedSize)")
+            }
+            return try T(decoding: data)
+        }
         switch id {
-        case .pciVFToken: return .pciVFToken(try VFToken(decoding: data))
-        case .migration: return .migration(try MigrationFeatureInfo(decoding: data))
-        case .migrationDeviceState: return .migrationDeviceState(try MigrationStateFeature(decoding: data))
+        case .pciVFToken: return .pciVFToken(try decoded(VFToken.self))
+        case .migration: return .migration(try decoded(MigrationFeatureInfo.self))
+        case .migrationDeviceState: return .migrationDeviceState(try decoded(MigrationStateFeature.self))
         case .lowPowerEntry: return .lowPowerEntry
-        case .lowPowerEntryWithWakeup: return .lowPowerEntryWithWakeup(try LowPowerEntryWithWakeup(decoding: data))
+        case .lowPowerEntryWithWakeup: return .lowPowerEntryWithWakeup(try decoded(LowPowerEntryWithWakeup.self))
         case .lowPowerExit: return .lowPowerExit
         case .dmaLoggingStart:
             switch layout {
-            case .kernel: return .dmaLoggingStart(try DMALoggingControl(decoding: data))
-            case .vfioUser: return .vfioUserDMALoggingStart(try VFIOUserDMALoggingControl(decoding: data))
+            case .kernel: return .dmaLoggingStart(try decoded(DMALoggingControl.self))
+            case .vfioUser: return .vfioUserDMALoggingStart(try decoded(VFIOUserDMALoggingControl.self))
             }
         case .dmaLoggingStop: return .dmaLoggingStop
         case .dmaLoggingReport:
             switch layout {
-            case .kernel: return .dmaLoggingReport(try DMALoggingReport(decoding: data))
-            case .vfioUser: return .vfioUserDMALoggingReport(try VFIOUserDMALoggingReport(decoding: data))
+            case .kernel: return .dmaLoggingReport(try decoded(DMALoggingReport.self))
+            case .vfioUser: return .vfioUserDMALoggingReport(try decoded(VFIOUserDMALoggingReport.self))
             }
-        case .migrationDataSize: return .migrationDataSize(try MigrationDataSize(decoding: data))
-        case .busMaster: return .busMaster(try BusMaster(decoding: data))
+        case .migrationDataSize: return .migrationDataSize(try decoded(MigrationDataSize.self))
+        case .busMaster: return .busMaster(try decoded(BusMaster.self))
         }
     }
 }

@@ -1,7 +1,7 @@
 /// `struct vfio_device_migration_info`: the registers at offset 0 of the deprecated v1
 /// migration region (region type `VFIO_REGION_TYPE_MIGRATION_DEPRECATED` = 3, subtype
 /// `VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED` = 1; named `..._MIGRATION` before Linux
-/// 5.18). Linux 5.8–5.17 drivers and QEMU before 7.1 used it; protocol v2
+/// 5.18). Linux 5.8–5.17 drivers and older QEMU releases used it; protocol v2
 /// (`VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`) replaced it.
 ///
 /// A v1 user does not transfer this struct at once: it reads and writes single fields
