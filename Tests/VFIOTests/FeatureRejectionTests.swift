@@ -3,37 +3,37 @@ import Testing
 
 @Suite struct FeatureRejectionTests {
     @Test func argszBelowTheHeader() {
-        expectMalformed("vfio_device_feature", "argsz 4") {
-            _ = try DeviceFeature(decoding: le32Bytes(4, 1 | 1 << 16))
+        expectFeatureMalformed("vfio_device_feature", "argsz 4") {
+            _ = try DeviceFeature(decoding: featureLE32(4, 1 | 1 << 16))
         }
-        expectMalformed("vfio_device_feature", "argsz 0") {
-            _ = try DeviceFeatureHeader(decoding: le32Bytes(0, 1 | 1 << 16))
+        expectFeatureMalformed("vfio_device_feature", "argsz 0") {
+            _ = try DeviceFeatureHeader(decoding: featureLE32(0, 1 | 1 << 16))
         }
     }
 
     @Test func flagsWithoutAnOperation() {
-        expectMalformed("vfio_device_feature", "none of VFIO_DEVICE_FEATURE_GET, SET or PROBE") {
-            _ = try DeviceFeature(decoding: le32Bytes(16, 1) + le64Bytes(1))
+        expectFeatureMalformed("vfio_device_feature", "none of VFIO_DEVICE_FEATURE_GET, SET or PROBE") {
+            _ = try DeviceFeature(decoding: featureLE32(16, 1) + featureLE64(1))
         }
-        expectMalformed("none of") {
-            _ = try DeviceFeatureHeader(decoding: le32Bytes(8, 0xffff))
+        expectFeatureMalformed("none of") {
+            _ = try DeviceFeatureHeader(decoding: featureLE32(8, 0xffff))
         }
     }
 
     @Test func flagsWithUnknownBits() {
-        expectMalformed("bits 0x80000", "other than the feature number") {
-            _ = try DeviceFeature(decoding: le32Bytes(8, 1 | 1 << 16 | 1 << 19))
+        expectFeatureMalformed("bits 0x80000", "other than the feature number") {
+            _ = try DeviceFeature(decoding: featureLE32(8, 1 | 1 << 16 | 1 << 19))
         }
-        expectMalformed("bits 0x80000000") {
-            _ = try DeviceFeatureHeader(decoding: le32Bytes(8, 1 << 18 | 1 << 31))
+        expectFeatureMalformed("bits 0x80000000") {
+            _ = try DeviceFeatureHeader(decoding: featureLE32(8, 1 << 18 | 1 << 31))
         }
     }
 
     @Test func getAndSetTogetherNeedProbe() throws {
-        expectMalformed("GET and SET together without PROBE") {
-            _ = try DeviceFeature(decoding: le32Bytes(16, 2 | 1 << 16 | 1 << 17) + le32Bytes(1, 0))
+        expectFeatureMalformed("GET and SET together without PROBE") {
+            _ = try DeviceFeature(decoding: featureLE32(16, 2 | 1 << 16 | 1 << 17) + featureLE32(1, 0))
         }
-        #expect(try DeviceFeature(decoding: le32Bytes(8, 2 | 1 << 16 | 1 << 17 | 1 << 18)) == .probe(.migrationDeviceState, get: true, set: true))
+        #expect(try DeviceFeature(decoding: featureLE32(8, 2 | 1 << 16 | 1 << 17 | 1 << 18)) == .probe(.migrationDeviceState, get: true, set: true))
     }
 
     @Test func shortPayloads() {
@@ -48,9 +48,9 @@ import Testing
             (10, 3, "vfio_device_feature_bus_master"),
         ]
         for (feature, size, name) in cases {
-            let bytes = le32Bytes(UInt32(8 + size), feature | 1 << 17) + Array(repeating: 1, count: size)
+            let bytes = featureLE32(UInt32(8 + size), feature | 1 << 17) + Array(repeating: 1, count: size)
             let id = DeviceFeatureID(rawValue: feature)!
-            expectMalformed("vfio_device_feature", id.cName, name, "\(size) byte(s) of data") {
+            expectFeatureMalformed("vfio_device_feature", id.cName, name, "\(size) byte(s) of data") {
                 _ = try DeviceFeature(decoding: bytes)
             }
             #expect(throws: VFIOError.self) { _ = try DeviceFeaturePayload.decode(feature: feature, data: Array(repeating: 1, count: size)) }
@@ -59,26 +59,26 @@ import Testing
 
     @Test func bufferShorterThanArgsz() {
         // argsz promises 16 bytes, the buffer holds 12: the payload is short.
-        expectMalformed("vfio_device_feature_mig_data_size") {
-            _ = try DeviceFeature(decoding: le32Bytes(16, 9 | 1 << 16, 0))
+        expectFeatureMalformed("vfio_device_feature_mig_data_size") {
+            _ = try DeviceFeature(decoding: featureLE32(16, 9 | 1 << 16, 0))
         }
     }
 
     @Test func unknownMigrationState() throws {
-        expectMalformed("vfio_device_feature_mig_state", "device_state 8") {
-            _ = try MigrationStateFeature(decoding: le32Bytes(8, 0xffff_ffff))
+        expectFeatureMalformed("vfio_device_feature_mig_state", "device_state 8") {
+            _ = try MigrationStateFeature(decoding: featureLE32(8, 0xffff_ffff))
         }
-        expectMalformed("VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE", "device_state 4294967295") {
-            _ = try DeviceFeature(decoding: le32Bytes(16, 2 | 1 << 17, .max, 0))
+        expectFeatureMalformed("VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE", "device_state 4294967295") {
+            _ = try DeviceFeature(decoding: featureLE32(16, 2 | 1 << 17, .max, 0))
         }
         for raw in UInt32(0)...7 {
-            #expect(try MigrationStateFeature(decoding: le32Bytes(raw, 5)).deviceState.rawValue == raw)
+            #expect(try MigrationStateFeature(decoding: featureLE32(raw, 5)).deviceState.rawValue == raw)
         }
     }
 
     @Test func unknownBusMasterOperation() {
-        expectMalformed("vfio_device_feature_bus_master", "op 2") {
-            _ = try BusMaster(decoding: le32Bytes(2))
+        expectFeatureMalformed("vfio_device_feature_bus_master", "op 2") {
+            _ = try BusMaster(decoding: featureLE32(2))
         }
     }
 }

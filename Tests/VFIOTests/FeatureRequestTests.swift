@@ -1,25 +1,25 @@
 import Testing
 @testable import VFIO
 
-/// One value of every payload of Linux 6.14, with non-trivial fields.
-let everyKernelPayload: [DeviceFeaturePayload] = [
-    .pciVFToken(VFToken(bytes: Array(0x10..<0x20))),
-    .migration(MigrationFeatureInfo(features: [.stopCopy, .p2p, .preCopy])),
-    .migrationDeviceState(MigrationStateFeature(deviceState: .preCopyP2P, dataFD: 37)),
-    .lowPowerEntry,
-    .lowPowerEntryWithWakeup(LowPowerEntryWithWakeup(wakeupEventfd: 41)),
-    .lowPowerExit,
-    .dmaLoggingStart(DMALoggingControl(pageSize: 4096, numRanges: 3, rangesPointer: 0x7fff_1234_5000)),
-    .dmaLoggingStop,
-    .dmaLoggingReport(DMALoggingReport(iova: 0x1_0000_0000, length: 1 << 30, pageSize: 1 << 21, bitmapPointer: 0x7f00_dead_b000)),
-    .migrationDataSize(MigrationDataSize(stopCopyLength: 0x1_2345_6789)),
-    .busMaster(BusMaster(.setMaster)),
-    .busMaster(BusMaster(.clearMaster)),
-    .unknown(feature: 11, data: [1, 2, 3, 4, 5, 6, 7, 8, 9]),
-    .unknown(feature: 0xfffe, data: []),
-]
-
 @Suite struct FeatureRequestTests {
+    /// One value of every payload of Linux 6.14, with non-trivial fields.
+    static let everyKernelPayload: [DeviceFeaturePayload] = [
+        .pciVFToken(VFToken(bytes: Array(0x10..<0x20))),
+        .migration(MigrationFeatureInfo(features: [.stopCopy, .p2p, .preCopy])),
+        .migrationDeviceState(MigrationStateFeature(deviceState: .preCopyP2P, dataFD: 37)),
+        .lowPowerEntry,
+        .lowPowerEntryWithWakeup(LowPowerEntryWithWakeup(wakeupEventfd: 41)),
+        .lowPowerExit,
+        .dmaLoggingStart(DMALoggingControl(pageSize: 4096, numRanges: 3, rangesPointer: 0x7fff_1234_5000)),
+        .dmaLoggingStop,
+        .dmaLoggingReport(DMALoggingReport(iova: 0x1_0000_0000, length: 1 << 30, pageSize: 1 << 21, bitmapPointer: 0x7f00_dead_b000)),
+        .migrationDataSize(MigrationDataSize(stopCopyLength: 0x1_2345_6789)),
+        .busMaster(BusMaster(.setMaster)),
+        .busMaster(BusMaster(.clearMaster)),
+        .unknown(feature: 11, data: [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        .unknown(feature: 0xfffe, data: []),
+    ]
+
     @Test func featureNumbersMatchTheHeader() {
         let expected: [(DeviceFeatureID, UInt32, String)] = [
             (.pciVFToken, 0, "VFIO_DEVICE_FEATURE_PCI_VF_TOKEN"),
@@ -45,7 +45,7 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
     }
 
     @Test func everyPayloadRoundTripsAsGetAndSet() throws {
-        for payload in everyKernelPayload {
+        for payload in Self.everyKernelPayload {
             try expectRoundTrip(DeviceFeature.get(payload))
             try expectRoundTrip(DeviceFeature.set(payload))
             let bytes = DeviceFeature.set(payload).encoded()
@@ -95,7 +95,7 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
         }
         try expectRoundTrip(DeviceFeature.probe(feature: 0x1234))
         // A probe with data after the header ignores it.
-        let decoded = try DeviceFeature(decoding: le32Bytes(16, 1 | 1 << 18 | 1 << 16, 7, 7))
+        let decoded = try DeviceFeature(decoding: featureLE32(16, 1 | 1 << 18 | 1 << 16, 7, 7))
         #expect(decoded == .probe(.migration, get: true))
         #expect(decoded.payload == nil)
     }
@@ -109,7 +109,7 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
         let state = MigrationStateFeature(deviceState: .stopCopy, dataFD: 12)
         #expect(try DeviceFeaturePayload.decode(feature: 2, data: state.encoded() + [0xff, 0xff]) == .migrationDeviceState(state))
         // GET of a known feature decoded from raw bytes.
-        let raw = le32Bytes(16, 1 | 1 << 16) + le64Bytes(0b101)
+        let raw = featureLE32(16, 1 | 1 << 16) + featureLE64(0b101)
         #expect(try DeviceFeature(decoding: raw) == .get(.migration(MigrationFeatureInfo(features: [.stopCopy, .preCopy]))))
     }
 
@@ -121,7 +121,7 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
         #expect(decoded == .set(.migrationDataSize(MigrationDataSize(stopCopyLength: 5))))
         #expect(reader.offset == 16)
         // An unknown feature's data is cut at argsz too.
-        let unknown = le32Bytes(12, 0x99 | 1 << 17) + [1, 2, 3, 4, 5, 6]
+        let unknown = featureLE32(12, 0x99 | 1 << 17) + [1, 2, 3, 4, 5, 6]
         #expect(try DeviceFeature(decoding: unknown) == .set(.unknown(feature: 0x99, data: [1, 2, 3, 4])))
     }
 
@@ -129,7 +129,7 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
         let header = DeviceFeatureHeader(argsz: 4096, flags: DeviceFeatureFlags(feature: 1, .get))
         try expectRoundTrip(header)
         // A vfio-user GET request: header only, argsz states the reply room.
-        let decoded = try DeviceFeatureHeader(decoding: le32Bytes(16, 1 | 1 << 16))
+        let decoded = try DeviceFeatureHeader(decoding: featureLE32(16, 1 | 1 << 16))
         #expect(decoded.argsz == 16 && decoded.flags.feature == 1 && decoded.flags.operations == .get)
     }
 
@@ -153,10 +153,10 @@ let everyKernelPayload: [DeviceFeaturePayload] = [
         #expect(try DMALoggingRange.decodeArray(bytes, count: 17) == ranges)
         #expect(try DMALoggingRange.decodeArray(bytes, count: 3) == Array(ranges.prefix(3)))
         #expect(try DMALoggingRange.decodeArray([], count: 0) == [])
-        expectMalformed("18 range(s)", "272 byte(s) left") {
+        expectFeatureMalformed("18 range(s)", "272 byte(s) left") {
             _ = try DMALoggingRange.decodeArray(bytes, count: 18)
         }
-        expectMalformed("range(s)") {
+        expectFeatureMalformed("range(s)") {
             _ = try DMALoggingRange.decodeArray(bytes, count: Int(UInt32.max))
         }
     }

@@ -9,7 +9,7 @@ import Testing
         ])
         let bytes = control.encoded()
         #expect(bytes.count == 16 + 2 * 16)
-        #expect(Array(bytes[0..<8]) == le64Bytes(4096))
+        #expect(Array(bytes[0..<8]) == featureLE64(4096))
         #expect(le32(bytes, 8) == 2 && le32(bytes, 12) == 0)
         #expect(Array(bytes[16...]) == DMALoggingRange.encodeArray(control.ranges))
 
@@ -32,33 +32,33 @@ import Testing
             iova: 0x4000_0000, length: 130 * 4096, pageSize: 4096, bitmap: [0x8000_0000_0000_0001, 0, 0b11])))
         let replyBytes = reply.encoded()
         #expect(replyBytes.count == 8 + 24 + 3 * 8)
-        #expect(Array(replyBytes[32..<40]) == le64Bytes(0x8000_0000_0000_0001))
+        #expect(Array(replyBytes[32..<40]) == featureLE64(0x8000_0000_0000_0001))
         #expect(try DeviceFeature(decoding: replyBytes, layout: .vfioUser) == reply)
     }
 
     @Test func replyBitmapIsChecked() {
-        let head = le64Bytes(0, 130 * 4096, 4096)
-        expectMalformed("vfio_user_device_feature_dma_logging_report", "needs 3 word(s)", "16 byte(s) follow") {
-            _ = try VFIOUserDMALoggingReport(decoding: head + le64Bytes(1, 2))
+        let head = featureLE64(0, 130 * 4096, 4096)
+        expectFeatureMalformed("vfio_user_device_feature_dma_logging_report", "needs 3 word(s)", "16 byte(s) follow") {
+            _ = try VFIOUserDMALoggingReport(decoding: head + featureLE64(1, 2))
         }
-        expectMalformed("page_size 3000", "power of two") {
-            _ = try VFIOUserDMALoggingReport(decoding: le64Bytes(0, 4096, 3000, 0))
+        expectFeatureMalformed("page_size 3000", "power of two") {
+            _ = try VFIOUserDMALoggingReport(decoding: featureLE64(0, 4096, 3000, 0))
         }
-        expectMalformed("page_size 0") {
-            _ = try VFIOUserDMALoggingReport(decoding: le64Bytes(0, 4096, 0, 0))
+        expectFeatureMalformed("page_size 0") {
+            _ = try VFIOUserDMALoggingReport(decoding: featureLE64(0, 4096, 0, 0))
         }
         // Through the feature request, the error names the feature and the cause.
-        expectMalformed("vfio_device_feature", "VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT", "needs 3 word(s)") {
-            _ = try DeviceFeature(decoding: le32Bytes(48, 8 | 1 << 16) + head + le64Bytes(1, 2), layout: .vfioUser)
+        expectFeatureMalformed("vfio_device_feature", "VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT", "needs 3 word(s)") {
+            _ = try DeviceFeature(decoding: featureLE32(48, 8 | 1 << 16) + head + featureLE64(1, 2), layout: .vfioUser)
         }
     }
 
     @Test func inlineRangesAreChecked() {
-        expectMalformed("vfio_user_device_feature_dma_logging_control", "3 range(s)") {
-            _ = try VFIOUserDMALoggingControl(decoding: le64Bytes(4096) + le32Bytes(3, 0) + le64Bytes(0, 4096, 8192, 4096))
+        expectFeatureMalformed("vfio_user_device_feature_dma_logging_control", "3 range(s)") {
+            _ = try VFIOUserDMALoggingControl(decoding: featureLE64(4096) + featureLE32(3, 0) + featureLE64(0, 4096, 8192, 4096))
         }
-        expectMalformed("range(s)") {
-            _ = try VFIOUserDMALoggingControl(decoding: le64Bytes(4096) + le32Bytes(.max, 0))
+        expectFeatureMalformed("range(s)") {
+            _ = try VFIOUserDMALoggingControl(decoding: featureLE64(4096) + featureLE32(.max, 0))
         }
     }
 }

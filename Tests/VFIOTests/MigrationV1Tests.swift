@@ -49,7 +49,7 @@ import Testing
         try expectRoundTrip(MigrationInfoV1(deviceState: [.saving, .running], pendingBytes: 0x1_0000_0000, dataOffset: 0x1000, dataSize: 0x80_0000))
         try expectRoundTrip(MigrationInfoV1(deviceState: MigrationStateV1(rawValue: 0xf000_0006), pendingBytes: .max, dataOffset: 4096, dataSize: 1))
         // reserved is written as 0 and ignored on read.
-        let bytes = le32Bytes(4, 0xffff_ffff) + le64Bytes(1, 2, 3)
+        let bytes = featureLE32(4, 0xffff_ffff) + featureLE64(1, 2, 3)
         let info = try MigrationInfoV1(decoding: bytes)
         #expect(info == MigrationInfoV1(deviceState: .resuming, pendingBytes: 1, dataOffset: 2, dataSize: 3))
         #expect(le32(info.encoded(), 4) == 0)
@@ -82,8 +82,8 @@ import Testing
     }
 
     @Test func shortRegionIsRefused() {
-        expectMalformed("vfio_device_migration_info", "only 0 left") {
-            _ = try MigrationInfoV1(decoding: le32Bytes(1, 0) + le64Bytes(1, 2))
+        expectFeatureMalformed("vfio_device_migration_info", "only 0 left") {
+            _ = try MigrationInfoV1(decoding: featureLE32(1, 0) + featureLE64(1, 2))
         }
     }
 }

@@ -8,6 +8,9 @@
 /// - `.probe(feature:get:set:)`: `VFIO_DEVICE_FEATURE_PROBE`, no data. Succeeds when the
 ///   device has the feature and every operation also named (GET, SET) is supported.
 ///
+/// A vfio-user GET request carries no data (its `argsz` only states the reply room), so
+/// it does not decode as `.get`; read it with `DeviceFeatureHeader` instead.
+///
 /// `argsz` is computed on encode: 8 plus the payload's size. Errors the device reports
 /// are errno values of the ioctl: `ENOTTY` for a feature the device lacks, `EINVAL` for
 /// an operation the feature does not support or data too short.

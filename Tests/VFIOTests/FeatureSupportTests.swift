@@ -3,7 +3,7 @@ import VFIO
 
 /// Runs `body`, expects a `VFIOError.malformed`, and checks its text names every one of
 /// `mentions` (case-sensitive).
-func expectMalformed(
+func expectFeatureMalformed(
     _ mentions: String...,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws -> Void
@@ -20,10 +20,10 @@ func expectMalformed(
 }
 
 /// Little-endian bytes of `values`, for hand-built buffers.
-func le32Bytes(_ values: UInt32...) -> [UInt8] {
+func featureLE32(_ values: UInt32...) -> [UInt8] {
     values.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }
 
-func le64Bytes(_ values: UInt64...) -> [UInt8] {
+func featureLE64(_ values: UInt64...) -> [UInt8] {
     values.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }
