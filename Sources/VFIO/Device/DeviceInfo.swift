@@ -37,8 +37,13 @@ public struct DeviceInfo: ArgszStruct {
     public static let cName = "vfio_device_info"
     /// `sizeof(struct vfio_device_info)`; the capability chain, if any, starts here.
     public static let fixedSize = 24
+    /// The size before Linux added the trailing `pad` (20 bytes, as in the 6.1 header).
+    /// Kernels of that era placed the chain right after it, at offset 20, so a chain may
+    /// start there; this package always places it at `fixedSize`.
+    public static let unpaddedSize = 20
 
-    /// The flags as reported. Encoding adds `.caps` when `capabilities` is not empty.
+    /// The flags as reported. `init` and encoding add `.caps` whenever `capabilities` is
+    /// not empty; `.caps` with no capabilities is a reply whose chain did not fit.
     public var flags: DeviceInfoFlags
     /// `num_regions`: the highest region index plus one.
     public var numRegions: UInt32
@@ -48,7 +53,7 @@ public struct DeviceInfo: ArgszStruct {
     public var capabilities: [DeviceInfoCapability]
 
     public init(flags: DeviceInfoFlags, numRegions: UInt32, numIRQs: UInt32, capabilities: [DeviceInfoCapability] = []) {
-        self.flags = flags
+        self.flags = capabilities.isEmpty ? flags : flags.union(.caps)
         self.numRegions = numRegions
         self.numIRQs = numIRQs
         self.capabilities = capabilities
@@ -85,7 +90,7 @@ public struct DeviceInfo: ArgszStruct {
         try reader.skip(4)  // pad
         let raw = try InfoChainCodec.parseChain(
             reader, start: start, argsz: argsz, hasCaps: flags.contains(.caps),
-            capOffset: capOffset, fixedSize: Self.fixedSize, context: Self.cName)
+            capOffset: capOffset, fixedSize: Self.unpaddedSize, context: Self.cName)
         var typed: [DeviceInfoCapability] = []
         for capability in raw { typed.append(try DeviceInfoCapability(capability)) }
         capabilities = typed

@@ -26,7 +26,8 @@ public struct RegionInfo: ArgszStruct {
     /// `sizeof(struct vfio_region_info)`; the capability chain, if any, starts here.
     public static let fixedSize = 32
 
-    /// The flags as reported. Encoding adds `.caps` when `capabilities` is not empty.
+    /// The flags as reported. `init` and encoding add `.caps` whenever `capabilities` is
+    /// not empty; `.caps` with no capabilities is a reply whose chain did not fit.
     public var flags: RegionInfoFlags
     /// The region index asked about (`PCIRegionIndex` for vfio-pci, or a device-specific
     /// index at or above `num` identified by its type capability).
@@ -39,7 +40,7 @@ public struct RegionInfo: ArgszStruct {
     public var capabilities: [RegionInfoCapability]
 
     public init(flags: RegionInfoFlags, index: UInt32, size: UInt64, offset: UInt64, capabilities: [RegionInfoCapability] = []) {
-        self.flags = flags
+        self.flags = capabilities.isEmpty ? flags : flags.union(.caps)
         self.index = index
         self.size = size
         self.offset = offset
