@@ -247,7 +247,7 @@ private func expectedViolation(_ cause: KernelIRQSetCause) -> IRQSetValidation.V
             case 5, 6: count = numIrqs &- start &+ UInt32(pick(3)) &- 1 // around the last vector
             default: count = UInt32(pick(64))
             }
-            let element = UInt64([0, 1, 4][Int(pick(3))])
+            let element: UInt64 = { switch pick(3) { case 0: return 0; case 1: return 1; default: return 4 } }()
             let needed = 20 + UInt64(count) * element
             let argsz: UInt32
             switch pick(10) {

@@ -65,7 +65,7 @@ public struct DirtyPageBitmap: Sendable, Equatable {
         }
         // `range.last - range.start + 1` cannot overflow: the range never reaches 2^64.
         let size = range.last - range.start + 1
-        if iova < range.start || iova - range.start > size || end - range.start > size {
+        if iova < range.start || iova - range.start >= size || end - range.start > size {
             throw .invalidArgument("DirtyPageBitmap", "\(what) [0x\(String(iova, radix: 16)), 0x\(String(end, radix: 16))) is outside the tracked range \(range)")
         }
         return (iova - range.start, end - range.start)
