@@ -143,3 +143,34 @@ import VFIO
         #expect(VFIOError.invalidArgument("x", "y").errnoValue == nil)
     }
 }
+
+@Suite struct ArgszRetryHotResetTests {
+    /// The kernel answers a too-small VFIO_DEVICE_GET_PCI_HOT_RESET_INFO with ENOSPC and
+    /// `count` set, leaving `argsz` alone; the retry sizes the buffer from `count`.
+    @Test func hotResetInfoRetriesFromCount() throws {
+        let devices = [
+            PCIDependentDevice(groupID: 7, segment: 0, bus: 1, devfn: 0x08),
+            PCIDependentDevice(groupID: 9, segment: 0, bus: 1, devfn: 0x10),
+        ]
+        let full = PCIHotResetInfo(flags: [], devices: devices).encoded()
+        var calls = 0
+        let reply = try ArgszRetry.run(
+            "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO",
+            request: PCIHotResetInfo(flags: [], devices: []).encoded(),
+            neededSize: PCIHotResetInfo.neededSize
+        ) { (buffer: inout [UInt8]) throws(VFIOError) in
+            calls += 1
+            if Int(le32(buffer, 0)) < full.count {
+                buffer[8] = UInt8(devices.count)   // count, argsz untouched
+                throw .errno("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", ENOSPC)
+            }
+            buffer = full
+        }
+        #expect(calls == 2)
+        guard case .complete(let info) = try PCIHotResetInfo.reply(reply) else {
+            Issue.record("the retried reply is complete")
+            return
+        }
+        #expect(info.devices == devices)
+    }
+}

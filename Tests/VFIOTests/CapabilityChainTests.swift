@@ -88,3 +88,15 @@ import CVFIO
         }
     }
 }
+
+@Suite struct CapabilityChainStructStartTests {
+    @Test(arguments: [-8, 17])
+    func aStructStartOutsideTheBufferIsRefused(structStart: Int) {
+        do {
+            _ = try CapabilityChain.parse(Array(repeating: 0, count: 16), structStart: structStart, firstOffset: 1, fixedSize: 0, length: 100, context: "t")
+            Issue.record("struct start \(structStart) was accepted")
+        } catch {
+            #expect(error.description.contains("outside the 16-byte buffer"))
+        }
+    }
+}

@@ -71,6 +71,9 @@ public enum CapabilityChain {
         context: String
     ) throws(VFIOError) -> [InfoCapability] {
         if firstOffset == 0 { return [] }
+        guard structStart >= 0, structStart <= buffer.count else {
+            throw .malformed(context, "struct start offset \(structStart) is outside the \(buffer.count)-byte buffer")
+        }
         let limit = min(length, buffer.count - structStart)
         var result: [InfoCapability] = []
         var offset = Int(firstOffset)

@@ -55,6 +55,15 @@ public struct PCIHotResetInfo: ArgszStruct {
         case needsRoom(count: UInt32, neededSize: Int)
     }
 
+    /// The buffer size a reply asks for: the kernel answers a too-small buffer with
+    /// `ENOSPC` and the device count in `count`, leaving `argsz` as it was. Pass this to
+    /// `ArgszRetry.run(_:request:neededSize:call:)`. A reply too short to hold `count`
+    /// asks for nothing (0).
+    public static func neededSize(_ reply: [UInt8]) -> Int {
+        guard reply.count >= fixedSize else { return 0 }
+        return fixedSize + Int(ByteReader.le32(reply, 8)) * PCIDependentDevice.fixedSize
+    }
+
     /// Reads a reply buffer without reading past it: a `count` whose entries do not fit in
     /// `argsz` or the buffer gives `.needsRoom` (the kernel's `ENOSPC` answer).
     public static func reply(_ bytes: [UInt8]) throws(VFIOError) -> Reply {
