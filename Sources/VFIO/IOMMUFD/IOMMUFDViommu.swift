@@ -1,6 +1,6 @@
 /// `type` of `struct iommu_viommu_alloc` (`enum iommu_viommu_type`).
 public enum IOMMUFDViommuType: UInt32, Sendable, CaseIterable {
-    /// `IOMMU_VIOMMU_TYPE_DEFAULT`: reserved; the kernel refuses it.
+    /// `IOMMU_VIOMMU_TYPE_DEFAULT`: reserved for future use; no driver implements it in 6.14.
     case `default` = 0
     /// `IOMMU_VIOMMU_TYPE_ARM_SMMUV3`: an ARM SMMUv3 vIOMMU.
     case armSMMUv3 = 1
