@@ -28,11 +28,16 @@ modules=(vfio vfio_iommu_type1 vfio_virqfd irqbypass vfio_pci_core vfio_pci)
 log() { echo "prepare.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+mkdir -p "$cache"
+# Serialise concurrent runs (parallel test jobs) on the cache (and on apt).
+exec 9>"$cache/.lock"
+flock 9
+
 # 1. Host packages: install only what is missing, so a second run needs no root and no
 #    network.
 missing=()
 for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] \
         || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -42,11 +47,6 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-
-mkdir -p "$cache"
-# Serialise concurrent runs (parallel test jobs) on the cache.
-exec 9>"$cache/.lock"
-flock 9
 
 if [ -f "$cache/guest/READY" ]; then
     log "cached: $(cat "$cache/guest/READY") in $cache/guest"
@@ -61,7 +61,7 @@ if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "apt knows no linux-image-amd64; run once as root"
     apt-get update -qq
 fi
-image_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+image_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ && !n++ {print $2}')
 [ -n "$image_pkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"
 if ! ls "$debs/${image_pkg}_"*.deb >/dev/null 2>&1; then
     log "downloading $image_pkg"

@@ -47,7 +47,7 @@ guest=$cache/guest
 [ -f "$guest/READY" ] || fail "$guest is not prepared; run: $here/prepare.sh $cache"
 program=$(command -v -- "$1") || fail "no such program: $1"
 program=$(realpath -- "$program")
-[ -f "$program" ] && [ -x "$program" ] || fail "not an executable file: $program"
+{ [ -f "$program" ] && [ -x "$program" ]; } || fail "not an executable file: $program"
 shift
 
 # Everything below happens in a temp dir that goes away on every path; the trap also
@@ -65,10 +65,13 @@ root=$tmp/root
 
 # --- The initramfs tree ------------------------------------------------------------
 
-# Copy one host file into the tree at the same absolute path (following symlinks).
+# Copy one host file into the tree at the same absolute path (following symlinks),
+# once; it replaces a busybox applet link of the same name.
 put() {
-    mkdir -p "$root$(dirname "$1")"
-    [ -e "$root$1" ] || cp -L --preserve=mode -- "$1" "$root$1"
+    local dst=$root$1
+    [ -f "$dst" ] && [ ! -L "$dst" ] && return 0
+    mkdir -p "$(dirname "$dst")"
+    cp -L --remove-destination --preserve=mode -- "$1" "$dst"
 }
 
 # Copy an ELF file with its interpreter and every library ldd lists; remember the
@@ -142,6 +145,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
+# Plain \n line ends on the host's stdout (the tty would turn them into \r\n).
+stty -onlcr 2>/dev/null
 report BOOTED=1
 
 # vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in), then vfio-pci.
