@@ -154,8 +154,9 @@ for m in \$(cat /lib/vfio/modules.order); do
     insmod /lib/vfio/\$m || setup_failed "insmod \$m"
 done
 
-# Bind every edu device (1234:11e8) to vfio-pci.
-found=0
+# Bind every edu device (1234:11e8) to vfio-pci; their addresses go to the program
+# in SWIFT_VFIO_EDU (space-separated), with SWIFT_VFIO_GUEST=1 saying "in the harness".
+edu=
 for d in /sys/bus/pci/devices/*; do
     [ "\$(cat \$d/vendor)" = 0x1234 ] && [ "\$(cat \$d/device)" = 0x11e8 ] || continue
     bdf=\${d##*/}
@@ -163,9 +164,10 @@ for d in /sys/bus/pci/devices/*; do
     echo vfio-pci >\$d/driver_override
     echo \$bdf >/sys/bus/pci/drivers_probe
     [ "\$(basename \$(readlink \$d/driver))" = vfio-pci ] || setup_failed "bind \$bdf to vfio-pci"
-    found=\$((found + 1))
+    edu="\$edu\${edu:+ }\$bdf"
 done
-[ \$found -gt 0 ] || setup_failed "no edu device (1234:11e8)"
+[ -n "\$edu" ] || setup_failed "no edu device (1234:11e8)"
+export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_EDU="\$edu"
 
 # The program. Its status goes to the host; then power off (panic=-1 and -no-reboot
 # make QEMU exit even if poweroff failed and init died).
