@@ -5,6 +5,7 @@ let package = Package(
     name: "swift-vfio",
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
+        .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -13,6 +14,7 @@ let package = Package(
     targets: [
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
+        .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
@@ -20,7 +22,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

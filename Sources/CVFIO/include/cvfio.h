@@ -18,6 +18,7 @@
 #include <linux/vfio.h>
 
 #include "cvfio_ioctls.h"
+#include "cvfio_sys.h"
 
 #ifdef __cplusplus
 extern "C" {

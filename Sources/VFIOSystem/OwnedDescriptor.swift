@@ -1,0 +1,37 @@
+import Glibc
+import Synchronization
+import VFIO
+
+/// A file descriptor this process owns: closed exactly once, by `close()` or when the last
+/// reference goes away.
+public final class OwnedDescriptor: Sendable {
+    private let state: Mutex<Int32>
+
+    /// Takes ownership of `raw` (which must be open).
+    public init(_ raw: Int32) {
+        precondition(raw >= 0, "an owned descriptor must be open")
+        state = Mutex(raw)
+    }
+
+    /// The descriptor number, or -1 once closed.
+    public var raw: Int32 { state.withLock { $0 } }
+
+    /// Closes the descriptor now. Later calls do nothing.
+    public func close() {
+        let fd = state.withLock { fd -> Int32 in
+            defer { fd = -1 }
+            return fd
+        }
+        if fd >= 0 { _ = Glibc.close(fd) }
+    }
+
+    /// The descriptor number for a call that must not see a closed descriptor.
+    /// - Throws: `EBADF` naming `operation` once closed.
+    public func requireOpen(_ operation: @autoclosure () -> String) throws(VFIOError) -> Int32 {
+        let fd = raw
+        if fd < 0 { throw .errno(operation(), EBADF) }
+        return fd
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,102 @@
+import CVFIO
+import Glibc
+import Testing
+import VFIO
+import VFIOSystem
+
+/// Counts this process's open descriptors (entries of /proc/self/fd).
+func openDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count
+}
+
+@Suite(.serialized) struct SystemEventFDTests {
+    @Test func signalThenWaitReturnsTheCountAndResets() async throws {
+        let event = try EventFD()
+        try event.signal(2)
+        try event.signal(3)
+        #expect(try await event.wait() == 5)
+        #expect(try event.consume() == nil)
+    }
+
+    @Test func waitSuspendsUntilAnotherTaskSignals() async throws {
+        let event = try EventFD()
+        async let value = event.wait()
+        try await Task.sleep(for: .milliseconds(20))
+        try event.signal()
+        #expect(try await value == 1)
+    }
+
+    @Test func waitTimesOutWithETIMEDOUT() async throws {
+        let event = try EventFD()
+        do {
+            _ = try await event.wait(timeout: .milliseconds(30))
+            Issue.record("nothing signalled, yet the wait returned")
+        } catch let error as VFIOError {
+            #expect(error.errnoValue == ETIMEDOUT)
+        }
+        // The poller is free for the descriptor again.
+        try event.signal()
+        #expect(try await event.wait(timeout: .seconds(5)) == 1)
+    }
+
+    @Test func cancellingAWaitEndsIt() async throws {
+        let event = try EventFD()
+        let task = Task { try await event.wait() }
+        try await Task.sleep(for: .milliseconds(20))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await task.value }
+    }
+
+    @Test func manyEventFDsReleaseTheirDescriptors() throws {
+        let before = openDescriptorCount()
+        for _ in 0..<200 {
+            let event = try EventFD()
+            try event.signal()
+        }
+        #expect(openDescriptorCount() == before)
+    }
+}
+
+@Suite(.serialized) struct SystemMemoryTests {
+    @Test func sharedDMABufferIsVisibleThroughItsDescriptor() throws {
+        let before = openDescriptorCount()
+        do {
+            let buffer = try DMABuffer(size: 5000)
+            #expect(buffer.size == 2 * SystemCall.pageSize)
+            #expect(Int(bitPattern: buffer.baseAddress) % SystemCall.pageSize == 0)
+            buffer.bytes.storeBytes(of: UInt32(0xfeed_beef), toByteOffset: 4096, as: UInt32.self)
+            let shared = try #require(buffer.sharedDescriptor)
+            let view = try DeviceMapping(fd: shared.fd, fileOffset: 4096, size: 4096, regionOffset: 4096)
+            #expect(view.load(UInt32.self, at: 0) == 0xfeed_beef)
+            view.store(UInt16(0x1234), at: 8)
+            #expect(buffer.bytes.load(fromByteOffset: 4096 + 8, as: UInt16.self) == 0x1234)
+        }
+        #expect(openDescriptorCount() == before, "the memfd is closed with the buffer")
+    }
+
+    @Test func anonymousBufferHasNoSharedDescriptor() throws {
+        let buffer = try DMABuffer(size: 1, backing: .anonymous)
+        #expect(buffer.sharedDescriptor == nil)
+        #expect(buffer.size == SystemCall.pageSize)
+    }
+
+    @Test func badSizesAndOffsetsAreRefusedWithTheirCause() throws {
+        #expect(throws: VFIOError.invalidArgument("DMABuffer", "size must be positive, got 0")) {
+            _ = try DMABuffer(size: 0)
+        }
+        let buffer = try DMABuffer(size: 4096)
+        do {
+            _ = try DeviceMapping(fd: buffer.sharedDescriptor!.fd, fileOffset: 100, size: 4096, regionOffset: 0)
+            Issue.record("a misaligned offset was mapped")
+        } catch {
+            #expect(error.description.contains("not page-aligned"))
+        }
+        #expect(throws: VFIOError.self) {
+            _ = try DeviceMapping(fd: -1, fileOffset: 0, size: 4096, regionOffset: 0)
+        }
+    }
+}
