@@ -5,6 +5,7 @@ let package = Package(
     name: "swift-vfio",
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
+        .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -13,6 +14,7 @@ let package = Package(
     targets: [
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
+        .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
@@ -21,6 +23,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
