@@ -350,3 +350,24 @@ private func sample(size: PCIConfigSpace.Size = .extended) -> PCIConfigSpace {
         #expect(c.msixVectorMasked(0) && !c.msixPending(0))
     }
 }
+
+@Suite struct KitConfigSpaceClientIRQTests {
+    @Test func errAndReqDoNotChangeTheInterruptMode() {
+        var c = sample()
+        c.addMSI(vectors: 1, perVectorMasking: false)
+        c.set(0x04, 2, 0x4)
+        // QEMU's order: INTx eventfd, ERR eventfd.
+        _ = c.clientConfiguredIRQs(index: intx, enabledVectors: 1)
+        _ = c.clientConfiguredIRQs(index: PCIIRQIndex.err.rawValue, enabledVectors: 1)
+        #expect(c.activeIRQIndex == intx)
+        #expect(c.raise(vector: 0) == [IRQSignal(index: intx, vector: 0)])
+        c.lower()
+        // Switching to MSI: INTx disabled with count 0, MSI enabled.
+        _ = c.clientConfiguredIRQs(index: intx, enabledVectors: 0)
+        _ = c.clientConfiguredIRQs(index: msi, enabledVectors: 1)
+        #expect(c.activeIRQIndex == msi)
+        #expect(c.raise(vector: 0) == [IRQSignal(index: msi, vector: 0)])
+        _ = c.clientConfiguredIRQs(index: msi, enabledVectors: 0)
+        #expect(c.activeIRQIndex == nil)
+    }
+}
