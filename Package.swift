@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
+        .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -15,6 +16,7 @@ let package = Package(
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
+        .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
@@ -23,6 +25,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
