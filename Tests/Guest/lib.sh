@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154  # (sourced: variables cross the boundary)
 # Shared by run.sh and run-vfio-user.sh (sourced, not run): the temp dir and its
 # cleanup, the initramfs (busybox, the vfio modules, PROGRAM with its libraries, /init
 # that binds every 1234:11e8 device to vfio-pci and reports through the second serial
@@ -103,7 +104,7 @@ quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 # that binds every 1234:11e8 device to vfio-pci, exports EXPORTS (a line of sh, e.g.
 # "FOO=1"; may be empty) and runs $program with ARGS.
 guest_initramfs() {
-    local exports=$1 applet busybox c a command_line
+    local exports=$1 applet busybox a command_line
     shift
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,lib/vfio}
 

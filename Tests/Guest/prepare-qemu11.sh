@@ -35,7 +35,10 @@ die() { log "error: $*"; exit 1; }
 
 mkdir -p "$cache"
 cache=$(realpath -- "$cache")
-exec 9>"$cache/.lock-qemu11"
+# (Opened read-only: flock needs no write access, so a user without root can
+# still take the lock on a cache root made.)
+[ -e "$cache/.lock-qemu11" ] || : >"$cache/.lock-qemu11"
+exec 9<"$cache/.lock-qemu11"
 flock 9
 
 hash=$(sha256sum "$self" | cut -d' ' -f1)
@@ -97,16 +100,17 @@ echo "deb $mirror $suite-backports main" >"$root/etc/apt/sources.list.d/$suite-b
 #    the inner trap unmounts them explicitly on every ordinary path.
 start=$SECONDS
 log "installing qemu-system-x86 from $suite-backports in the root"
+# shellcheck disable=SC2016  # (expanded by the inner bash)
 if ! unshare --mount --propagation private -- bash -euo pipefail -c '
-    root=$1
+    root=$1 suite=$2
     trap "umount \"\$root/dev\" 2>/dev/null || true; umount \"\$root/proc\" 2>/dev/null || true" EXIT
     mount --bind /proc "$root/proc"
     mount --bind /dev "$root/dev"
     export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
     chroot "$root" apt-get update -qq
-    chroot "$root" apt-get install -y -qq --no-install-recommends -t '"$suite"'-backports qemu-system-x86
+    chroot "$root" apt-get install -y -qq --no-install-recommends -t "$suite-backports" qemu-system-x86
     chroot "$root" apt-get clean
-' bash "$root" >"$work/apt.log" 2>&1; then
+' bash "$root" "$suite" >"$work/apt.log" 2>&1; then
     tail -n 20 "$work/apt.log" >&2
     die "installing qemu-system-x86 in the root failed (log above)"
 fi
@@ -117,7 +121,8 @@ grep -q " $root/" /proc/mounts && die "a mount below $root survived"
 #    root's own dynamic loader and libraries.
 lib=$root/usr/lib/x86_64-linux-gnu
 version=$(QEMU_MODULE_DIR=$lib/qemu "$lib/ld-linux-x86-64.so.2" --library-path "$lib" \
-    "$root/usr/bin/qemu-system-x86_64" --version | head -n1) || die "the root's qemu-system-x86_64 does not start"
+    "$root/usr/bin/qemu-system-x86_64" --version) || die "the root's qemu-system-x86_64 does not start"
+version=${version%%$'\n'*}
 [[ $version =~ ^QEMU\ emulator\ version\ 11\. ]] || die "expected QEMU 11.x, got: $version"
 # (Ask about the one device: "-device help" would load every QOM module, and for a
 # module the root lacks (the -gl display ones) QEMU falls back to the host's module

@@ -47,7 +47,7 @@ while (($#)); do
         *) log "unknown option $1"; usage ;;
     esac
 done
-(($#)) && [ -n "$socket" ] || usage
+if ! (($#)) || [ -z "$socket" ]; then usage; fi
 guest_check_cache
 q=$cache/qemu11
 [ -f "$q/READY" ] || fail "$q is not prepared; run (as root): $here/prepare-qemu11.sh $cache"
