@@ -59,7 +59,7 @@ func pickIOVAs(_ device: any VFIODevice, count: Int, size: Int) throws -> [UInt6
     let ranges = try device.validIOVARanges().sorted { $0.start < $1.start }
     var result: [UInt64] = []
     var next: UInt64 = 1 << 20
-    for range in ranges where result.count < count {
+    for range in ranges where result.count < count && range.start < Edu.iovaLimit {
         var candidate = max(next, (range.start + page - 1) / page * page)
         while result.count < count, candidate + span <= Edu.iovaLimit,
               candidate + span - 1 <= range.last, candidate >= range.start {

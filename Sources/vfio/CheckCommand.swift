@@ -31,13 +31,20 @@ struct CheckCommand: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON instead of lines.")
     var json = false
 
-    func run() async throws {
+    func validate() throws {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        var runner = EduConformance.runner(options: ConformanceOptions(timeout: .milliseconds(Int64(timeout * 1000))))
         if let only {
-            do { runner = try runner.selecting(only) } catch { throw ValidationError(error.description) }
+            do { _ = try EduConformance.runner().selecting(only) } catch { throw ValidationError(error.description) }
         }
+    }
+
+    func run() async throws {
+        var runner = EduConformance.runner(options: ConformanceOptions(timeout: .milliseconds(Int64(timeout * 1000))))
+        if let only { runner = try runner.selecting(only) }
         let name = device
+        // Open once up front, so a device that cannot be opened is one error, not a
+        // failure per check; released before the checks open it again.
+        _ = try openDeviceForCheck(name)
         let json = json
         let report = await runner.run(deviceName: name.description, open: { try openDeviceForCheck(name) }) { result in
             if !json { print(result) }
