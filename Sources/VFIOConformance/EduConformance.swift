@@ -245,9 +245,11 @@ public enum EduConformance {
         let page = SystemCall.pageSize
         let scope = DMAScope(device)
         let iovas = try pickIOVAs(device, count: 2, size: page)
+        // The device only reads the source: map it read-only. The destination is mapped
+        // read/write, as write-only IOMMU mappings are not portable.
         let source = try scope.map(size: page, iova: iovas[0], access: .read)
         fillPattern(source, seed: 0x3c)
-        let destination = try scope.map(size: page, iova: iovas[1], access: .write, fill: 0xee)
+        let destination = try scope.map(size: page, iova: iovas[1], access: .readWrite, fill: 0xee)
 
         // The whole usable device buffer, RAM -> device -> RAM.
         try await transfer(device, source: iovas[0], destination: Edu.dmaBuffer, count: Edu.maxTransfer, toRAM: false, interrupt: interrupt, options)

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import VFIO
@@ -102,7 +103,7 @@ import VFIOConformance
         #expect(throws: VFIOError.self) { try EduConformance.runner().selecting(["identity", "no-such-check"]) }
     }
 
-    @Test func aCheckThatThrowsSkipOrFailIsReportedSo() async {
+    @Test func aCheckThatThrowsSkipOrFailIsReportedSo() async throws {
         let checks = [
             ConformanceCheck(name: "a", summary: "", body: .device { _, _ in }),
             ConformanceCheck(name: "b", summary: "", body: .device { _, _ in throw CheckSkipped("not here") }),
@@ -117,5 +118,8 @@ import VFIOConformance
         #expect(report.summary == "1 passed, 2 failed, 1 skipped")
         #expect(report.json.contains("\"failed\": 2"))
         #expect(report.json.contains("{\"name\": \"c\", \"result\": \"failed\", \"reason\": \"wrong\", \"milliseconds\": "))
+        let parsed = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+        #expect(parsed?["device"] as? String == "fake")
+        #expect((parsed?["checks"] as? [[String: Any]])?.map { $0["result"] as? String } == ["passed", "skipped", "failed", "failed"])
     }
 }
