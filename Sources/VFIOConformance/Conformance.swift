@@ -27,10 +27,16 @@ public struct ConformanceOptions: Sendable {
     public var timeout: Duration
     /// Open/use/close cycles the leak check measures (after one warm-up cycle).
     public var leakCycles: Int
+    /// Whether each check gets a freshly opened device (the default: checks cannot affect
+    /// each other). When false, consecutive device checks share one opened device, which is
+    /// released before a check that opens its own (the leak check): faster where an open
+    /// is slow, as vfio-pci resets the device on every open and close.
+    public var reopenPerCheck: Bool
 
-    public init(timeout: Duration = .seconds(5), leakCycles: Int = 4) {
+    public init(timeout: Duration = .seconds(5), leakCycles: Int = 4, reopenPerCheck: Bool = true) {
         self.timeout = timeout
         self.leakCycles = leakCycles
+        self.reopenPerCheck = reopenPerCheck
     }
 }
 
@@ -193,25 +199,50 @@ public struct ConformanceRunner: Sendable {
     ) async -> ConformanceReport {
         var results: [CheckResult] = []
         let clock = ContinuousClock()
+        let shared = SharedDevice(open: open, enabled: !options.reopenPerCheck)
         for check in checks {
             let start = clock.now
-            let outcome = await Self.outcome(of: check, open: open, options: options)
+            let outcome = await Self.outcome(of: check, shared: shared, options: options)
             let result = CheckResult(name: check.name, outcome: outcome, duration: clock.now - start)
             progress?(result)
             results.append(result)
         }
+        shared.release()
         return ConformanceReport(device: deviceName, results: results)
     }
 
-    private static func outcome(of check: ConformanceCheck, open: @escaping DeviceFactory, options: ConformanceOptions) async -> CheckOutcome {
+    /// The device the checks share when `reopenPerCheck` is off; a fresh one per call
+    /// otherwise.
+    private final class SharedDevice: @unchecked Sendable {
+        let open: DeviceFactory
+        let enabled: Bool
+        var device: (any VFIODevice)?
+
+        init(open: @escaping DeviceFactory, enabled: Bool) {
+            self.open = open
+            self.enabled = enabled
+        }
+
+        func get() async throws -> any VFIODevice {
+            if let device { return device }
+            let opened = try await open()
+            if enabled { device = opened }
+            return opened
+        }
+
+        func release() { device = nil }
+    }
+
+    private static func outcome(of check: ConformanceCheck, shared: SharedDevice, options: ConformanceOptions) async -> CheckOutcome {
         do {
             switch check.body {
             case .device(let body):
                 let device: any VFIODevice
-                do { device = try await open() } catch { return .failed("cannot open the device: \(error)") }
+                do { device = try await shared.get() } catch { return .failed("cannot open the device: \(error)") }
                 try await body(device, options)
             case .factory(let body):
-                try await body(open, options)
+                shared.release()
+                try await body(shared.open, options)
             }
             return .passed
         } catch let skip as CheckSkipped {

@@ -28,6 +28,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to wait for an interrupt, a DMA or a computation.")
     var timeout: Double = 5
 
+    @Flag(help: "Open the device once for all checks instead of once per check (faster where opening resets the device).")
+    var shareDevice = false
+
     @Flag(help: "Print the report as JSON instead of lines.")
     var json = false
 
@@ -39,7 +42,7 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var runner = EduConformance.runner(options: ConformanceOptions(timeout: .milliseconds(Int64(timeout * 1000))))
+        var runner = EduConformance.runner(options: ConformanceOptions(timeout: .milliseconds(Int64(timeout * 1000)), reopenPerCheck: !shareDevice))
         if let only { runner = try runner.selecting(only) }
         let name = device
         // Open once up front, so a device that cannot be opened is one error, not a

@@ -88,6 +88,17 @@ import VFIOConformance
         #expect(opened.withLock { $0 } == EduConformance.checks.count - 1 + 1 + 3, "\(report)")
     }
 
+    @Test func sharingTheDeviceOpensItOnceBesidesTheLeakCheck() async throws {
+        let opened = Mutex(0)
+        let options = ConformanceOptions(timeout: .seconds(2), leakCycles: 2, reopenPerCheck: false)
+        let report = await EduConformance.runner(options: options).run {
+            opened.withLock { $0 += 1 }
+            return FakeEdu()
+        }
+        #expect(report.summary == "12 passed, 0 failed, 3 skipped", "\(report)")
+        #expect(opened.withLock { $0 } == 1 + 1 + 2)
+    }
+
     @Test func aFactoryThatThrowsFailsTheCheck() async throws {
         let report = await (try EduConformance.runner().selecting(["identity"])).run {
             throw VFIOError.errno("open", 2)
