@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
+        .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
@@ -16,6 +17,7 @@ let package = Package(
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
+        .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .executableTarget(
             name: "vfio",
@@ -25,6 +27,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOConformance"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
