@@ -134,7 +134,7 @@ final class MinimalKernelDevice: VFIODevice {
 
 /// QEMU's edu through the real kernel, in the guest harness (`Tests/Guest/run.sh`, which
 /// sets SWIFT_VFIO_GUEST=1 and lists the edu devices bound to vfio-pci in SWIFT_VFIO_EDU).
-@Suite(.enabled(if: getenv("SWIFT_VFIO_GUEST") != nil && getenv("SWIFT_VFIO_EDU") != nil))
+@Suite(.serialized, .enabled(if: getenv("SWIFT_VFIO_GUEST") != nil && getenv("SWIFT_VFIO_EDU") != nil))
 struct ConformanceGuestTests {
     @Test func qemuEduThroughTheKernelPassesTheSuite() async throws {
         let addresses = String(cString: getenv("SWIFT_VFIO_EDU")).split(separator: " ").map(String.init)
@@ -142,6 +142,15 @@ struct ConformanceGuestTests {
         let report = await EduConformance.runner(options: ConformanceOptions(timeout: .seconds(10), leakCycles: 2))
             .run(deviceName: address) { try MinimalKernelDevice(address: address) }
         print(report)
+        #expect(report.failed.isEmpty, "\(report)")
+    }
+
+    @Test func andWithOneDeviceSharedByTheChecks() async throws {
+        let addresses = String(cString: getenv("SWIFT_VFIO_EDU")).split(separator: " ").map(String.init)
+        let address = try #require(addresses.first)
+        let options = ConformanceOptions(timeout: .seconds(10), leakCycles: 2, reopenPerCheck: false)
+        let report = await EduConformance.runner(options: options)
+            .run(deviceName: address) { try MinimalKernelDevice(address: address) }
         #expect(report.failed.isEmpty, "\(report)")
     }
 }
