@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
         .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
+        .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -17,14 +18,15 @@ let package = Package(
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
+        .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOConformance", "VFIODeviceKit"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
