@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
+        .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -15,14 +16,15 @@ let package = Package(
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
+        .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost"]),
     ],
     swiftLanguageModes: [.v6]
 )
