@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
+        .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -17,6 +18,7 @@ let package = Package(
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
         .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
+        .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .executableTarget(
             name: "vfio",
             dependencies: [
@@ -25,6 +27,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
