@@ -65,6 +65,28 @@ struct GuestHostDeviceTests {
         }
     }
 
+    @Test(.enabled(if: GuestEnvironment.enabled))
+    func automaticAccessPrefersTheCdevWhenTheKernelOffersIt() async throws {
+        try await withGuestDevice {
+            let edu = try HostDevice.open(pciAddress: GuestEnvironment.edu)
+            #expect(edu.access == (GuestEnvironment.hasCdev ? .iommufd : .container))
+            #expect(try edu.eduRead(Edu.identification) == Edu.id)
+        }
+        try await withGuestDevice {
+            let group = try #require(try Sysfs().pciDevice(GuestEnvironment.edu).iommuGroup)
+            let byGroup = try HostDevice.open(path: "/dev/vfio/\(group)")
+            #expect(byGroup.access == .container && byGroup.address == GuestEnvironment.edu)
+            #expect(try byGroup.eduRead(Edu.identification) == Edu.id)
+        }
+        if let cdev = try Sysfs().pciDevice(GuestEnvironment.edu).cdevPath, GuestEnvironment.hasCdev {
+            try await withGuestDevice {
+                let byCdev = try HostDevice.open(path: cdev)
+                #expect(byCdev.access == .iommufd && byCdev.address == GuestEnvironment.edu)
+                #expect(try byCdev.eduRead(Edu.identification) == Edu.id)
+            }
+        }
+    }
+
     @Test(arguments: GuestEnvironment.accesses)
     func identificationAndLivenessThroughPreadAndPwrite(access: HostDevice.Access) async throws {
         try await withEdu(access) { edu in

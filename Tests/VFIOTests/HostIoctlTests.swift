@@ -318,7 +318,8 @@ func fakeDevice(_ kernel: FakeKernel) throws -> HostDevice {
         let kernel = FakeKernel()
         kernel.handler = regionHandler(kernel)
         let device = try fakeDevice(kernel)
-        #expect(throws: VFIOError.self) { try device.read(UInt64.self, region: 1, offset: 0xffc) }
+        #expect(throws: VFIOError.errno("pread", EINVAL)) { try device.read(UInt64.self, region: 1, offset: 0xffc) }
+        #expect(throws: VFIOError.errno("pwrite", EINVAL)) { try device.write(UInt32(1), region: 1, offset: 0x1000) }
         #expect(throws: VFIOError.self) { try device.read(UInt32.self, region: 9, offset: 0) }
     }
 
@@ -336,8 +337,9 @@ func fakeDevice(_ kernel: FakeKernel) throws -> HostDevice {
             withExtendedLifetime((first, second)) {
                 #expect(mappings(matching: kernel.marker) == before + 3)
             }
-            #expect(throws: VFIOError.self) { try device.mapping(region: 0, offset: 0x2000, size: 0x1000) }  // between areas
-            #expect(throws: VFIOError.self) { try device.mapping(region: 0, offset: 0x8000, size: 0x3000) }  // past an area
+            #expect(throws: VFIOError.errno("mmap", EINVAL)) { try device.mapping(region: 0, offset: 0x2000, size: 0x1000) }  // between areas
+            #expect(throws: VFIOError.errno("mmap", EINVAL)) { try device.mapping(region: 0, offset: 0x8000, size: 0x3000) }  // past an area
+            #expect(throws: VFIOError.errno("mmap", EINVAL)) { try device.mapping(region: 0, offset: 0x100, size: 0x1000) }  // misaligned
             let noMmap = #expect(throws: VFIOError.self) { try device.mapping(region: 1, offset: 0, size: 0x1000) }
             if case .unsupported = noMmap?.reason {} else { Issue.record("expected .unsupported") }
         }()
@@ -381,5 +383,145 @@ func fakeDevice(_ kernel: FakeKernel) throws -> HostDevice {
         try device.unmapDMA(iova: iova, size: 8192)
         #expect(try device.mapDMA(buffer) == iova)
         #expect(throws: VFIOError.self) { try device.mapDMA(buffer, offset: 100, size: 4096, iova: 0x10000, access: .read) }
+    }
+}
+
+/// The cdev + iommufd path on a fake kernel.
+@Suite struct HostIOMMUFDTests {
+    struct Seen: Sendable {
+        var attached: [UInt32] = []
+        var detached = 0
+        var maps: [(ioas: UInt32, iova: UInt64, length: UInt64, flags: UInt32)] = []
+        var unmaps: [(ioas: UInt32, iova: UInt64, length: UInt64)] = []
+        var rangeCalls = 0
+        var destroyed: [UInt32] = []
+    }
+
+    /// Answers BIND (device id 42), IOAS_ALLOC (ids 1, 2, ...), ATTACH/DETACH, IOVA_RANGES
+    /// (three ranges: EMSGSIZE while the caller offers fewer), MAP and UNMAP.
+    final class SeenBox: Sendable {
+        let state = Mutex(Seen())
+        func withLock<T>(_ body: (inout Seen) -> T) -> T { state.withLock { body(&$0) } }
+    }
+
+    func handler(_ seen: SeenBox, failBind: Bool = false) -> (Int32, UInt, UnsafeMutableRawPointer?) -> Int32 {
+        let nextIOAS = Mutex<UInt32>(1)
+        let ranges = [IOMMUFDIOVARange(start: 0, last: 0xfedf_ffff), IOMMUFDIOVARange(start: 0xfef0_0000, last: 0x7f_ffff_ffff),
+                      IOMMUFDIOVARange(start: 0x100_0000_0000, last: 0x1ff_ffff_ffff)]
+        return { _, request, argument in
+            let p = argument!
+            switch request {
+            case CVFIO_VFIO_DEVICE_BIND_IOMMUFD:
+                if failBind { return -EBUSY }
+                p.storeBytes(of: UInt32(42).littleEndian, toByteOffset: 12, as: UInt32.self)
+                return 0
+            case CVFIO_IOMMU_IOAS_ALLOC:
+                let id = nextIOAS.withLock { value -> UInt32 in defer { value += 1 }; return value }
+                p.storeBytes(of: id.littleEndian, toByteOffset: 8, as: UInt32.self)
+                return 0
+            case CVFIO_VFIO_DEVICE_ATTACH_IOMMUFD_PT:
+                let id = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                seen.withLock { $0.attached.append(id) }
+                return 0
+            case CVFIO_VFIO_DEVICE_DETACH_IOMMUFD_PT:
+                seen.withLock { $0.detached += 1 }
+                return 0
+            case CVFIO_IOMMU_IOAS_IOVA_RANGES:
+                seen.withLock { $0.rangeCalls += 1 }
+                let offered = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                p.storeBytes(of: UInt32(ranges.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+                if offered < UInt32(ranges.count) { return -EMSGSIZE }
+                let array = UnsafeMutableRawPointer(bitPattern: UInt(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt64.self))))!
+                reply(IOMMUFDIOVARange.encodeArray(ranges), to: array)
+                return 0
+            case CVFIO_IOMMU_IOAS_MAP:
+                let map = try! IOMMUFDIOASMap(decoding: Array(UnsafeRawBufferPointer(start: p, count: IOMMUFDIOASMap.fixedSize)))
+                seen.withLock { $0.maps.append((map.ioasID, map.iova, map.length, map.flags.rawValue)) }
+                return 0
+            case CVFIO_IOMMU_IOAS_UNMAP:
+                let unmap = try! IOMMUFDIOASUnmap(decoding: Array(UnsafeRawBufferPointer(start: p, count: IOMMUFDIOASUnmap.fixedSize)))
+                seen.withLock { $0.unmaps.append((unmap.ioasID, unmap.iova, unmap.length)) }
+                return 0
+            case CVFIO_IOMMU_DESTROY:
+                seen.withLock { $0.destroyed.append(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))) }
+                return 0
+            default:
+                return -ENOTTY
+            }
+        }
+    }
+
+    @Test func bindAllocateAttachMapReplaceDetachAndRelease() throws {
+        let kernel = FakeKernel()
+        let seen = SeenBox()
+        kernel.handler = handler(seen)
+        let tree = try FakeSysfs()
+        try {
+            let device = try HostDevice.open(path: "/dev/vfio/devices/vfio0", sysfs: tree.sysfs, system: kernel.system)
+            #expect(device.access == .iommufd)
+            guard case .iommufd(let iommufd, let deviceID) = device.binding else { Issue.record("not bound to an iommufd"); return }
+            #expect(deviceID == 42)
+            #expect(seen.withLock { $0.attached } == [1])
+
+            // Ranges: asked with room for 16, so one call.
+            #expect(try device.validIOVARanges().count == 3)
+            let buffer = try DMABuffer(size: 4096 * 2)
+            let iova = try device.mapDMA(buffer, limit: (1 << 28) - 1)
+            let map = seen.withLock { $0.maps.last! }
+            #expect(map.ioas == 1 && map.iova == iova && map.length == 8192)
+            #expect(map.flags == IOMMUFDIOASMapFlags([.fixedIOVA, .readable, .writeable]).rawValue)
+
+            // Replace with a second IOAS, then detach.
+            let second = try iommufd.allocateIOAS()
+            try device.attach(second)
+            #expect(seen.withLock { $0.attached } == [1, 2])
+            #expect((try device.dmaSpace() as? IOAS) === second)
+            try device.detach()
+            #expect(seen.withLock { $0.detached } == 1)
+            #expect(throws: VFIOError.self) { try device.mapDMA(buffer) }
+            try second.unmapAll()
+            #expect(seen.withLock { $0.unmaps.last! }.length == .max)
+        }()
+        #expect(Set(seen.withLock { $0.destroyed }) == [1, 2], "both IOASes destroyed when released")
+        #expect(openDescriptors(matching: kernel.marker) == 0)
+    }
+
+    @Test func iovaRangesAreAskedAgainAfterEMSGSIZE() throws {
+        let kernel = FakeKernel()
+        let seen = SeenBox()
+        kernel.handler = handler(seen)
+        let iommufd = try IOMMUFD(system: kernel.system)
+        let ioas = try iommufd.allocateIOAS()
+        // Three ranges fit in the 16 offered first: one call.
+        #expect(try ioas.validIOVARanges().count == 3)
+        #expect(seen.withLock { $0.rangeCalls } == 1)
+
+        // Twenty do not: EMSGSIZE with the count, then a second call with room for it.
+        let many = (0..<20).map { IOMMUFDIOVARange(start: UInt64($0) << 32, last: UInt64($0) << 32 + 0xffff) }
+        let calls = Mutex(0)
+        kernel.handler = { _, request, argument in
+            guard request == CVFIO_IOMMU_IOAS_IOVA_RANGES, let p = argument else { return 0 }
+            calls.withLock { $0 += 1 }
+            let offered = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            p.storeBytes(of: UInt32(many.count).littleEndian, toByteOffset: 8, as: UInt32.self)
+            if offered < UInt32(many.count) { return -EMSGSIZE }
+            reply(IOMMUFDIOVARange.encodeArray(many), to: UnsafeMutableRawPointer(bitPattern: UInt(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt64.self))))!)
+            return 0
+        }
+        let ranges = try ioas.validIOVARanges()
+        #expect(ranges.count == 20 && ranges[19].start == 19 << 32)
+        #expect(calls.withLock { $0 } == 2)
+    }
+
+    @Test func aFailedBindClosesTheDeviceAndTheIOMMUFD() throws {
+        let kernel = FakeKernel()
+        let seen = SeenBox()
+        kernel.handler = handler(seen, failBind: true)
+        let tree = try FakeSysfs()
+        let error = #expect(throws: VFIOError.self) {
+            try HostDevice.open(path: "/dev/vfio/devices/vfio0", sysfs: tree.sysfs, system: kernel.system)
+        }
+        #expect(error == .errno("VFIO_DEVICE_BIND_IOMMUFD", EBUSY))
+        #expect(openDescriptors(matching: kernel.marker) == 0)
     }
 }
