@@ -139,7 +139,8 @@ public final class VFIOContainer: DMASpace {
 
     /// Reserves an IOVA range inside the valid ranges without mapping it.
     public func allocateIOVA(size: UInt64, alignment: UInt64 = 4096, limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
-        let ranges = try state.withLock { $0.book.allocator } == nil ? validIOVARanges() : []
+        let needsRanges = state.withLock { $0.book.allocator == nil }
+        let ranges = needsRanges ? try validIOVARanges() : []
         return try state.withLock { (state: inout State) throws(VFIOError) -> UInt64 in
             if state.book.allocator == nil { state.book.allocator = try IOVAAllocator(validRanges: ranges) }
             return try state.book.allocator!.allocate(size: size, alignment: alignment, limit: limit)

@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import VFIO
+import VFIOSystem
 
 /// Where a device's DMA addresses are translated: a type1 container (shared by every
 /// group in it) or an iommufd IOAS (shared by every device attached to it).
@@ -22,13 +23,14 @@ public protocol DMASpace: AnyObject, Sendable {
 }
 
 extension DMASpace {
-    /// Maps the whole of `memory` at an allocated IOVA below `limit`; returns the IOVA.
-    public func map(_ memory: any DMAMemory, access: DMAAccess = .readWrite, limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
-        try map(memory, offset: 0, size: memory.size, access: access, alignment: UInt64(SystemCall_pageSize), limit: limit)
+    /// Maps the whole of `memory` at an allocated IOVA below `limit`, aligned to
+    /// `alignment` (the page size by default; 2 MiB lets huge pages map as huge IOMMU
+    /// pages); returns the IOVA.
+    public func map(_ memory: any DMAMemory, access: DMAAccess = .readWrite, alignment: UInt64 = UInt64(SystemCall.pageSize),
+                    limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
+        try map(memory, offset: 0, size: memory.size, access: access, alignment: alignment, limit: limit)
     }
 }
-
-let SystemCall_pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
 /// The bookkeeping both DMA spaces share: the allocator (made on first use from the valid
 /// ranges) and the memory each mapping keeps alive.
@@ -58,7 +60,7 @@ struct DMABookkeeping: Sendable {
 /// Checks that `[offset, offset + size)` lies inside `memory` and is page-aligned, and
 /// returns its virtual address.
 func dmaAddress(_ memory: any DMAMemory, offset: Int, size: Int, operation: String) throws(VFIOError) -> UInt64 {
-    let page = SystemCall_pageSize
+    let page = SystemCall.pageSize
     guard size > 0, offset >= 0, offset <= memory.size, size <= memory.size - offset else {
         throw .invalidArgument(operation, "range offset \(offset) size \(size) lies outside the \(memory.size)-byte buffer")
     }

@@ -305,11 +305,12 @@ public final class HostDevice: VFIODevice {
     }
 
     /// Maps `memory` (all of it by default) at an IOVA allocated inside the valid ranges,
-    /// ending at or below `limit` (the device's DMA reach); returns the IOVA.
+    /// aligned to `alignment` (the page size by default), ending at or below `limit` (the
+    /// device's DMA reach); returns the IOVA.
     public func mapDMA(_ memory: any DMAMemory, offset: Int = 0, size: Int? = nil, access: DMAAccess = .readWrite,
-                       limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
+                       alignment: UInt64 = UInt64(SystemCall.pageSize), limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
         try dmaSpace().map(memory, offset: offset, size: size ?? (memory.size - offset), access: access,
-                           alignment: UInt64(SystemCall.pageSize), limit: limit)
+                           alignment: alignment, limit: limit)
     }
 
     public func unmapDMA(iova: UInt64, size: UInt64) throws(VFIOError) {

@@ -214,6 +214,38 @@ struct GuestHostDeviceTests {
     }
 
     @Test(arguments: GuestEnvironment.accesses)
+    func dmaFromAnonymousAndHugePageBuffers(access: HostDevice.Access) async throws {
+        try await withEdu(access) { edu in
+            try edu.enableBusMaster()
+            // Reserve a few 2 MiB pages (root in the guest). A kernel without hugetlbfs
+            // (the harness's custom one) has no nr_hugepages: only anonymous memory then.
+            let fd = Glibc.open("/proc/sys/vm/nr_hugepages", O_WRONLY)
+            let hugePagesExpected = fd >= 0
+            if fd >= 0 {
+                _ = Glibc.write(fd, "4", 1)
+                _ = Glibc.close(fd)
+            }
+            var buffers: [DMABuffer] = [try DMABuffer(size: 8192, backing: .anonymous)]
+            do {
+                buffers.append(try DMABuffer(size: 2 << 20, backing: .hugePages))
+            } catch {
+                print("huge pages (\(access)): not available: \(error)")
+            }
+            for buffer in buffers {
+                let alignment = UInt64(DMABuffer.granule(for: buffer.backing))
+                let iova = try edu.mapDMA(buffer, alignment: alignment, limit: Edu.dmaLimit)
+                #expect(iova % alignment == 0)
+                for i in 0..<256 { buffer.bytes[i] = UInt8(truncatingIfNeeded: i ^ 0x5a) }
+                try edu.eduDMA(from: iova, to: Edu.buffer, count: 256, toRAM: false)
+                try edu.eduDMA(from: Edu.buffer, to: iova + 4096, count: 256, toRAM: true)
+                #expect(Array(buffer.bytes[4096..<4352]) == Array(buffer.bytes[0..<256]), "\(buffer.backing)")
+                try edu.unmapDMA(iova: iova, size: UInt64(buffer.size))
+            }
+            #expect(buffers.count == (hugePagesExpected ? 2 : 1), "a 2 MiB huge page could not be had")
+        }
+    }
+
+    @Test(arguments: GuestEnvironment.accesses)
     func msiIsDeliveredThroughAnEventfd(access: HostDevice.Access) async throws {
         try await withEdu(access) { edu in
             try edu.enableBusMaster()
