@@ -106,7 +106,9 @@ final class FakeKernel: @unchecked Sendable {
     /// A handler for the group handshake and device fd, deferring everything else to `rest`.
     func groupHandler(viable: Bool = true, rest: @escaping (Int32, UInt, UnsafeMutableRawPointer?) -> Int32 = { _, _, _ in -ENOTTY })
         -> (Int32, UInt, UnsafeMutableRawPointer?) -> Int32 {
-        { [self] fd, request, argument in
+        // Unowned: the handler is stored in the kernel, which must go away (and remove
+        // its file) when the test ends.
+        { [unowned self] fd, request, argument in
             switch request {
             case CVFIO_VFIO_GROUP_GET_STATUS:
                 argument!.storeBytes(of: UInt32(viable ? 1 : 0).littleEndian, toByteOffset: 4, as: UInt32.self)
@@ -196,8 +198,9 @@ func fakeDevice(_ kernel: FakeKernel) throws -> HostDevice {
 
     @Test func setContainerFailingClosesTheGroup() throws {
         let kernel = FakeKernel()
+        let handshake = kernel.groupHandler()
         kernel.handler = { fd, request, argument in
-            request == CVFIO_VFIO_GROUP_SET_CONTAINER ? -EBUSY : kernel.groupHandler()(fd, request, argument)
+            request == CVFIO_VFIO_GROUP_SET_CONTAINER ? -EBUSY : handshake(fd, request, argument)
         }
         try {
             let container = try VFIOContainer(system: kernel.system)
