@@ -6,6 +6,9 @@ struct VFIOTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfio",
         abstract: "Inspect and drive Linux VFIO devices and their uAPI.",
-        subcommands: [IoctlCommand.self, MigrationCommand.self, CheckCommand.self]
+        subcommands: [
+            ListCommand.self, InfoCommand.self, CheckCommand.self, BindCommand.self, UnbindCommand.self,
+            IoctlCommand.self, MigrationCommand.self,
+        ]
     )
 }

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Checks the `vfio` tool against the real kernel inside the guest (run by .ci/test):
+#   Tests/Guest/run.sh --copy VFIO -- Tests/Guest/vfio-tool-check.sh VFIO
+# where VFIO is the tool's absolute path (realpath .build/debug/vfio). Exits non-zero
+# on the first check that fails.
+set -e
+vfio=$1
+edu=${SWIFT_VFIO_EDU%% *}
+fail() { echo "vfio-tool-check: $*" >&2; exit 1; }
+check() { out=$("$@" 2>&1) || fail "'$*' failed: $out"; echo "$out"; }
+
+check "$vfio" list | grep -q "^  $edu  1234:11e8  class 00ff00  vfio-pci" || fail "vfio list does not show $edu on vfio-pci"
+check "$vfio" list --json | grep -q "\"address\": \"$edu\"" || fail "vfio list --json lacks $edu"
+info=$(check "$vfio" info "$edu")
+echo "$info"
+echo "$info" | grep -q "Flags: RESET PCI" || fail "vfio info: flags"
+echo "$info" | grep -q "0 BAR0: size 0x100000 (1 MiB) offset 0x0 \[READ WRITE MMAP\]" || fail "vfio info: BAR0"
+echo "$info" | grep -q "1 MSI: count 1" || fail "vfio info: MSI"
+echo "$info" | grep -q "MIGRATION: no (ENOTTY" || fail "vfio info: migration feature"
+echo "$info" | grep -q "Hot reset affects: $edu" || fail "vfio info: hot reset"
+group=$(basename "$(readlink /sys/bus/pci/devices/$edu/iommu_group)")
+check "$vfio" info --json --access container "/dev/vfio/$group" | grep -q '"num_regions": 9' || fail "vfio info --json /dev/vfio/$group"
+if "$vfio" info model:edu >/dev/null 2>&1; then :; fi
+check "$vfio" unbind "$edu" | grep -q "$edu: no driver" || fail "vfio unbind"
+check "$vfio" bind "$edu" | grep -q "$edu: vfio-pci (was no driver)" || fail "vfio bind"
+check "$vfio" info "$edu" >/dev/null
+echo "vfio-tool-check: all checks passed"
