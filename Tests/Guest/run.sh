@@ -3,10 +3,17 @@
 # `edu` PCI device (1234:11e8) sits behind an emulated Intel IOMMU and is bound to
 # vfio-pci, and exit with the program's exit status.
 #
-# Usage: Tests/Guest/run.sh [--cache DIR] [--timeout SECONDS] [--copy PATH]... \
-#            -- PROGRAM [ARGS...]
-#   --cache DIR      what prepare.sh made (default: /var/cache/swift-vfio-guest, or
-#                    $SWIFT_VFIO_GUEST_CACHE)
+# Usage: Tests/Guest/run.sh [--cache DIR] [--kernel debian|custom] [--mtty N]
+#            [--timeout SECONDS] [--copy PATH]... -- PROGRAM [ARGS...]
+#   --cache DIR      what prepare.sh (and build-kernel.sh) made (default:
+#                    /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
+#   --kernel KIND    debian (default): Debian's 6.1 kernel and its vfio modules, from
+#                    prepare.sh; container/group path only.
+#                    custom: the 6.12 kernel build-kernel.sh built (everything built
+#                    in): also /dev/iommu (iommufd), /dev/vfio/devices/vfioN (device
+#                    cdev), no-IOMMU mode and the mdev sample mtty.
+#   --mtty N         (custom only) create N mtty mdevs (type mtty-1, one port each;
+#                    at most 24) before running PROGRAM
 #   --timeout SECS   kill the guest after this long (default 180)
 #   --copy PATH      also put PATH (a file or a directory, e.g. resources a test
 #                    bundle reads) into the guest at the same absolute path; repeatable
@@ -15,6 +22,18 @@
 #                    lists and the ELF interpreter, and run there as root with ARGS,
 #                    cwd /, HOME=TMPDIR=/tmp. A SwiftPM test bundle on Linux
 #                    (`.build/debug/<Package>PackageTests.xctest`) is such a file.
+#
+# Environment of PROGRAM in the guest:
+#   SWIFT_VFIO_GUEST=1, SWIFT_VFIO_KERNEL=debian|custom
+#   SWIFT_VFIO_EDU         edu devices bound to vfio-pci, space-separated addresses
+#                          (e.g. 0000:01:00.0); their groups: /dev/vfio/$(basename
+#                          $(readlink /sys/bus/pci/devices/BDF/iommu_group))
+#   SWIFT_VFIO_EDU_CDEV    (custom) their device cdevs, same order
+#                          (e.g. /dev/vfio/devices/vfio0)
+#   SWIFT_VFIO_MTTY        (--mtty) the mtty mdevs' UUIDs, space-separated; each is
+#                          /sys/bus/mdev/devices/UUID
+#   SWIFT_VFIO_MTTY_CDEV   their device cdevs (/dev/vfio/devices/vfioN), same order
+#   SWIFT_VFIO_MTTY_GROUP  their VFIO groups (/dev/vfio/N), same order
 #
 # The guest console (kernel messages are quiet; the program's stdout and stderr) is
 # streamed to stdout. Exit status: PROGRAM's; or, when the guest never reported one,
@@ -26,6 +45,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SWIFT_VFIO_GUEST_CACHE:-/var/cache/swift-vfio-guest}
 timeout=180
+kernel_kind=debian
+mtty=0
 copies=()
 
 log() { echo "run.sh: $*" >&2; }
@@ -36,6 +57,8 @@ while (($#)); do
     case $1 in
         --cache) cache=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
+        --kernel) kernel_kind=$2; shift 2 ;;
+        --mtty) mtty=$2; shift 2 ;;
         --copy) copies+=("$2"); shift 2 ;;
         --) shift; break ;;
         -h | --help) usage ;;
@@ -43,8 +66,21 @@ while (($#)); do
     esac
 done
 (($#)) || usage
-guest=$cache/guest
-[ -f "$guest/READY" ] || fail "$guest is not prepared; run: $here/prepare.sh $cache"
+[[ $mtty =~ ^[0-9]+$ ]] && ((mtty <= 24)) || fail "--mtty wants a number from 0 to 24, not $mtty"
+case $kernel_kind in
+    debian)
+        guest=$cache/guest
+        [ -f "$guest/READY" ] || fail "$guest is not prepared; run: $here/prepare.sh $cache"
+        kernel=$guest/kernel
+        ((mtty == 0)) || fail "--mtty needs --kernel custom (Debian's kernels lack the mtty sample)"
+        ;;
+    custom)
+        # (busybox and qemu come from prepare.sh; the kernel from build-kernel.sh.)
+        kernel=$cache/kernel-6.12/current/vmlinux
+        [ -f "$kernel" ] || fail "no custom kernel in $cache/kernel-6.12; run: $here/build-kernel.sh $cache"
+        ;;
+    *) fail "--kernel wants debian or custom, not $kernel_kind" ;;
+esac
 program=$(command -v -- "$1") || fail "no such program: $1"
 program=$(realpath -- "$program")
 { [ -f "$program" ] && [ -x "$program" ]; } || fail "not an executable file: $program"
@@ -121,8 +157,10 @@ for applet in $("$root/bin/busybox" --list-full); do
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 
-# The vfio modules, in insmod order.
-cp "$guest"/modules/*.ko "$guest/modules.order" "$root/lib/vfio/"
+# The vfio modules, in insmod order (the custom kernel has everything built in).
+if [ "$kernel_kind" = debian ]; then
+    cp "$guest"/modules/*.ko "$guest/modules.order" "$root/lib/vfio/"
+fi
 
 put_path "$program"
 for c in "${copies[@]}"; do put_path "$c"; done
@@ -139,6 +177,17 @@ cat >"$root/init" <<EOF
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp
 report() { echo "\$1" >/dev/ttyS1; }
 setup_failed() { echo "init: \$1" >&2; report "SETUP_FAILED=\$1"; poweroff -f; }
+# The device cdev of a VFIO device's sysfs folder, once devtmpfs shows it.
+cdev_of() {
+    local n i
+    n=\$(ls \$1/vfio-dev 2>/dev/null | head -n1)
+    [ -n "\$n" ] || return 1
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [ -c /dev/vfio/devices/\$n ] && { echo /dev/vfio/devices/\$n; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
 
 # Kernel filesystems; the console as stdio (in case the kernel found no /dev/console).
 mount -t proc proc /proc
@@ -149,14 +198,17 @@ exec </dev/console >/dev/console 2>&1
 stty -onlcr 2>/dev/null
 report BOOTED=1
 
-# vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in), then vfio-pci.
-for m in \$(cat /lib/vfio/modules.order); do
-    insmod /lib/vfio/\$m || setup_failed "insmod \$m"
-done
+# Debian kernel: vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in),
+# then vfio-pci. The custom kernel has no modules.
+if [ -f /lib/vfio/modules.order ]; then
+    for m in \$(cat /lib/vfio/modules.order); do
+        insmod /lib/vfio/\$m || setup_failed "insmod \$m"
+    done
+fi
 
 # Bind every edu device (1234:11e8) to vfio-pci; their addresses go to the program
 # in SWIFT_VFIO_EDU (space-separated), with SWIFT_VFIO_GUEST=1 saying "in the harness".
-edu=
+edu= edu_cdev=
 for d in /sys/bus/pci/devices/*; do
     [ "\$(cat \$d/vendor)" = 0x1234 ] && [ "\$(cat \$d/device)" = 0x11e8 ] || continue
     bdf=\${d##*/}
@@ -165,9 +217,39 @@ for d in /sys/bus/pci/devices/*; do
     echo \$bdf >/sys/bus/pci/drivers_probe
     [ "\$(basename \$(readlink \$d/driver))" = vfio-pci ] || setup_failed "bind \$bdf to vfio-pci"
     edu="\$edu\${edu:+ }\$bdf"
+    if [ $kernel_kind = custom ]; then
+        # The device cdev: /sys/.../vfio-dev/vfioN is /dev/vfio/devices/vfioN (devtmpfs).
+        cdev=\$(cdev_of \$d) || setup_failed "no /dev/vfio/devices/vfioN for \$bdf"
+        edu_cdev="\$edu_cdev\${edu_cdev:+ }\$cdev"
+    fi
 done
 [ -n "\$edu" ] || setup_failed "no edu device (1234:11e8)"
-export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_EDU="\$edu"
+export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_KERNEL=$kernel_kind SWIFT_VFIO_EDU="\$edu"
+if [ $kernel_kind = custom ]; then
+    [ -c /dev/iommu ] || setup_failed "no /dev/iommu"
+    export SWIFT_VFIO_EDU_CDEV="\$edu_cdev"
+fi
+
+# mtty mdevs: write a fresh UUID to the type's create file; the mdev appears as
+# /sys/bus/mdev/devices/UUID, bound to the mtty driver, in its own (emulated-IOMMU)
+# VFIO group and with its own device cdev.
+if [ $mtty -gt 0 ]; then
+    types=/sys/class/mdev_bus/mtty/mdev_supported_types
+    [ -d \$types/mtty-1 ] || setup_failed "no \$types/mtty-1 (mtty sample not in this kernel)"
+    uuids= mtty_cdev= mtty_group=
+    for i in \$(seq $mtty); do
+        uuid=\$(cat /proc/sys/kernel/random/uuid)
+        echo \$uuid >\$types/mtty-1/create || setup_failed "create mtty \$i"
+        d=/sys/bus/mdev/devices/\$uuid
+        cdev=\$(cdev_of \$d) || setup_failed "no /dev/vfio/devices/vfioN for mtty \$uuid"
+        group=/dev/vfio/\$(basename \$(readlink \$d/iommu_group))
+        [ -c \$group ] || setup_failed "no \$group for mtty \$uuid"
+        uuids="\$uuids\${uuids:+ }\$uuid"
+        mtty_cdev="\$mtty_cdev\${mtty_cdev:+ }\$cdev"
+        mtty_group="\$mtty_group\${mtty_group:+ }\$group"
+    done
+    export SWIFT_VFIO_MTTY="\$uuids" SWIFT_VFIO_MTTY_CDEV="\$mtty_cdev" SWIFT_VFIO_MTTY_GROUP="\$mtty_group"
+fi
 
 # The program. Its status goes to the host; then power off (panic=-1 and -no-reboot
 # make QEMU exit even if poweroff failed and init died).
@@ -186,14 +268,19 @@ chmod +x "$root/init"
 # with interrupt remapping (VFIO_SET_IOMMU fails without it) and caching mode; edu
 # behind a root port (so it gets a bus reset); no_timer_check against spurious
 # "timer doesn't work" panics on a loaded host.
+# (The custom kernel is built without CPU mitigations and would print a warning about
+# mitigations=off; it has the Intel IOMMU on by default, intel_iommu=on is harmless.)
+mitigations=' mitigations=off'
+[ "$kernel_kind" = debian ] || mitigations=
+append="console=ttyS0 panic=-1 rdinit=/init$mitigations no_timer_check quiet intel_iommu=on"
 : >"$tmp/status"
 timeout -k 5 "$timeout" qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -no-reboot -m 1024 -smp 1 \
     -accel tcg -machine q35 -device intel-iommu,intremap=on,caching-mode=on \
     -device pcie-root-port,id=rp1,chassis=1 -device edu,bus=rp1 \
-    -kernel "$guest/kernel" -initrd "$tmp/initramfs.cpio" \
+    -kernel "$kernel" -initrd "$tmp/initramfs.cpio" \
     -serial stdio -serial "file:$tmp/status" \
-    -append 'console=ttyS0 panic=-1 rdinit=/init mitigations=off no_timer_check quiet intel_iommu=on' \
+    -append "$append" \
     </dev/null &
 qemu_pid=$!
 qemu_status=0
