@@ -1,12 +1,15 @@
 # shellcheck shell=bash disable=SC2034,SC2154  # (sourced: variables cross the boundary)
-# Shared by run.sh and run-vfio-user.sh (sourced, not run): the temp dir and its
-# cleanup, the initramfs (busybox, the vfio modules, PROGRAM with its libraries, /init
-# that binds every 1234:11e8 device to vfio-pci and reports through the second serial
-# port), the guest kernel command line, running QEMU under a timeout, and turning what
-# the guest reported into the exit status.
+# Shared by run.sh and run-vfio-user.sh (sourced, not run): the guest kernel (Debian's
+# 6.1 from prepare.sh, or the custom 6.12 from build-kernel.sh) and its command line,
+# the temp dir and its cleanup, the initramfs (busybox, the vfio modules, PROGRAM with
+# its libraries, /init that binds every 1234:11e8 device to vfio-pci, finds their device
+# cdevs and creates mtty mdevs on the custom kernel, and reports through the second
+# serial port), running QEMU under a timeout, and turning what the guest reported into
+# the exit status.
 #
-# The sourcing script sets `cache` (and `timeout` before guest_run) and runs under
-# `set -euo pipefail`. Messages start with the script's own name.
+# The sourcing script sets `cache`, `kernel_kind` (debian|custom) and `mtty` (a count)
+# before guest_kernel, `timeout` before guest_run, and runs under `set -euo pipefail`.
+# Messages start with the script's own name.
 
 guest_me=${0##*/}
 
@@ -15,14 +18,44 @@ fail() { log "$*"; exit 125; }
 # The comment block at the top of the sourcing script, as help text.
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 125; }
 
-# The kernel command line (kvm-guest.md): intel_iommu=on (Debian leaves the IOMMU off),
-# no_timer_check against spurious "timer doesn't work" panics on a loaded host.
-guest_append='console=ttyS0 panic=-1 rdinit=/init mitigations=off no_timer_check quiet intel_iommu=on'
-
 # guest_check_cache: the kernel and modules prepare.sh made; sets `guest`.
 guest_check_cache() {
     guest=$cache/guest
     [ -f "$guest/READY" ] || fail "$guest is not prepared; run: $(dirname "$0")/prepare.sh $cache"
+}
+
+# guest_kernel: check `kernel_kind` and `mtty` (as the options gave them) against the
+# cache; set `kernel` (the image QEMU boots) and `guest_append` (its command line).
+#   debian: Debian's 6.1 kernel and its vfio modules (prepare.sh; sets `guest`);
+#           container/group path only.
+#   custom: the 6.12 kernel build-kernel.sh built, everything built in: also iommufd,
+#           the device cdev, no-IOMMU mode and the mdev sample mtty. (busybox and QEMU
+#           still come from prepare.sh.)
+guest_kernel() {
+    if ! [[ $mtty =~ ^[0-9]+$ ]] || ((10#$mtty > 24)); then
+        fail "--mtty wants a number from 0 to 24, not $mtty"
+    fi
+    mtty=$((10#$mtty))  # (08 is 8, not an octal error)
+    case $kernel_kind in
+        debian)
+            guest_check_cache
+            kernel=$guest/kernel
+            ((mtty == 0)) || fail "--mtty needs --kernel custom (Debian's kernels lack the mtty sample)"
+            ;;
+        custom)
+            kernel=$cache/kernel-6.12/current/vmlinux
+            [ -f "$kernel" ] || fail "no custom kernel in $cache/kernel-6.12; run: $(dirname "$0")/build-kernel.sh $cache"
+            ;;
+        *) fail "--kernel wants debian or custom, not $kernel_kind" ;;
+    esac
+    # The kernel command line (kvm-guest.md): intel_iommu=on (Debian leaves the IOMMU
+    # off), no_timer_check against spurious "timer doesn't work" panics on a loaded
+    # host. The custom kernel is built without CPU mitigations and would print a
+    # warning about mitigations=off; it has the Intel IOMMU on by default, so
+    # intel_iommu=on is harmless there.
+    local mitigations=' mitigations=off'
+    [ "$kernel_kind" = debian ] || mitigations=
+    guest_append="console=ttyS0 panic=-1 rdinit=/init$mitigations no_timer_check quiet intel_iommu=on"
 }
 
 # guest_program PROGRAM: the absolute path of an executable file; sets `program`.
@@ -100,9 +133,10 @@ put_path() {
 quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 
 # guest_initramfs EXPORTS [COPY]... -- ARGS...: build $tmp/initramfs.cpio holding
-# busybox, the modules, $program and each COPY (with their libraries), and an /init
-# that binds every 1234:11e8 device to vfio-pci, exports EXPORTS (a line of sh, e.g.
-# "FOO=1"; may be empty) and runs $program with ARGS.
+# busybox, the modules (Debian's kernel), $program and each COPY (with their
+# libraries), and an /init that binds every 1234:11e8 device to vfio-pci, on the custom
+# kernel finds their cdevs and creates $mtty mtty mdevs, exports EXPORTS (a line of sh,
+# e.g. "FOO=1"; may be empty) and runs $program with ARGS. Call guest_kernel first.
 guest_initramfs() {
     local exports=$1 applet busybox a command_line
     shift
@@ -115,8 +149,10 @@ guest_initramfs() {
         [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
     done
 
-    # The vfio modules, in insmod order.
-    cp "$guest"/modules/*.ko "$guest/modules.order" "$root/lib/vfio/"
+    # The vfio modules, in insmod order (the custom kernel has everything built in).
+    if [ "$kernel_kind" = debian ]; then
+        cp "$guest"/modules/*.ko "$guest/modules.order" "$root/lib/vfio/"
+    fi
 
     put_path "$program"
     while (($#)) && [ "$1" != -- ]; do put_path "$1"; shift; done
@@ -132,6 +168,17 @@ guest_initramfs() {
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp
 report() { echo "\$1" >/dev/ttyS1; }
 setup_failed() { echo "init: \$1" >&2; report "SETUP_FAILED=\$1"; poweroff -f; }
+# The device cdev of a VFIO device's sysfs folder, once devtmpfs shows it.
+cdev_of() {
+    local n i
+    n=\$(ls \$1/vfio-dev 2>/dev/null | head -n1)
+    [ -n "\$n" ] || return 1
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [ -c /dev/vfio/devices/\$n ] && { echo /dev/vfio/devices/\$n; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
 
 # Kernel filesystems; the console as stdio (in case the kernel found no /dev/console).
 mount -t proc proc /proc
@@ -142,14 +189,17 @@ exec </dev/console >/dev/console 2>&1
 stty -onlcr 2>/dev/null
 report BOOTED=1
 
-# vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in), then vfio-pci.
-for m in \$(cat /lib/vfio/modules.order); do
-    insmod /lib/vfio/\$m || setup_failed "insmod \$m"
-done
+# Debian kernel: vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in),
+# then vfio-pci. The custom kernel has no modules.
+if [ -f /lib/vfio/modules.order ]; then
+    for m in \$(cat /lib/vfio/modules.order); do
+        insmod /lib/vfio/\$m || setup_failed "insmod \$m"
+    done
+fi
 
 # Bind every edu device (1234:11e8) to vfio-pci; their addresses go to the program
 # in SWIFT_VFIO_EDU (space-separated), with SWIFT_VFIO_GUEST=1 saying "in the harness".
-edu=
+edu= edu_cdev=
 for d in /sys/bus/pci/devices/*; do
     [ "\$(cat \$d/vendor)" = 0x1234 ] && [ "\$(cat \$d/device)" = 0x11e8 ] || continue
     bdf=\${d##*/}
@@ -158,9 +208,39 @@ for d in /sys/bus/pci/devices/*; do
     echo \$bdf >/sys/bus/pci/drivers_probe
     [ "\$(basename \$(readlink \$d/driver))" = vfio-pci ] || setup_failed "bind \$bdf to vfio-pci"
     edu="\$edu\${edu:+ }\$bdf"
+    if [ $kernel_kind = custom ]; then
+        # The device cdev: /sys/.../vfio-dev/vfioN is /dev/vfio/devices/vfioN (devtmpfs).
+        cdev=\$(cdev_of \$d) || setup_failed "no /dev/vfio/devices/vfioN for \$bdf"
+        edu_cdev="\$edu_cdev\${edu_cdev:+ }\$cdev"
+    fi
 done
 [ -n "\$edu" ] || setup_failed "no edu device (1234:11e8)"
-export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_EDU="\$edu"${exports:+ $exports}
+export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_KERNEL=$kernel_kind SWIFT_VFIO_EDU="\$edu"${exports:+ $exports}
+if [ $kernel_kind = custom ]; then
+    [ -c /dev/iommu ] || setup_failed "no /dev/iommu"
+    export SWIFT_VFIO_EDU_CDEV="\$edu_cdev"
+fi
+
+# mtty mdevs: write a fresh UUID to the type's create file; the mdev appears as
+# /sys/bus/mdev/devices/UUID, bound to the mtty driver, in its own (emulated-IOMMU)
+# VFIO group and with its own device cdev.
+if [ $mtty -gt 0 ]; then
+    types=/sys/class/mdev_bus/mtty/mdev_supported_types
+    [ -d \$types/mtty-1 ] || setup_failed "no \$types/mtty-1 (mtty sample not in this kernel)"
+    uuids= mtty_cdev= mtty_group=
+    for i in \$(seq $mtty); do
+        uuid=\$(cat /proc/sys/kernel/random/uuid)
+        echo \$uuid >\$types/mtty-1/create || setup_failed "create mtty \$i"
+        d=/sys/bus/mdev/devices/\$uuid
+        cdev=\$(cdev_of \$d) || setup_failed "no /dev/vfio/devices/vfioN for mtty \$uuid"
+        group=/dev/vfio/\$(basename \$(readlink \$d/iommu_group))
+        [ -c \$group ] || setup_failed "no \$group for mtty \$uuid"
+        uuids="\$uuids\${uuids:+ }\$uuid"
+        mtty_cdev="\$mtty_cdev\${mtty_cdev:+ }\$cdev"
+        mtty_group="\$mtty_group\${mtty_group:+ }\$group"
+    done
+    export SWIFT_VFIO_MTTY="\$uuids" SWIFT_VFIO_MTTY_CDEV="\$mtty_cdev" SWIFT_VFIO_MTTY_GROUP="\$mtty_group"
+fi
 
 # The program. Its status goes to the host; then power off (panic=-1 and -no-reboot
 # make QEMU exit even if poweroff failed and init died).

@@ -5,10 +5,13 @@
 # (the ids the project's edu model presents) is bound to vfio-pci in the guest. Exit
 # with the program's exit status. The server is not started here: start it first.
 #
-# Usage: Tests/Guest/run-vfio-user.sh [--cache DIR] [--timeout SECONDS] [--copy PATH]... \
-#            --socket SOCKET -- PROGRAM [ARGS...]
-#   --cache DIR       what prepare.sh and prepare-qemu11.sh made (default:
-#                     /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
+# Usage: Tests/Guest/run-vfio-user.sh [--cache DIR] [--kernel debian|custom] [--mtty N] \
+#            [--timeout SECONDS] [--copy PATH]... --socket SOCKET -- PROGRAM [ARGS...]
+#   --cache DIR       what prepare.sh and prepare-qemu11.sh (and build-kernel.sh) made
+#                     (default: /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
+#   --kernel KIND     the guest kernel, as for run.sh: debian (default) or custom (the
+#                     6.12 kernel of build-kernel.sh: iommufd, device cdev, mtty)
+#   --mtty N          (custom only) create N mtty mdevs before PROGRAM, as for run.sh
 #   --timeout SECS    kill the guest after this long (default 180)
 #   --socket SOCKET   the vfio-user server's UNIX socket; waited for (up to 10 s, or the
 #                     timeout if shorter) if it does not exist yet
@@ -16,8 +19,10 @@
 #   --qemu-arg ARG    one more argument for QEMU (e.g. -trace, vfio_user*); repeatable
 #   PROGRAM           as for run.sh: an executable file, put into the guest at the same
 #                     absolute path with its libraries, run as root with ARGS, cwd /,
-#                     HOME=TMPDIR=/tmp; SWIFT_VFIO_GUEST=1, SWIFT_VFIO_USER=1 and
-#                     SWIFT_VFIO_EDU (the bound devices' addresses) in its environment.
+#                     HOME=TMPDIR=/tmp; SWIFT_VFIO_GUEST=1, SWIFT_VFIO_USER=1,
+#                     SWIFT_VFIO_KERNEL and SWIFT_VFIO_EDU (the bound devices'
+#                     addresses) in its environment, and with --kernel custom (--mtty)
+#                     the other variables run.sh lists.
 #
 # The guest console is streamed to stdout, QEMU's own messages (vfio-user errors) go
 # to stderr. Exit status: PROGRAM's; or, when the guest never reported one,
@@ -31,6 +36,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cache=${SWIFT_VFIO_GUEST_CACHE:-/var/cache/swift-vfio-guest}
 timeout=180
+kernel_kind=debian
+mtty=0
 socket=
 copies=()
 qemu_args=()
@@ -39,6 +46,8 @@ while (($#)); do
     case $1 in
         --cache) cache=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
+        --kernel) kernel_kind=$2; shift 2 ;;
+        --mtty) mtty=$2; shift 2 ;;
         --socket) socket=$2; shift 2 ;;
         --copy) copies+=("$2"); shift 2 ;;
         --qemu-arg) qemu_args+=("$2"); shift 2 ;;
@@ -48,7 +57,7 @@ while (($#)); do
     esac
 done
 if ! (($#)) || [ -z "$socket" ]; then usage; fi
-guest_check_cache
+guest_kernel
 q=$cache/qemu11
 [ -f "$q/READY" ] || fail "$q is not prepared; run (as root): $here/prepare-qemu11.sh $cache"
 qroot=$q/root
@@ -92,7 +101,7 @@ guest_run QEMU_MODULE_DIR="$qlib/qemu" \
     -device intel-iommu,intremap=on,caching-mode=on \
     -device pcie-root-port,id=rp1,chassis=1 \
     -device "{\"driver\":\"vfio-user-pci\",\"bus\":\"rp1\",\"socket\":{\"type\":\"unix\",\"path\":\"$json_socket\"}}" \
-    -kernel "$guest/kernel" -initrd "$tmp/initramfs.cpio" \
+    -kernel "$kernel" -initrd "$tmp/initramfs.cpio" \
     -serial stdio -serial "file:$tmp/status" \
     -append "$guest_append" \
     "${qemu_args[@]}"

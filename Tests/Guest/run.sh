@@ -3,10 +3,17 @@
 # `edu` PCI device (1234:11e8) sits behind an emulated Intel IOMMU and is bound to
 # vfio-pci, and exit with the program's exit status.
 #
-# Usage: Tests/Guest/run.sh [--cache DIR] [--timeout SECONDS] [--copy PATH]... \
-#            -- PROGRAM [ARGS...]
-#   --cache DIR      what prepare.sh made (default: /var/cache/swift-vfio-guest, or
-#                    $SWIFT_VFIO_GUEST_CACHE)
+# Usage: Tests/Guest/run.sh [--cache DIR] [--kernel debian|custom] [--mtty N]
+#            [--timeout SECONDS] [--copy PATH]... -- PROGRAM [ARGS...]
+#   --cache DIR      what prepare.sh (and build-kernel.sh) made (default:
+#                    /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
+#   --kernel KIND    debian (default): Debian's 6.1 kernel and its vfio modules, from
+#                    prepare.sh; container/group path only.
+#                    custom: the 6.12 kernel build-kernel.sh built (everything built
+#                    in): also /dev/iommu (iommufd), /dev/vfio/devices/vfioN (device
+#                    cdev), no-IOMMU mode and the mdev sample mtty.
+#   --mtty N         (custom only) create N mtty mdevs (type mtty-1, one port each;
+#                    at most 24) before running PROGRAM
 #   --timeout SECS   kill the guest after this long (default 180)
 #   --copy PATH      also put PATH (a file or a directory, e.g. resources a test
 #                    bundle reads) into the guest at the same absolute path; repeatable
@@ -15,6 +22,18 @@
 #                    lists and the ELF interpreter, and run there as root with ARGS,
 #                    cwd /, HOME=TMPDIR=/tmp. A SwiftPM test bundle on Linux
 #                    (`.build/debug/<Package>PackageTests.xctest`) is such a file.
+#
+# Environment of PROGRAM in the guest:
+#   SWIFT_VFIO_GUEST=1, SWIFT_VFIO_KERNEL=debian|custom
+#   SWIFT_VFIO_EDU         edu devices bound to vfio-pci, space-separated addresses
+#                          (e.g. 0000:01:00.0); their groups: /dev/vfio/$(basename
+#                          $(readlink /sys/bus/pci/devices/BDF/iommu_group))
+#   SWIFT_VFIO_EDU_CDEV    (custom) their device cdevs, same order
+#                          (e.g. /dev/vfio/devices/vfio0)
+#   SWIFT_VFIO_MTTY        (--mtty) the mtty mdevs' UUIDs, space-separated; each is
+#                          /sys/bus/mdev/devices/UUID
+#   SWIFT_VFIO_MTTY_CDEV   their device cdevs (/dev/vfio/devices/vfioN), same order
+#   SWIFT_VFIO_MTTY_GROUP  their VFIO groups (/dev/vfio/N), same order
 #
 # The guest console (kernel messages are quiet; the program's stdout and stderr) is
 # streamed to stdout. Exit status: PROGRAM's; or, when the guest never reported one,
@@ -27,12 +46,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cache=${SWIFT_VFIO_GUEST_CACHE:-/var/cache/swift-vfio-guest}
 timeout=180
+kernel_kind=debian
+mtty=0
 copies=()
 
 while (($#)); do
     case $1 in
         --cache) cache=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
+        --kernel) kernel_kind=$2; shift 2 ;;
+        --mtty) mtty=$2; shift 2 ;;
         --copy) copies+=("$2"); shift 2 ;;
         --) shift; break ;;
         -h | --help) usage ;;
@@ -40,7 +63,7 @@ while (($#)); do
     esac
 done
 (($#)) || usage
-guest_check_cache
+guest_kernel
 guest_program "$1"
 shift
 
@@ -54,7 +77,7 @@ guest_run qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -no-reboot -m 1024 -smp 1 \
     -accel tcg -machine q35 -device intel-iommu,intremap=on,caching-mode=on \
     -device pcie-root-port,id=rp1,chassis=1 -device edu,bus=rp1 \
-    -kernel "$guest/kernel" -initrd "$tmp/initramfs.cpio" \
+    -kernel "$kernel" -initrd "$tmp/initramfs.cpio" \
     -serial stdio -serial "file:$tmp/status" \
     -append "$guest_append"
-guest_exit
+guest_exit ""  # (nothing makes a status of 0 suspect here)
