@@ -54,7 +54,9 @@ import VFIO
 /// cannot tell peer addresses from memory), and it runs once the device runs again, on
 /// the source (after an abandoned migration) or on the destination after RESUMING,
 /// through `afterReply`, with its interrupt. While stopped, BAR0 writes are ignored (a
-/// stopped device changes no state; reads and config space still work).
+/// stopped device changes no state; reads and config space still work). An INTx loaded as
+/// asserted is signalled again when the destination runs (the client may have enabled
+/// INTx before that).
 ///
 /// **Reset.** As QEMU's `edu`, which has no reset handler: a reset restores the PCI
 /// configuration space (and deasserts INTx) but leaves the BAR0 registers and the DMA
@@ -111,6 +113,8 @@ public final class EduDevice: DeviceModel, MigratableDevice {
         var lastDMAError: VFIOError?
         var transfers = 0
         var runState = MigrationRunState.running
+        /// Loaded by migration and not yet running: an asserted INTx is signalled again.
+        var loaded = false
     }
 
     /// The DMA address mask applied to RAM addresses.
@@ -363,10 +367,15 @@ public final class EduDevice: DeviceModel, MigratableDevice {
     public var migration: (any MigratableDevice)? { self }
 
     public func setMigrationRunState(_ runState: MigrationRunState) throws(VFIOError) {
-        let resumeDMA = state.withLock { s -> Bool in
+        let (resumeDMA, signals) = state.withLock { s -> (Bool, [IRQSignal]) in
             s.runState = runState
-            return runState == .running && s.dmaCommand & Self.dmaStart != 0
+            guard runState == .running else { return (false, []) }
+            // A level interrupt loaded as asserted is signalled to the destination's client.
+            let signals = s.loaded ? s.config.clientMaskChanged(index: PCIIRQIndex.intx.rawValue, vector: 0, masked: false) : []
+            s.loaded = false
+            return (s.dmaCommand & Self.dmaStart != 0, signals)
         }
+        deliver(signals)
         if resumeDMA, let context {
             context.afterReply { [weak self] in self?.runDMA() }
         }
@@ -419,6 +428,7 @@ public final class EduDevice: DeviceModel, MigratableDevice {
         guard r.remaining == 0 else { throw .malformed(what, "\(r.remaining) byte(s) after the config space") }
         state.withLock { s in
             loaded.runState = s.runState
+            loaded.loaded = true
             s = loaded
         }
     }

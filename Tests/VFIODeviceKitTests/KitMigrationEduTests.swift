@@ -106,6 +106,27 @@ private func writeLeavingWorkQueued(_ edu: EduDevice, _ context: InMemoryDeviceC
         #expect(source.completedTransfers == 1)
     }
 
+    /// A raised INTx travels: the destination signals it once running.
+    @Test func assertedINTxIsSignalledOnTheDestination() throws {
+        let (source, sourceDevice, sourceContext) = try eduSetup()
+        try write(source, sourceContext, reg.raiseInterrupt, 0x8)
+        #expect(sourceContext.irqCount(index: intx) == 1)
+        let sourceDriver = try #require(sourceDevice.migration)
+        try sourceDriver.setState(.stopCopy)
+        let stream = try drain(sourceDriver)
+        let (destination, destinationDevice, destinationContext) = try eduSetup()
+        let driver = try #require(destinationDevice.migration)
+        try driver.setState(.resuming)
+        try driver.writeData(stream)
+        try driver.setState(.stop)
+        #expect(destinationContext.irqCount(index: intx) == 0)
+        try driver.setState(.running)
+        #expect(destinationContext.irqCount(index: intx) == 1)
+        #expect(try read(destination, destinationContext, reg.interruptStatus) == 0x8)
+        try write(destination, destinationContext, reg.acknowledgeInterrupt, 0x8)
+        #expect(!destination.configSpace.intxAsserted)
+    }
+
     /// An abandoned migration: the DMA held while quiescent runs on the source again.
     @Test func quiescedDMAResumesOnTheSource() throws {
         let (edu, device, context) = try eduSetup()

@@ -142,6 +142,35 @@ import VFIODeviceKit
         #expect(swapped.contains("delta record before any image") || swapped.contains("sequence"), "\(swapped)")
     }
 
+    /// Every cut of a pre-copy stream short of its end is refused; random corruption is
+    /// refused without a crash.
+    @Test func everyTruncationAndRandomCorruption() throws {
+        let model = RecordingModel(data: Array(Self.image.prefix(300)))
+        let source = try MigrationDriver(device: model)
+        try source.setState(.preCopy)
+        var stream = try drain(source)
+        model.data[7] = 1
+        model.data.append(contentsOf: [1, 2, 3])
+        stream += try drain(source)
+        try source.setState(.stopCopy)
+        stream += try drain(source)
+        let identity = model.migrationIdentity
+        #expect(try MigrationStream.decode(stream, expecting: identity).state == model.data)
+        for cut in 0..<stream.count {
+            #expect(throws: VFIOError.self) { try MigrationStream.decode(Array(stream.prefix(cut)), expecting: identity) }
+        }
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: seed >> 33)
+        }
+        for _ in 0..<2000 {
+            var bad = stream
+            for _ in 0..<(1 + next() % 3) { bad[next() % bad.count] ^= UInt8(1 + next() % 255) }
+            #expect(throws: VFIOError.self) { try MigrationStream.decode(bad, expecting: identity) }
+        }
+    }
+
     @Test func modelChecksTooEduWithAnotherMask() throws {
         let source = EduDevice()
         let sourceDriver = try MigrationDriver(device: source)

@@ -41,6 +41,12 @@ public struct MigrationIdentity: Sendable, Hashable, CustomStringConvertible {
         self.version = version
     }
 
+    /// For names decoded from a stream, which may be anything (they are only compared).
+    init(decodedName name: String, version: UInt32) {
+        self.name = name
+        self.version = version
+    }
+
     public var description: String { "\"\(name)\" version \(version)" }
 }
 
@@ -171,7 +177,7 @@ public enum MigrationStream {
         let crc = try r.u32()
         guard !name.isEmpty else { throw fail("\(where_): the model name is empty") }
         return Header(kind: kind, isFinal: flags & 1 != 0, sequence: sequence,
-                      identity: MigrationIdentity(name: name, version: version), payloadLength: length, payloadCRC: crc)
+                      identity: MigrationIdentity(decodedName: name, version: version), payloadLength: length, payloadCRC: crc)
     }
 
     /// Checks a whole stream written to a RESUMING device and rebuilds the final image.
