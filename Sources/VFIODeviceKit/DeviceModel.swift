@@ -15,10 +15,16 @@ import VFIO
 // 2. Create a memfd of `size` bytes for every region whose `backing` is `.memory`, map it,
 //    and hand its fd out with the region's info; `RegionDescriptor.regionInfo(offset:)`
 //    builds the reply (MMAP flag and sparse-mmap capability included).
-// 3. `attach(context)` once, then serve requests from one thread: DEVICE_GET_INFO from
+// 3. Wrap the model in an `AttachedDevice(model:context:)` — it attaches the model to a
+//    `TrackingContext` around the server's context (DMA dirty logging; interrupts held
+//    while stopped) and builds the `MigrationDriver` of a migratable model — then serve
+//    requests from one thread: DEVICE_GET_INFO from
 //    `deviceInfo`, GET_REGION_INFO from `regions`, GET_IRQ_INFO from `irqs`,
 //    REGION_READ/WRITE through `DeviceAccess.read/write` (bounds, flags, memory areas),
-//    DEVICE_RESET through `reset()`, SET_IRQS: keep the eventfds and tell the model with
+//    DEVICE_RESET through `AttachedDevice.reset()`, DEVICE_FEATURE MIGRATION /
+//    MIG_DEVICE_STATE / MIG_DATA_SIZE and MIG_DATA_READ / WRITE through
+//    `AttachedDevice.migration` (ENOTTY when `nil`), DMA_LOGGING_START / STOP / REPORT
+//    through `AttachedDevice.tracker`, SET_IRQS: keep the eventfds and tell the model with
 //    `irqsConfigured(index:enabledVectors:)` (TRIGGER with eventfds; 0 when disabled) and
 //    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
 //    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
@@ -34,12 +40,15 @@ public enum DeviceErrno {
     public static let EPERM: Int32 = 1
     public static let ENOENT: Int32 = 2
     public static let EIO: Int32 = 5
+    public static let E2BIG: Int32 = 7
     public static let EFAULT: Int32 = 14
     public static let EBUSY: Int32 = 16
     public static let ENODEV: Int32 = 19
     public static let EINVAL: Int32 = 22
     public static let ENOSPC: Int32 = 28
     public static let EDEADLK: Int32 = 35
+    public static let ENOMSG: Int32 = 42
+    public static let EOVERFLOW: Int32 = 75
     public static let EOPNOTSUPP: Int32 = 95
 }
 
@@ -262,13 +271,11 @@ public protocol DeviceContext: AnyObject, Sendable {
 /// the descriptive properties), then serves requests; `regions`, `irqs` and `deviceFlags`
 /// must not change after `attach`.
 ///
-/// **Later (not part of this protocol yet).** Migration (the v2 state machine: a
-/// `setState` that opens a save or load data stream, `dataSize`/pre-copy info) and dirty
-/// logging (start/stop over IOVA ranges, read-and-clear into a `DirtyPageBitmap`) come in a
-/// later issue. They will be optional capabilities reached through `migration` and
-/// `dirtyLogging` below (both `nil` by default), so that adding them does not change
-/// models that do not migrate. The shapes of `MigratableDevice` and `DirtyLoggingDevice`
-/// are provisional.
+/// **Migration and dirty logging.** A model that can be migrated returns a
+/// `MigratableDevice` from `migration`; the kit's `MigrationDriver` runs the state machine
+/// and the data streams for it. Dirty-page logging needs nothing from the model: every
+/// DMA write goes through the context, and the `TrackingContext` the kit puts between the
+/// model and the server records the pages written (see `AttachedDevice`).
 public protocol DeviceModel: AnyObject, Sendable {
     /// `vfio_device_info.flags`: the bus (`.pci`) and `.reset` when `reset()` is supported.
     var deviceFlags: DeviceInfoFlags { get }
@@ -309,10 +316,9 @@ public protocol DeviceModel: AnyObject, Sendable {
     /// The client unmapped `range`; DMA to it fails from now on. Default: ignored.
     func dmaUnmapped(_ range: IOVARange)
 
-    /// Live migration, when the device supports it (later issue). Default: `nil`.
+    /// Live migration, when the device supports it. Default: `nil`. Served through a
+    /// `MigrationDriver` (see `AttachedDevice`).
     var migration: (any MigratableDevice)? { get }
-    /// Device dirty-page tracking, when supported (later issue). Default: `nil`.
-    var dirtyLogging: (any DirtyLoggingDevice)? { get }
 }
 
 extension DeviceModel {
@@ -321,7 +327,6 @@ extension DeviceModel {
     public func dmaMapped(_ range: IOVARange) {}
     public func dmaUnmapped(_ range: IOVARange) {}
     public var migration: (any MigratableDevice)? { nil }
-    public var dirtyLogging: (any DirtyLoggingDevice)? { nil }
 
     /// The `vfio_device_info` reply (no capabilities).
     public var deviceInfo: DeviceInfo {
@@ -339,28 +344,102 @@ extension DeviceModel {
     }
 }
 
-/// Provisional shape of live migration for a device model (vfio_migration_ops): a later
-/// issue implements it. Not used by the kit yet.
-public protocol MigratableDevice: AnyObject, Sendable {
-    /// The features offered (`VFIO_MIGRATION_STOP_COPY`, `P2P`, `PRE_COPY`).
-    var migrationFeatures: MigrationFeatures { get }
-    /// Moves along one arc of the state machine (the server walks combination transitions).
-    func setMigrationState(_ state: MigrationState) throws(VFIOError)
-    /// Produces the next bytes of the save stream; 0 at its end.
-    func readMigrationData(into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int
-    /// Consumes bytes of the load stream.
-    func writeMigrationData(from buffer: UnsafeRawBufferPointer) throws(VFIOError)
-    /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`: the estimated stop-copy size.
-    func migrationDataSize() throws(VFIOError) -> UInt64
+/// How far a device runs, as the migration states say (the kit tells a model which one
+/// applies with `MigratableDevice.setMigrationRunState(_:)`).
+public enum MigrationRunState: Sendable, Hashable, CustomStringConvertible {
+    /// RUNNING, PRE_COPY: the device works normally.
+    case running
+    /// RUNNING_P2P, PRE_COPY_P2P: the device starts no new peer-to-peer DMA (it still
+    /// answers accesses, and may still raise interrupts). A model that cannot tell peer
+    /// addresses from memory, as the shipped ones, starts no new DMA at all and leaves the
+    /// DMA it has not started pending (carried in its state).
+    case quiescent
+    /// STOP, STOP_COPY, RESUMING: the device changes no state of its own and none outside
+    /// it: no DMA, no interrupts, no work. It still answers config space and MSI-X
+    /// accesses. The kit holds the interrupts a stopped model signals anyway and delivers
+    /// them once it runs again.
+    case stopped
+
+    /// The run state of a migration state (`nil` for ERROR).
+    public init?(_ state: MigrationState) {
+        switch state {
+        case .running, .preCopy: self = .running
+        case .runningP2P, .preCopyP2P: self = .quiescent
+        case .stop, .stopCopy, .resuming: self = .stopped
+        case .error: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .running: return "running"
+        case .quiescent: return "quiescent"
+        case .stopped: return "stopped"
+        }
+    }
 }
 
-/// Provisional shape of device dirty-page tracking (vfio_log_ops): a later issue
-/// implements it. Not used by the kit yet.
-public protocol DirtyLoggingDevice: AnyObject, Sendable {
-    func startDirtyLogging(ranges: IOVARangeSet, pageSize: UInt64) throws(VFIOError)
-    func stopDirtyLogging() throws(VFIOError)
-    /// Reports (and clears) the pages written by the device in `[iova, iova + length)`.
-    func readAndClearDirty(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt8]
+/// A device model that can be live-migrated (what `vfio_migration_ops` is to a kernel
+/// driver). The model opts in by returning itself (or a helper) from
+/// `DeviceModel.migration`.
+///
+/// **What the kit does** (`MigrationDriver`): the v2 state machine, one arc at a time as
+/// kernel drivers do with `vfio_mig_get_next_state()`; the data streams (opened, kept,
+/// closed on the right arcs); the framing of the state (magic, version, model identity,
+/// length, checksums) and every check of it on the destination; pre-copy (the initial
+/// image taken while running, then deltas of what changed, computed by comparing saved
+/// states; `initial_bytes`/`dirty_bytes`; the temporary end of stream); the stop-copy size
+/// estimate; holding interrupts while stopped; ERROR and reset.
+///
+/// **What the model does**: say which features it offers and who its state belongs to;
+/// stop and start its own work when told (`setMigrationRunState`); turn its state into
+/// bytes (`saveState`) and back (`loadState`), checking what it reads.
+///
+/// The kit calls these methods from the serving thread, one at a time, never concurrently
+/// with another model callback, and never while holding a model lock.
+public protocol MigratableDevice: AnyObject, Sendable {
+    /// `VFIO_DEVICE_FEATURE_MIGRATION`: STOP_COPY (required), optionally P2P and PRE_COPY.
+    var migrationFeatures: MigrationFeatures { get }
+
+    /// Written into the stream: a destination whose identity has another name refuses it.
+    var migrationIdentity: MigrationIdentity { get }
+
+    /// Sets how far the device runs (see `MigrationRunState`). Called on every arc that
+    /// changes it, and with `.running` by `MigrationDriver.reset()`; the call sets a state,
+    /// so it must be harmless to repeat. Entering `.quiescent` or `.stopped`: start no new
+    /// DMA, and when stopped raise no interrupts and change nothing; DMA the model has
+    /// queued but not started stays pending (in its state) and starts when running again,
+    /// here or on the destination. Entering `.running`: resume, including pending work.
+    ///
+    /// On a throw the kit sets the run state back to the one before the arc (and enters
+    /// ERROR only if that fails as well).
+    func setMigrationRunState(_ state: MigrationRunState) throws(VFIOError)
+
+    /// The device's whole state as bytes: registers, buffers, config space. Called while
+    /// stopped (STOP_COPY, `MigrationDriver.dataSize()`) and, with PRE_COPY, while running
+    /// through `precopyState()`; it must be a consistent snapshot either way. The kit
+    /// frames it; the model's bytes need no header of their own. Keep the layout stable
+    /// (large parts at fixed offsets), so that deltas between two saves stay small.
+    func saveState() throws(VFIOError) -> [UInt8]
+
+    /// Replaces the device's state with `state`, saved by a model with the same name at
+    /// `version` (never newer than `migrationIdentity.version`; the kit refused those).
+    /// Called while stopped (RESUMING -> STOP), after the kit checked the framing and the
+    /// checksums. Check what the kit cannot (length, field ranges, configuration such as
+    /// the number of vectors) and throw `VFIOError.malformed` naming what was wrong; check
+    /// everything before changing anything where possible. On a throw the device enters
+    /// ERROR and stays there until reset.
+    func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError)
+
+    /// The state sent as pre-copy data while the device runs (PRE_COPY): the initial
+    /// image, then deltas as it changes. Default: `saveState()`. A model may return less
+    /// (only its bulk memory, say); the final `saveState()` is sent as a delta against
+    /// what was sent, so whatever pre-copy did not carry goes then.
+    func precopyState() throws(VFIOError) -> [UInt8]
+}
+
+extension MigratableDevice {
+    public func precopyState() throws(VFIOError) -> [UInt8] { try saveState() }
 }
 
 // MARK: - Region access routing (shared by every server)

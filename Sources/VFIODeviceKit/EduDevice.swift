@@ -43,10 +43,25 @@ import VFIO
 /// the command still completes and raises its interrupt, as QEMU's does; the failure is
 /// kept in `lastDMAError`.
 ///
+/// **Migration** (`MigratableDevice`, identity `"edu"` version 1; STOP_COPY, P2P and
+/// PRE_COPY by default). The saved state is the 4 KiB DMA buffer, every BAR0 register
+/// (liveness, factorial, status, interrupt status, the four DMA registers), the transfer
+/// count, the DMA mask (a destination with another mask refuses the state) and the
+/// config space (`PCIConfigSpace.saveMigrationState`). A factorial is never in flight
+/// (it is computed inside the write). A DMA transfer is **carried**: the command register
+/// with its start bit is part of the state; a transfer not yet run when the device
+/// becomes quiescent or stopped stays pending (quiescent edu starts no DMA, since it
+/// cannot tell peer addresses from memory), and it runs once the device runs again, on
+/// the source (after an abandoned migration) or on the destination after RESUMING,
+/// through `afterReply`, with its interrupt. While stopped, BAR0 writes are ignored (a
+/// stopped device changes no state; reads and config space still work). An INTx loaded as
+/// asserted is signalled again when the destination runs (the client may have enabled
+/// INTx before that).
+///
 /// **Reset.** As QEMU's `edu`, which has no reset handler: a reset restores the PCI
 /// configuration space (and deasserts INTx) but leaves the BAR0 registers and the DMA
 /// buffer as they were.
-public final class EduDevice: DeviceModel {
+public final class EduDevice: DeviceModel, MigratableDevice {
     public static let vendorID: UInt16 = 0x1234
     public static let deviceID: UInt16 = 0x11e8
     public static let revision: UInt8 = 0x10
@@ -97,6 +112,9 @@ public final class EduDevice: DeviceModel {
         var buffer = [UInt8](repeating: 0, count: EduDevice.dmaBufferSize)
         var lastDMAError: VFIOError?
         var transfers = 0
+        var runState = MigrationRunState.running
+        /// Loaded by migration and not yet running: an asserted INTx is signalled again.
+        var loaded = false
     }
 
     /// The DMA address mask applied to RAM addresses.
@@ -108,9 +126,16 @@ public final class EduDevice: DeviceModel {
     public let regions: [RegionDescriptor]
     public let irqs: [IRQDescriptor] = IRQDescriptor.pci(intx: true, msiVectors: 1, msixVectors: 0)
 
-    /// - Parameter dmaMask: QEMU's `dma_mask` property, `(1 << 28) - 1` by default.
-    public init(dmaMask: UInt64 = (1 << 28) - 1) {
+    /// The migration features offered.
+    public let migrationFeatures: MigrationFeatures
+    public let migrationIdentity = MigrationIdentity(name: "edu", version: 1)
+
+    /// - Parameters:
+    ///   - dmaMask: QEMU's `dma_mask` property, `(1 << 28) - 1` by default.
+    ///   - migrationFeatures: the migration features offered (STOP_COPY required).
+    public init(dmaMask: UInt64 = (1 << 28) - 1, migrationFeatures: MigrationFeatures = [.stopCopy, .p2p, .preCopy]) {
         self.dmaMask = dmaMask
+        self.migrationFeatures = migrationFeatures
         var config = PCIConfigSpace(
             identity: .init(vendorID: Self.vendorID, deviceID: Self.deviceID, revision: Self.revision,
                             classCode: Self.classCode, subsystemVendorID: 0x1af4, subsystemID: 0x1100, interruptPin: 1),
@@ -165,7 +190,10 @@ public final class EduDevice: DeviceModel {
                 throw .errno("edu BAR0 write", DeviceErrno.EINVAL)
             }
             let value = PCIModelSupport.load(buffer)
-            let (signals, startDMA) = state.withLock { s in Self.registerWrite(&s, offset: offset, size: size, value: value) }
+            let (signals, startDMA) = state.withLock { s -> ([IRQSignal], Bool) in
+                if s.runState == .stopped { return ([], false) }  // a stopped device changes nothing
+                return Self.registerWrite(&s, offset: offset, size: size, value: value)
+            }
             deliver(signals)
             if startDMA, let context {
                 context.afterReply { [weak self] in self?.runDMA() }
@@ -270,7 +298,8 @@ public final class EduDevice: DeviceModel {
     private func runDMA() {
         guard let context else { return }
         let job = state.withLock { s -> Transfer? in
-            guard s.dmaCommand & Self.dmaStart != 0 else { return nil }
+            // Quiescent or stopped: the transfer stays pending (carried) until running.
+            guard s.dmaCommand & Self.dmaStart != 0, s.runState == .running else { return nil }
             return Transfer(command: s.dmaCommand, source: s.dmaSource, destination: s.dmaDestination,
                             count: s.dmaCount, busMaster: s.config.busMasterEnabled, bufferSnapshot: s.buffer)
         }
@@ -333,6 +362,77 @@ public final class EduDevice: DeviceModel {
         deliver(state.withLock { $0.config.clientMaskChanged(index: index, vector: vector, masked: masked) })
     }
 
+    // MARK: Migration
+
+    public var migration: (any MigratableDevice)? { self }
+
+    public func setMigrationRunState(_ runState: MigrationRunState) throws(VFIOError) {
+        let (resumeDMA, signals) = state.withLock { s -> (Bool, [IRQSignal]) in
+            s.runState = runState
+            guard runState == .running else { return (false, []) }
+            // A level interrupt loaded as asserted is signalled to the destination's client.
+            let signals = s.loaded ? s.config.clientMaskChanged(index: PCIIRQIndex.intx.rawValue, vector: 0, masked: false) : []
+            s.loaded = false
+            return (s.dmaCommand & Self.dmaStart != 0, signals)
+        }
+        deliver(signals)
+        if resumeDMA, let context {
+            context.afterReply { [weak self] in self?.runDMA() }
+        }
+    }
+
+    public func saveState() throws(VFIOError) -> [UInt8] {
+        state.withLock { s in
+            var w = ByteWriter(capacity: Self.dmaBufferSize + 512)
+            w.append(contentsOf: s.buffer)
+            w.u64(dmaMask)
+            w.u32(s.liveness)
+            w.u32(s.factorial)
+            w.u32(s.status)
+            w.u32(s.interruptStatus)
+            w.u64(s.dmaSource)
+            w.u64(s.dmaDestination)
+            w.u64(s.dmaCount)
+            w.u64(s.dmaCommand)
+            w.u64(UInt64(s.transfers))
+            s.config.saveMigrationState(into: &w)
+            return w.bytes
+        }
+    }
+
+    public func loadState(_ bytes: [UInt8], version: UInt32) throws(VFIOError) {
+        let what = "edu state"
+        guard version == 1 else { throw .malformed(what, "version \(version) is not supported (this model reads version 1)") }
+        var r = ByteReader(bytes, context: what)
+        let buffer = try r.bytes(Self.dmaBufferSize)
+        let mask = try r.u64()
+        guard mask == dmaMask else {
+            throw .malformed(what, "saved with DMA mask 0x\(String(mask, radix: 16)), this device has 0x\(String(dmaMask, radix: 16))")
+        }
+        var loaded = State(config: configSpace)
+        loaded.buffer = buffer
+        loaded.liveness = try r.u32()
+        loaded.factorial = try r.u32()
+        loaded.status = try r.u32()
+        guard loaded.status & ~(Self.statusComputing | Self.statusIRQOnFactorial) == 0 else {
+            throw .malformed(what, "status 0x\(String(loaded.status, radix: 16)) has bits edu does not have")
+        }
+        loaded.interruptStatus = try r.u32()
+        loaded.dmaSource = try r.u64()
+        loaded.dmaDestination = try r.u64()
+        loaded.dmaCount = try r.u64()
+        loaded.dmaCommand = try r.u64()
+        loaded.transfers = Int(truncatingIfNeeded: try r.u64())
+        r.context = "edu state (config space)"
+        try loaded.config.loadMigrationState(from: &r)
+        guard r.remaining == 0 else { throw .malformed(what, "\(r.remaining) byte(s) after the config space") }
+        state.withLock { s in
+            loaded.runState = s.runState
+            loaded.loaded = true
+            s = loaded
+        }
+    }
+
     // MARK: Inspection (tests, diagnostics)
 
     /// A copy of the configuration space.
@@ -343,4 +443,8 @@ public final class EduDevice: DeviceModel {
     public var lastDMAError: VFIOError? { state.withLock { $0.lastDMAError } }
     /// Number of transfers completed (successful or not).
     public var completedTransfers: Int { state.withLock { $0.transfers } }
+    /// True while a transfer is started and not yet run (queued, or carried across a stop).
+    public var dmaPending: Bool { state.withLock { $0.dmaCommand & Self.dmaStart != 0 } }
+    /// The run state the migration driver set.
+    public var runState: MigrationRunState { state.withLock { $0.runState } }
 }

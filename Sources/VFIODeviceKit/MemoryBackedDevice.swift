@@ -23,7 +23,15 @@ import VFIO
 ///   reads the server's memory).
 /// - 0x014 (WO) fill: sets every byte of the mmap area to the low byte of the value.
 /// - 0x800 MSI-X table (16 bytes per vector), 0xC00 PBA: any width.
-public final class MemoryBackedDevice: DeviceModel {
+///
+/// **Migration** (`MigratableDevice`, identity `"memory-backed"` version 1; STOP_COPY,
+/// P2P, PRE_COPY): the saved state is the mmap area's contents (60 KiB, first, so that
+/// pre-copy deltas carry only the blocks written since), the scratch and doorbell-count
+/// registers, the vector count (a destination with another count refuses the state) and
+/// the config space with the MSI-X table. While stopped, register writes are ignored;
+/// the client's stores to the mmapped area cannot be stopped by the model (the user is
+/// told not to make them in STOP).
+public final class MemoryBackedDevice: DeviceModel, MigratableDevice {
     public static let vendorID: UInt16 = 0x1234
     public static let deviceID: UInt16 = 0x5f10
     public static let magic: UInt32 = 0x4b46_5653
@@ -46,6 +54,7 @@ public final class MemoryBackedDevice: DeviceModel {
         var config: PCIConfigSpace
         var scratch: UInt32 = 0
         var doorbells: UInt32 = 0
+        var runState = MigrationRunState.running
     }
 
     public let vectorCount: Int
@@ -154,6 +163,7 @@ public final class MemoryBackedDevice: DeviceModel {
                 throw .errno("BAR0 write", DeviceErrno.EINVAL)
             }
             let value = UInt32(truncatingIfNeeded: PCIModelSupport.load(buffer))
+            if state.withLock({ $0.runState == .stopped }) { return }  // a stopped device changes nothing
             switch offset {
             case Register.doorbell:
                 deliver(state.withLock { s -> [IRQSignal] in
@@ -190,4 +200,64 @@ public final class MemoryBackedDevice: DeviceModel {
 
     /// A copy of the configuration space.
     public var configSpace: PCIConfigSpace { state.withLock { $0.config } }
+
+    // MARK: Migration
+
+    public let migrationFeatures: MigrationFeatures = [.stopCopy, .p2p, .preCopy]
+    public let migrationIdentity = MigrationIdentity(name: "memory-backed", version: 1)
+    public var migration: (any MigratableDevice)? { self }
+
+    public func setMigrationRunState(_ runState: MigrationRunState) throws(VFIOError) {
+        state.withLock { $0.runState = runState }
+    }
+
+    public func saveState() throws(VFIOError) -> [UInt8] {
+        var w = ByteWriter(capacity: Int(Self.mmapArea.size) + 512)
+        if let area = areaMemory {
+            w.u32(UInt32(area.count))
+            w.append(contentsOf: UnsafeRawBufferPointer(area))
+        } else {
+            w.u32(0)
+        }
+        state.withLock { s in
+            w.u32(s.scratch)
+            w.u32(s.doorbells)
+            w.u32(UInt32(vectorCount))
+            s.config.saveMigrationState(into: &w)
+        }
+        return w.bytes
+    }
+
+    public func loadState(_ bytes: [UInt8], version: UInt32) throws(VFIOError) {
+        let what = "memory-backed state"
+        guard version == 1 else { throw .malformed(what, "version \(version) is not supported (this model reads version 1)") }
+        var r = ByteReader(bytes, context: what)
+        let areaLength = Int(try r.u32())
+        let area = areaMemory
+        guard areaLength == 0 || areaLength == Int(Self.mmapArea.size) else {
+            throw .malformed(what, "memory area of \(areaLength) bytes, this device has \(Self.mmapArea.size)")
+        }
+        guard areaLength == 0 || area != nil else {
+            throw .malformed(what, "the state holds the BAR0 memory but the server provided none for it")
+        }
+        let contents = try r.bytes(areaLength)
+        let scratch = try r.u32()
+        let doorbells = try r.u32()
+        let vectors = try r.u32()
+        guard vectors == UInt32(vectorCount) else {
+            throw .malformed(what, "saved with \(vectors) MSI-X vectors, this device has \(vectorCount)")
+        }
+        var config = configSpace
+        r.context = "memory-backed state (config space)"
+        try config.loadMigrationState(from: &r)
+        guard r.remaining == 0 else { throw .malformed(what, "\(r.remaining) byte(s) after the config space") }
+        if let area, areaLength > 0 {
+            contents.withUnsafeBytes { area.copyMemory(from: $0) }
+        }
+        state.withLock { s in
+            s.scratch = scratch
+            s.doorbells = doorbells
+            s.config = config
+        }
+    }
 }

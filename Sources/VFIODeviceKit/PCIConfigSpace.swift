@@ -522,6 +522,82 @@ public struct PCIConfigSpace: Sendable {
         intxMaskedByClient = false
     }
 
+    // MARK: Migration
+
+    /// Appends the device state of the space to a model's saved state: the bytes, the
+    /// MSI pending bits, the MSI-X table and PBA, whether INTx is asserted. What belongs to
+    /// the server rather than the device (the IRQs the client configured with SET_IRQS,
+    /// VFIO's INTx mask) is not saved: the destination's client sets up its own.
+    public func saveMigrationState(into w: inout ByteWriter) {
+        w.u32(UInt32(size.rawValue))
+        w.append(contentsOf: bytes)
+        w.u32(msi?.pending ?? 0)
+        w.u32(UInt32(msix?.vectors ?? 0))
+        if let msix {
+            w.append(contentsOf: msix.table)
+            for word in msix.pending { w.u64(word) }
+        }
+        w.u8(intxAsserted ? 1 : 0)
+    }
+
+    /// Reads what `saveMigrationState` wrote and, when it describes the same function
+    /// (size, identity, header type, BAR types and sizes, capability list, MSI-X vector
+    /// count), replaces the device state with it. Nothing changes on a throw.
+    /// - Throws: `VFIOError.malformed(reader.context, …)` naming the first difference or a
+    ///   short read.
+    public mutating func loadMigrationState(from r: inout ByteReader) throws(VFIOError) {
+        let what = r.context
+        let savedSize = try r.u32()
+        guard savedSize == UInt32(size.rawValue) else {
+            throw .malformed(what, "config space of \(savedSize) bytes, this function has \(size.rawValue)")
+        }
+        let saved = try r.bytes(size.rawValue)
+        func hex(_ v: UInt8) -> String { "0x" + String(v, radix: 16) }
+        // Identity, header type, subsystem, interrupt pin.
+        for o in Array(0x00..<0x04) + Array(0x08..<0x0C) + [0x0E] + Array(0x2C..<0x30) + [Register.interruptPin]
+            where saved[o] != resetBytes[o] {
+            throw .malformed(what, "config byte 0x\(String(o, radix: 16)) is \(hex(saved[o])), this function has \(hex(resetBytes[o])): another device or configuration")
+        }
+        // BAR types and sizes: the read-only bits.
+        for o in Register.bar0..<(Register.bar0 + 24) where saved[o] & ~writableMask[o] != resetBytes[o] & ~writableMask[o] {
+            throw .malformed(what, "BAR register byte 0x\(String(o, radix: 16)) has read-only bits \(hex(saved[o] & ~writableMask[o])), this function has \(hex(resetBytes[o] & ~writableMask[o]))")
+        }
+        // The capability list.
+        var list: [(UInt8, Int)] = []
+        var pointer = Int(saved[Register.capabilitiesPointer] & ~3)
+        while pointer != 0 && list.count < 48 {
+            guard pointer >= 0x40, pointer + 1 < 256 else { break }
+            list.append((saved[pointer], pointer))
+            pointer = Int(saved[pointer + 1] & ~3)
+        }
+        guard list.count == capabilities.count, zip(list, capabilities).allSatisfy({ $0.0 == $1.id && $0.1 == $1.offset }) else {
+            let describe = { (l: [(UInt8, Int)]) in l.map { "0x\(String($0.0, radix: 16))@0x\(String($0.1, radix: 16))" }.joined(separator: ", ") }
+            throw .malformed(what, "capability list [\(describe(list))] differs from this function's [\(describe(capabilities.map { ($0.id, $0.offset) }))]")
+        }
+        let msiPending = try r.u32()
+        let vectors = Int(try r.u32())
+        guard vectors == (msix?.vectors ?? 0) else {
+            throw .malformed(what, "\(vectors) MSI-X vectors, this function has \(msix?.vectors ?? 0)")
+        }
+        var table: [UInt8] = []
+        var pending: [UInt64] = []
+        if vectors > 0 {
+            table = try r.bytes(vectors * 16)
+            for _ in 0..<((vectors + 63) / 64) { pending.append(try r.u64()) }
+        }
+        let asserted = try r.u8()
+        guard asserted <= 1 else { throw .malformed(what, "INTx state \(asserted) is neither 0 nor 1") }
+
+        bytes = saved
+        msi?.pending = msiPending
+        if vectors > 0 {
+            msix?.table = table
+            msix?.pending = pending
+        }
+        intxAsserted = asserted == 1
+        intxMaskedByClient = false
+    }
+
     // MARK: MSI-X table and PBA
 
     /// Where the MSI-X table is: (BAR, byte range), or `nil` without MSI-X.

@@ -30,7 +30,7 @@ private final class TinyModel: DeviceModel {
     @Test func defaultsAndInfo() {
         let model = TinyModel()
         #expect(model.deviceInfo == DeviceInfo(flags: [.platform], numRegions: 3, numIRQs: 1))
-        #expect(model.migration == nil && model.dirtyLogging == nil)
+        #expect(model.migration == nil)
         #expect(model.irq(0)?.irqInfo == IRQInfo(flags: [.eventfd], index: 0, count: 1))
         #expect(model.region(3) == nil)
         model.irqsConfigured(index: 0, enabledVectors: 1)  // default: ignored

@@ -1,0 +1,290 @@
+import VFIO
+
+// The kit's migration stream: how a model's saved state travels between a source and a
+// destination `MigrationDriver`, over the kernel's data_fd or vfio-user's MIG_DATA_READ /
+// MIG_DATA_WRITE. The bytes are the kit's; a model only ever sees its own state.
+//
+// A stream is a sequence of records. Each record is a 64-byte header and a payload:
+//
+//   offset size field
+//        0    4 magic 0x4d465653 ("SVFM" in memory)
+//        4    2 format version of the framing (1)
+//        6    1 kind: 1 = image (the model's whole state), 2 = delta (changes to the image)
+//        7    1 flags: bit 0 = final (the last record; STOP_COPY's data)
+//        8    4 sequence number, 0 for the first record, +1 per record
+//       12    4 the model's state version (`MigrationIdentity.version`)
+//       16   32 the model's name (`MigrationIdentity.name`), UTF-8, zero-padded
+//       48    8 payload length in bytes
+//       56    4 CRC-32 (IEEE) of the payload
+//       60    4 CRC-32 (IEEE) of header bytes 0..<60
+//
+// All integers little-endian. A stream is one image record, then any number of delta
+// records, the last record carrying the final flag, and nothing after it. Without
+// pre-copy it is a single final image. With pre-copy: the image taken while running
+// (initial data), deltas of what changed since (dirty data), and a final delta taken
+// once stopped (STOP_COPY). A delta's payload is the new image length (u64), a run
+// count (u32) and runs of (offset u64, length u32, bytes).
+
+/// Who a saved state belongs to: written into every record of the stream. A destination
+/// refuses a stream with another `name`, and one with a `version` newer than its own; an
+/// older version reaches the model's `loadState(_:version:)`, which decides.
+public struct MigrationIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// The model's name, 1...32 bytes of UTF-8, e.g. `"edu"`.
+    public var name: String
+    /// The layout version of the model's saved state.
+    public var version: UInt32
+
+    public init(name: String, version: UInt32) {
+        precondition(!name.utf8.isEmpty && name.utf8.count <= MigrationStream.nameSize,
+                     "a migration identity's name is 1...32 bytes of UTF-8")
+        self.name = name
+        self.version = version
+    }
+
+    /// For names decoded from a stream, which may be anything (they are only compared).
+    init(decodedName name: String, version: UInt32) {
+        self.name = name
+        self.version = version
+    }
+
+    public var description: String { "\"\(name)\" version \(version)" }
+}
+
+/// The kit's framing of migration data (see the comment at the top of this file). Public
+/// for tools and tests that want to look inside a saved stream; servers never need it.
+public enum MigrationStream {
+    public static let magic: UInt32 = 0x4d46_5653
+    public static let formatVersion: UInt16 = 1
+    public static let headerSize = 64
+    public static let nameSize = 32
+    /// The granule in which deltas compare images.
+    static let deltaBlock = 64
+    /// Named in the errors about a stream's bytes.
+    public static let operation = "migration stream"
+
+    /// A record's kind.
+    public enum Kind: UInt8, Sendable {
+        case image = 1
+        case delta = 2
+    }
+
+    /// A decoded record header.
+    public struct Header: Sendable, Equatable {
+        public var kind: Kind
+        public var isFinal: Bool
+        public var sequence: UInt32
+        public var identity: MigrationIdentity
+        public var payloadLength: UInt64
+        public var payloadCRC: UInt32
+    }
+
+    // MARK: Encoding
+
+    /// One record: header and payload.
+    static func record(kind: Kind, final: Bool, sequence: UInt32, identity: MigrationIdentity, payload: [UInt8]) -> [UInt8] {
+        var w = ByteWriter(capacity: headerSize + payload.count)
+        w.u32(magic)
+        w.u16(formatVersion)
+        w.u8(kind.rawValue)
+        w.u8(final ? 1 : 0)
+        w.u32(sequence)
+        w.u32(identity.version)
+        w.fixedArray(Array(identity.name.utf8), size: nameSize)
+        w.u64(UInt64(payload.count))
+        w.u32(CRC32.checksum(payload))
+        w.u32(CRC32.checksum(w.bytes))
+        w.append(contentsOf: payload)
+        return w.bytes
+    }
+
+    /// The delta payload turning `old` into `new`, or `nil` when they are equal.
+    static func delta(from old: [UInt8], to new: [UInt8]) -> [UInt8]? {
+        if old == new { return nil }
+        var runs: [(offset: Int, length: Int)] = []
+        var block = 0
+        while block < new.count {
+            let end = min(block + deltaBlock, new.count)
+            let same = end <= old.count && old[block..<end].elementsEqual(new[block..<end])
+            if !same {
+                if let last = runs.last, last.offset + last.length == block {
+                    runs[runs.count - 1].length += end - block
+                } else {
+                    runs.append((block, end - block))
+                }
+            }
+            block = end
+        }
+        var w = ByteWriter(capacity: 12 + runs.reduce(0) { $0 + 12 + $1.length })
+        w.u64(UInt64(new.count))
+        w.u32(UInt32(runs.count))
+        for run in runs {
+            w.u64(UInt64(run.offset))
+            w.u32(UInt32(run.length))
+            w.append(contentsOf: new[run.offset..<(run.offset + run.length)])
+        }
+        return w.bytes
+    }
+
+    /// The size of the record that would carry the delta from `old` to `new`
+    /// (0 when they are equal).
+    static func deltaRecordSize(from old: [UInt8], to new: [UInt8]) -> Int {
+        guard let payload = delta(from: old, to: new) else { return 0 }
+        return headerSize + payload.count
+    }
+
+    /// The payload of a delta with no change (a final record when nothing changed).
+    static func emptyDelta(length: Int) -> [UInt8] {
+        var w = ByteWriter(capacity: 12)
+        w.u64(UInt64(length))
+        w.u32(0)
+        return w.bytes
+    }
+
+    // MARK: Decoding
+
+    private static func fail(_ why: String) -> VFIOError { .malformed(operation, why) }
+
+    private static func hex(_ value: some BinaryInteger) -> String { "0x" + String(value, radix: 16) }
+
+    /// Decodes and checks the header at `offset` of `bytes` (which must hold 64 bytes
+    /// there): magic, header checksum, framing version, kind.
+    public static func header(in bytes: [UInt8], at offset: Int, record index: Int) throws(VFIOError) -> Header {
+        var r = ByteReader(Array(bytes[offset..<(offset + headerSize)]), context: operation)
+        let where_ = "record \(index) (stream byte \(offset))"
+        let m = try r.u32()
+        guard m == magic else {
+            throw fail("\(where_): bad magic \(hex(m)), expected \(hex(magic)): not a swift-vfio migration stream, or the data is out of step")
+        }
+        let stored = try ByteReader(Array(bytes[offset..<(offset + headerSize)])).peekU32(at: 60)
+        let computed = CRC32.checksum(bytes[offset..<(offset + 60)])
+        guard stored == computed else {
+            throw fail("\(where_): header checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): the header is corrupt")
+        }
+        let format = try r.u16()
+        guard format == formatVersion else {
+            throw fail("\(where_): framing version \(format) is not supported (this kit reads version \(formatVersion))")
+        }
+        let rawKind = try r.u8()
+        guard let kind = Kind(rawValue: rawKind) else {
+            throw fail("\(where_): unknown record kind \(rawKind)")
+        }
+        let flags = try r.u8()
+        let sequence = try r.u32()
+        let version = try r.u32()
+        let nameBytes = try r.bytes(nameSize)
+        let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+        let length = try r.u64()
+        let crc = try r.u32()
+        guard !name.isEmpty else { throw fail("\(where_): the model name is empty") }
+        return Header(kind: kind, isFinal: flags & 1 != 0, sequence: sequence,
+                      identity: MigrationIdentity(decodedName: name, version: version), payloadLength: length, payloadCRC: crc)
+    }
+
+    /// Checks a whole stream written to a RESUMING device and rebuilds the final image.
+    /// - Returns: the model's state and the version it was saved with.
+    /// - Throws: `VFIOError.malformed("migration stream", …)` naming the first thing wrong:
+    ///   an empty stream, a bad magic, a corrupt header, an unknown framing version or
+    ///   kind, a stream for another model or a newer version, records out of sequence, a
+    ///   delta before any image, a payload cut short (truncated) or corrupt (checksum), a
+    ///   delta that does not fit its image, no final record (truncated), bytes after it.
+    public static func decode(_ bytes: [UInt8], expecting identity: MigrationIdentity) throws(VFIOError) -> (state: [UInt8], version: UInt32) {
+        guard !bytes.isEmpty else {
+            throw fail("empty: no data was written while RESUMING")
+        }
+        var offset = 0
+        var index = 0
+        var image: [UInt8]?
+        var version: UInt32 = 0
+        while offset < bytes.count {
+            let remaining = bytes.count - offset
+            guard remaining >= headerSize else {
+                throw fail("truncated: record \(index) (stream byte \(offset)) has \(remaining) of its \(headerSize) header bytes")
+            }
+            let h = try header(in: bytes, at: offset, record: index)
+            let where_ = "record \(index) (stream byte \(offset))"
+            guard h.identity.name == identity.name else {
+                throw fail("the stream is for model \"\(h.identity.name)\", this device is \"\(identity.name)\"")
+            }
+            guard h.identity.version <= identity.version else {
+                throw fail("the stream holds \(h.identity) state, newer than this model's version \(identity.version)")
+            }
+            if index > 0 && h.identity.version != version {
+                throw fail("\(where_): state version \(h.identity.version) differs from the stream's first record (\(version))")
+            }
+            guard h.sequence == UInt32(truncatingIfNeeded: index) else {
+                throw fail("\(where_): sequence number \(h.sequence) where \(index) was expected: records are missing or out of order")
+            }
+            let available = UInt64(remaining - headerSize)
+            guard h.payloadLength <= available else {
+                throw fail("truncated: \(where_) announces \(h.payloadLength) payload bytes, only \(available) follow")
+            }
+            let start = offset + headerSize
+            let end = start + Int(h.payloadLength)
+            let crc = CRC32.checksum(bytes[start..<end])
+            guard crc == h.payloadCRC else {
+                throw fail("\(where_): payload checksum mismatch (stored \(hex(h.payloadCRC)), computed \(hex(crc))): the data is corrupt")
+            }
+            switch h.kind {
+            case .image:
+                guard index == 0 else { throw fail("\(where_): an image record after the first record") }
+                image = Array(bytes[start..<end])
+                version = h.identity.version
+            case .delta:
+                guard var current = image else { throw fail("\(where_): a delta record before any image") }
+                try apply(bytes[start..<end], to: &current, record: where_)
+                image = current
+            }
+            offset = end
+            index += 1
+            if h.isFinal {
+                guard offset == bytes.count else {
+                    throw fail("\(bytes.count - offset) byte(s) follow the final record (\(where_))")
+                }
+                return (image!, version)
+            }
+        }
+        throw fail("truncated: the stream ends after record \(index - 1) (\(bytes.count) bytes) without its final record: the STOP_COPY data is missing")
+    }
+
+    private static func apply(_ payload: ArraySlice<UInt8>, to image: inout [UInt8], record: String) throws(VFIOError) {
+        var r = ByteReader(Array(payload), context: operation)
+        let length = try r.u64()
+        guard length <= UInt64(Int32.max) else { throw fail("\(record): delta image length \(length) is too large") }
+        let count = try r.u32()
+        if Int(length) < image.count {
+            image.removeLast(image.count - Int(length))
+        } else if Int(length) > image.count {
+            image.append(contentsOf: repeatElement(0, count: Int(length) - image.count))
+        }
+        for run in 0..<Int(count) {
+            let at = try r.u64()
+            let n = try r.u32()
+            guard at <= length, UInt64(n) <= length - at else {
+                throw fail("\(record): delta run \(run) at offset \(at) of \(n) bytes leaves the \(length)-byte image")
+            }
+            try r.require(Int(n), "delta run \(run)")
+            let data = try r.bytes(Int(n))
+            image.replaceSubrange(Int(at)..<(Int(at) + Int(n)), with: data)
+        }
+        guard r.remaining == 0 else {
+            throw fail("\(record): \(r.remaining) byte(s) after the delta's \(count) runs")
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib's `crc32`.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { t in
+            for byte in bytes { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
