@@ -197,6 +197,9 @@ public struct ConformanceRunner: Sendable {
         open: @escaping DeviceFactory,
         progress: (@Sendable (CheckResult) -> Void)? = nil
     ) async -> ConformanceReport {
+        // The leak check counts this process's descriptors and mappings, so two runs in
+        // one process (parallel tests) would see each other's: one run at a time.
+        await ConformanceRunLock.shared.acquire()
         var results: [CheckResult] = []
         let clock = ContinuousClock()
         let shared = SharedDevice(open: open, enabled: !options.reopenPerCheck)
@@ -208,6 +211,7 @@ public struct ConformanceRunner: Sendable {
             results.append(result)
         }
         shared.release()
+        await ConformanceRunLock.shared.release()
         return ConformanceReport(device: deviceName, results: results)
     }
 
@@ -282,3 +286,22 @@ func jsonQuoted(_ text: String) -> String {
 }
 
 func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }
+
+/// Serializes conformance runs within a process (see `ConformanceRunner.run`).
+actor ConformanceRunLock {
+    static let shared = ConformanceRunLock()
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+}

@@ -428,7 +428,7 @@ public enum EduConformance {
         throw CheckFailed("after \(options.leakCycles) open/close cycles: \(best), baseline \(baseline)")
     }
 
-    /// Lines of /proc/self/maps the leak check tolerates above baseline: the C library may
-    /// split or merge an anonymous mapping of its own. A per-cycle leak exceeds it.
-    static let mappingSlack = 2
+    /// File mappings the leak check tolerates above baseline: none (anonymous mappings,
+    /// which the runtime's threads make and drop, are not counted).
+    static let mappingSlack = 0
 }

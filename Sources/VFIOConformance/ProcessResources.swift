@@ -1,7 +1,10 @@
 import Glibc
 
 /// What this process holds that a device could leak: open descriptors (entries of
-/// /proc/self/fd) and mappings (lines of /proc/self/maps).
+/// /proc/self/fd) and mappings of files (lines of /proc/self/maps that name a file: device
+/// regions, memfd DMA buffers, libraries). Anonymous mappings are left out: thread stacks
+/// and allocator arenas come and go with the Swift runtime's threads, and a device or DMA
+/// buffer mapping always names its file.
 public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     public var descriptors: Int
     public var mappings: Int
@@ -35,14 +38,30 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return -1 }
         defer { close(fd) }
-        var lines = 0
+        var text: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            for byte in buffer[..<count] where byte == UInt8(ascii: "\n") { lines += 1 }
+            text.append(contentsOf: buffer[..<count])
         }
-        return lines
+        return text.split(separator: UInt8(ascii: "\n")).filter(namesAFile).count
+    }
+
+    /// Whether a /proc/self/maps line has a pathname that is a file (`/...` or
+    /// `anon_inode:...`), not a pseudo-name such as `[heap]` or nothing at all.
+    static func namesAFile(_ line: ArraySlice<UInt8>) -> Bool {
+        // address perms offset dev inode pathname: the pathname is the sixth field.
+        var fields = 0
+        var index = line.startIndex
+        while index < line.endIndex {
+            while index < line.endIndex && line[index] == UInt8(ascii: " ") { index += 1 }
+            if index == line.endIndex { break }
+            fields += 1
+            if fields == 6 { return line[index] == UInt8(ascii: "/") || line[index...].starts(with: "anon_inode:".utf8) }
+            while index < line.endIndex && line[index] != UInt8(ascii: " ") { index += 1 }
+        }
+        return false
     }
 }

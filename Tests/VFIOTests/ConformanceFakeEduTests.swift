@@ -1,3 +1,4 @@
+import CVFIO
 import Glibc
 import Synchronization
 import VFIO
@@ -19,6 +20,8 @@ final class FakeEdu: VFIODevice {
         static let dmaIgnoresUnmap = Faults(rawValue: 1 << 3)
         /// MSI never signals its eventfd.
         static let deafMSI = Faults(rawValue: 1 << 4)
+        /// Every open maps a memfd page and never unmaps it (the descriptor is closed).
+        static let leaksMapping = Faults(rawValue: 1 << 5)
     }
 
     private struct Mapping {
@@ -57,6 +60,12 @@ final class FakeEdu: VFIODevice {
         self.name = name
         self.faults = faults
         if faults.contains(.leaksDescriptor) { _ = open("/dev/null", O_RDONLY) }
+        if faults.contains(.leaksMapping) {
+            let fd = cvfio_memfd_create("conformance-leak", 0)
+            _ = ftruncate(fd, 4096)
+            _ = mmap(nil, 4096, PROT_READ, MAP_SHARED, fd, 0)
+            _ = close(fd)
+        }
         state.withLock { s in
             s.config[0] = 0x34; s.config[1] = 0x12; s.config[2] = 0xe8; s.config[3] = 0x11
         }

@@ -53,6 +53,15 @@ import VFIOConformance
         #expect(why.contains("descriptors"))
     }
 
+    @Test func aDeviceThatLeaksAMappingFailsTheLeakCheck() async throws {
+        let report = try await run(.leaksMapping, only: ["leaks"])
+        guard case .failed(let why) = report["leaks"] else {
+            Issue.record("leaks: \(String(describing: report["leaks"]))")
+            return
+        }
+        #expect(why.contains("mappings"))
+    }
+
     @Test func dmaThatIgnoresUnmapFails() async throws {
         let report = try await run(.dmaIgnoresUnmap, only: ["dma", "dma-unmapped"])
         #expect(report["dma"] == .passed)
