@@ -164,8 +164,11 @@ struct GuestMigrationTests {
         let bytes: [UInt8] = try withMtty(source, .container) { device throws in
             try SerialPortPicture.programmed.program(device)
             // RUNNING -> PRE_COPY opens the stream: first the 24-byte header.
+            // mtty's data fds are anonymous inodes named mtty_mig.
+            #expect(openDescriptors(matching: "mtty_mig") == 0)
             let stream = try #require(try device.setMigrationStateReturningStream(.preCopy))
             #expect(stream.openedBy == .preCopy)
+            #expect(openDescriptors(matching: "mtty_mig") == 1)
             let before = try stream.precopyInfo()
             #expect(before.initialBytes == UInt64(Mtty.headerSize) && before.dirtyBytes == 0)
             var bytes = try stream.readAvailable()
@@ -180,6 +183,7 @@ struct GuestMigrationTests {
             bytes += try stream.readAvailable()
             #expect(try device.setMigrationState(.stop) == nil)
             stream.close()
+            #expect(openDescriptors(matching: "mtty_mig") == 0)
             #expect(try device.setMigrationState(.running) == nil)
             return bytes
         }
@@ -199,7 +203,9 @@ struct GuestMigrationTests {
             #expect(try device.migrationState() == .resuming)
             try stream.writeAll(bytes)
             #expect(try device.setMigrationState(.stop) == nil)
+            #expect(openDescriptors(matching: "mtty_mig") == 1)
             stream.close()
+            #expect(openDescriptors(matching: "mtty_mig") == 0)
             #expect(try device.setMigrationState(.running) == nil)
             #expect(try device.migrationState() == .running)
             #expect(try SerialPortPicture.read(device) == .programmed)
