@@ -83,34 +83,71 @@ public final class HostDevice: VFIODevice {
             guard let group = record.iommuGroup else {
                 throw .unsupported("open \(address)", "the device is in no IOMMU group (is the IOMMU on?)")
             }
-            return try openInGroup(group, address: address, name: address, system: system, container: container)
+            return try openInGroup(group, deviceName: address, address: address, name: address, system: system, container: container)
         }
     }
 
-    /// Opens a device by path: a group (`/dev/vfio/N`, its first PCI device) or a cdev
-    /// (`/dev/vfio/devices/vfioN`).
+    /// Opens a mediated device (e.g. the kernel's `mtty` sample) by its UUID: through
+    /// its group (`/sys/bus/mdev/devices/UUID/iommu_group`, an emulated-IOMMU group;
+    /// `VFIO_GROUP_GET_DEVICE_FD` takes the UUID) or its cdev
+    /// (`/sys/bus/mdev/devices/UUID/vfio-dev/vfioN`), as `open(pciAddress:)` chooses.
+    /// The device's `name` is the UUID, its `address` nil.
+    /// - Throws: `ENOENT` for no such mdev; `.unsupported` as `open(pciAddress:)`.
+    public static func open(mdev uuid: String, access: Access = .automatic, sysfs: Sysfs = Sysfs(),
+                            system: HostSystem = .live, container: VFIOContainer? = nil, ioas: IOAS? = nil) throws(VFIOError) -> HostDevice {
+        let record = try sysfs.mdevDevice(uuid)
+        var chosen = access
+        if access == .automatic {
+            if let cdev = record.cdevPath, Sysfs.exists("/dev/iommu"), Sysfs.exists(cdev), container == nil {
+                chosen = .iommufd
+            } else {
+                chosen = ioas == nil ? .container : .iommufd
+            }
+        }
+        switch chosen {
+        case .iommufd:
+            guard let cdev = record.cdevPath else {
+                throw .unsupported("open mdev \(record.uuid)", "the device has no VFIO cdev (needs CONFIG_VFIO_DEVICE_CDEV)")
+            }
+            return try openCdev(cdev, name: record.uuid, address: nil, system: system, ioas: ioas)
+        default:
+            guard let group = record.iommuGroup else {
+                throw .unsupported("open mdev \(record.uuid)", "the device is in no IOMMU group")
+            }
+            return try openInGroup(group, deviceName: record.uuid, address: nil, name: record.uuid, system: system, container: container)
+        }
+    }
+
+    /// Opens a device by path: a group (`/dev/vfio/N`: its first PCI device, else its
+    /// first mediated device) or a cdev (`/dev/vfio/devices/vfioN`, PCI or mediated).
     public static func open(path: String, sysfs: Sysfs = Sysfs(), system: HostSystem = .live,
                             container: VFIOContainer? = nil, ioas: IOAS? = nil) throws(VFIOError) -> HostDevice {
         let last = String(path.split(separator: "/").last ?? "")
         if path.hasPrefix("/dev/vfio/devices/") {
-            let address = try? sysfs.addressOfCdev(last)
+            // The cdev's device is a PCI address or, for an mdev, its UUID (no address).
+            let address = (try? sysfs.addressOfCdev(last)).flatMap { sysfs.isMdev($0) ? nil : $0 }
             return try openCdev(path, name: path, address: address, system: system, ioas: ioas)
         }
         guard let number = Int(last) else {
             throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N) or device cdev (/dev/vfio/devices/vfioN)")
         }
         let group = try sysfs.iommuGroup(number)
-        guard let address = group.deviceAddresses.first(where: { (try? sysfs.pciDevice($0)) != nil }) else {
-            throw .errno("open \(path): IOMMU group \(number) has no PCI device", ENODEV)
+        if let address = group.deviceAddresses.first(where: { (try? sysfs.pciDevice($0)) != nil }) {
+            return try openInGroup(number, deviceName: address, address: address, name: path, system: system, container: container)
         }
-        return try openInGroup(number, address: address, name: path, system: system, container: container)
+        if let uuid = group.deviceAddresses.first(where: { sysfs.isMdev($0) }) {
+            return try openInGroup(number, deviceName: uuid, address: nil, name: path, system: system, container: container)
+        }
+        throw .errno("open \(path): IOMMU group \(number) has no PCI or mediated device", ENODEV)
     }
 
-    static func openInGroup(_ number: Int, address: String, name: String, system: HostSystem, container given: VFIOContainer?) throws(VFIOError) -> HostDevice {
+    /// Opens `deviceName` (a PCI address or an mdev UUID) in group `number`.
+    static func openInGroup(_ number: Int, deviceName: String, address: String?, name: String, system: HostSystem,
+                            container given: VFIOContainer?) throws(VFIOError) -> HostDevice {
         let container: VFIOContainer
         if let given { container = given } else { container = try VFIOContainer(system: system) }
         let group = try container.group(number)
-        let fd = try group.openDevice(address)
+        let fd = try group.openDevice(deviceName)
         return HostDevice(name: name, address: address, descriptor: fd, binding: .group(container, group), space: container, system: system)
     }
 
@@ -286,6 +323,15 @@ public final class HostDevice: VFIODevice {
         guard info.flags.contains(.reset) else {
             throw .unsupported("VFIO_DEVICE_RESET", "the device offers no reset (no VFIO_DEVICE_FLAGS_RESET)")
         }
+        try ioctl.call("VFIO_DEVICE_RESET", try descriptor.requireOpen("VFIO_DEVICE_RESET"), CVFIO_VFIO_DEVICE_RESET)
+    }
+
+    /// `VFIO_DEVICE_RESET` without looking at `VFIO_DEVICE_FLAGS_RESET`, for drivers that
+    /// answer it without advertising it. The kernel's `mtty` sample is one: its device
+    /// flags are PCI only, yet its reset returns the migration state (RESUMING after a
+    /// refused stream, ERROR) to RUNNING and drops its data sessions; the serial port's
+    /// registers are kept. A driver without a reset answers `ENOTTY`.
+    public func resetIgnoringFlags() throws(VFIOError) {
         try ioctl.call("VFIO_DEVICE_RESET", try descriptor.requireOpen("VFIO_DEVICE_RESET"), CVFIO_VFIO_DEVICE_RESET)
     }
 

@@ -19,19 +19,39 @@ public struct HostSystem: Sendable {
     public var pread: @Sendable (_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, _ offset: Int64) -> Int
     /// `pwrite(fd, buffer, count, offset)`: the bytes written, or `-errno`.
     public var pwrite: @Sendable (_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int64) -> Int
+    /// `read(fd, buffer, count)` (a stream such as a migration `data_fd`): the bytes read, or `-errno`.
+    public var read: @Sendable (_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int
+    /// `write(fd, buffer, count)` (a stream such as a migration `data_fd`): the bytes written, or `-errno`.
+    public var write: @Sendable (_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int
 
     public init(
         open: @escaping @Sendable (String, Int32) -> Int32,
         ioctlPointer: @escaping @Sendable (Int32, UInt, UnsafeMutableRawPointer?) -> Int32,
         ioctlValue: @escaping @Sendable (Int32, UInt, UInt) -> Int32,
         pread: @escaping @Sendable (Int32, UnsafeMutableRawBufferPointer, Int64) -> Int,
-        pwrite: @escaping @Sendable (Int32, UnsafeRawBufferPointer, Int64) -> Int
+        pwrite: @escaping @Sendable (Int32, UnsafeRawBufferPointer, Int64) -> Int,
+        read: @escaping @Sendable (Int32, UnsafeMutableRawBufferPointer) -> Int = HostSystem.liveRead,
+        write: @escaping @Sendable (Int32, UnsafeRawBufferPointer) -> Int = HostSystem.liveWrite
     ) {
         self.open = open
         self.ioctlPointer = ioctlPointer
         self.ioctlValue = ioctlValue
         self.pread = pread
         self.pwrite = pwrite
+        self.read = read
+        self.write = write
+    }
+
+    /// `read(2)` from the C library.
+    public static let liveRead: @Sendable (Int32, UnsafeMutableRawBufferPointer) -> Int = { fd, buffer in
+        let result = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        return result >= 0 ? result : -Int(errno)
+    }
+
+    /// `write(2)` from the C library.
+    public static let liveWrite: @Sendable (Int32, UnsafeRawBufferPointer) -> Int = { fd, buffer in
+        let result = Glibc.write(fd, buffer.baseAddress, buffer.count)
+        return result >= 0 ? result : -Int(errno)
     }
 
     /// The C library.

@@ -79,6 +79,39 @@ public struct BindRecord: Sendable, Equatable {
 }
 
 /// Reads and writes sysfs, from a root that tests point at a fake tree.
+/// A mediated device (`/sys/bus/mdev/devices/UUID`), such as the kernel's `mtty` sample.
+public struct MdevDeviceRecord: Sendable, Equatable {
+    /// The UUID it was created with (lowercase), also its name for
+    /// `VFIO_GROUP_GET_DEVICE_FD`.
+    public var uuid: String
+    /// The mdev type (`mdev_type` link, e.g. `mtty-1`).
+    public var type: String?
+    /// The bound driver (`driver` link, e.g. `mtty`).
+    public var driver: String?
+    /// The IOMMU group (an emulated-IOMMU group of its own).
+    public var iommuGroup: Int?
+    /// The device cdev's name under /dev/vfio/devices (`vfio-dev/vfioN`).
+    public var vfioDeviceName: String?
+
+    public init(uuid: String, type: String? = nil, driver: String? = nil, iommuGroup: Int? = nil, vfioDeviceName: String? = nil) {
+        self.uuid = uuid
+        self.type = type
+        self.driver = driver
+        self.iommuGroup = iommuGroup
+        self.vfioDeviceName = vfioDeviceName
+    }
+
+    /// `/dev/vfio/devices/vfioN`, when the device has a cdev.
+    public var cdevPath: String? { vfioDeviceName.map { "/dev/vfio/devices/\($0)" } }
+
+    /// Whether `text` has the form of an mdev UUID (8-4-4-4-12 hex digits).
+    public static func isUUID(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.map(\.count) == [8, 4, 4, 4, 12] else { return false }
+        return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) }
+    }
+}
+
 public struct Sysfs: Sendable {
     /// Drivers with `driver_managed_dma`, which leave a group viable besides the vfio ones.
     public static let dmaOwnerFreeDrivers: Set<String> = ["pci-stub", "pcieport"]
@@ -90,6 +123,7 @@ public struct Sysfs: Sendable {
 
     var devicesDirectory: String { root + "/bus/pci/devices" }
     var groupsDirectory: String { root + "/kernel/iommu_groups" }
+    var mdevDirectory: String { root + "/bus/mdev/devices" }
 
     // MARK: Discovery
 
@@ -132,6 +166,31 @@ public struct Sysfs: Sendable {
             record.headerType = header[14] & 0x7f
         }
         return record
+    }
+
+    /// The mediated device `uuid` (any case; sysfs names are lowercase).
+    /// - Throws: `ENOENT` naming the sysfs path when there is no such device.
+    public func mdevDevice(_ uuid: String) throws(VFIOError) -> MdevDeviceRecord {
+        let name = uuid.lowercased()
+        let path = mdevDirectory + "/" + name
+        guard Sysfs.exists(path) else { throw .errno("sysfs \(path)", ENOENT) }
+        var record = MdevDeviceRecord(uuid: name, type: Sysfs.linkName(path + "/mdev_type"), driver: Sysfs.linkName(path + "/driver"))
+        if let group = Sysfs.linkName(path + "/iommu_group") { record.iommuGroup = Int(group) }
+        if let names = try? Sysfs.list(path + "/vfio-dev"), let first = names.first(where: { $0.hasPrefix("vfio") }) {
+            record.vfioDeviceName = first
+        }
+        return record
+    }
+
+    /// Every mediated device, sorted by UUID (none when the kernel has no mdev bus).
+    public func mdevDevices() -> [MdevDeviceRecord] {
+        let names = (try? Sysfs.list(mdevDirectory)) ?? []
+        return names.sorted().compactMap { try? mdevDevice($0) }
+    }
+
+    /// Whether `name` (a group member or a cdev's device) is a mediated device.
+    public func isMdev(_ name: String) -> Bool {
+        Sysfs.exists(mdevDirectory + "/" + name)
     }
 
     /// Every IOMMU group with its devices and viability, sorted by number.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VFIOHost
 
 /// How the tool names a device, wherever it takes one.
 enum DeviceName: Equatable, CustomStringConvertible {
@@ -6,6 +7,9 @@ enum DeviceName: Equatable, CustomStringConvertible {
     case pci(String)
     /// A path under /dev/vfio: a group (`/dev/vfio/12`) or a device cdev (`/dev/vfio/devices/vfio0`).
     case devicePath(String)
+    /// A mediated device by UUID, `mdev:UUID` (e.g. the kernel's `mtty` sample), opened
+    /// as a /dev/vfio path would be: its group or its cdev.
+    case mdev(String)
     /// A vfio-user server's socket, `unix:PATH`.
     case unixSocket(String)
     /// A built-in device model served in-process over a real socket pair, `model:NAME`.
@@ -20,12 +24,18 @@ enum DeviceName: Equatable, CustomStringConvertible {
             let name = String(text.dropFirst(6))
             guard !name.isEmpty else { throw ValidationError("'model:' needs a model name, as in model:edu") }
             self = .model(name)
+        } else if text.hasPrefix("mdev:") {
+            let uuid = String(text.dropFirst(5)).lowercased()
+            guard MdevDeviceRecord.isUUID(uuid) else {
+                throw ValidationError("'mdev:' needs a device UUID, as in mdev:83b8f4f2-509f-382f-3c1e-e6bfe0fa1001")
+            }
+            self = .mdev(uuid)
         } else if text.hasPrefix("/dev/vfio/") {
             self = .devicePath(text)
         } else if let address = DeviceName.normalizedPCIAddress(text) {
             self = .pci(address)
         } else {
-            throw ValidationError("'\(text)' is not a device name: use a PCI address (0000:00:04.0), a /dev/vfio path, unix:PATH or model:NAME")
+            throw ValidationError("'\(text)' is not a device name: use a PCI address (0000:00:04.0), a /dev/vfio path, mdev:UUID, unix:PATH or model:NAME")
         }
     }
 
@@ -56,6 +66,7 @@ enum DeviceName: Equatable, CustomStringConvertible {
         switch self {
         case .pci(let address): return address
         case .devicePath(let path): return path
+        case .mdev(let uuid): return "mdev:\(uuid)"
         case .unixSocket(let path): return "unix:\(path)"
         case .model(let name): return "model:\(name)"
         }

@@ -4,8 +4,8 @@ import VFIOHost
 
 /// Opens the device `name` names, through whichever transport serves that kind of name.
 ///
-/// - `.pci` and `.devicePath`: the kernel (`HostDevice`), through `access` (the cdev and
-///   iommufd when the kernel offers them, by default).
+/// - `.pci`, `.devicePath` and `.mdev`: the kernel (`HostDevice`), through `access` (the
+///   cdev and iommufd when the kernel offers them, by default).
 func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) throws -> any VFIODevice {
     switch name {
     case .pci(let address):
@@ -19,8 +19,10 @@ func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) thro
         default:
             return try HostDevice.open(path: path)
         }
+    case .mdev(let uuid):
+        return try HostDevice.open(mdev: uuid, access: access)
     case .unixSocket, .model:
-        throw ValidationError("this build opens devices named by a PCI address (0000:00:04.0) or a /dev/vfio path only, not '\(name)'")
+        throw ValidationError("this build opens devices named by a PCI address (0000:00:04.0), a /dev/vfio path or mdev:UUID only, not '\(name)'")
     }
 }
 

@@ -72,10 +72,10 @@ struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Show a VFIO device's flags, regions, IRQs, features and migration support.",
-        discussion: "DEVICE is a PCI address bound to vfio-pci (0000:01:00.0) or a path under /dev/vfio."
+        discussion: "DEVICE is a PCI address bound to vfio-pci (0000:01:00.0), a path under /dev/vfio, or mdev:UUID for a mediated device (mtty)."
     )
 
-    @Argument(help: "The device: a PCI address or a /dev/vfio path.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: "The device: a PCI address, a /dev/vfio path or mdev:UUID.", transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     @Option(help: "How to reach a kernel device: automatic, container or iommufd.")

@@ -15,6 +15,16 @@ enum GuestEnvironment {
     /// The first edu device.
     static var edu: String { eduAddresses.first ?? "0000:01:00.0" }
 
+    /// `SWIFT_VFIO_MTTY`: the UUIDs of the mtty mdevs (`run.sh --kernel custom --mtty N`),
+    /// with `SWIFT_VFIO_MTTY_CDEV` and `SWIFT_VFIO_MTTY_GROUP` in the same order.
+    static let mttys: [String] = list("SWIFT_VFIO_MTTY")
+    static let mttyCdevs: [String] = list("SWIFT_VFIO_MTTY_CDEV")
+    static let mttyGroups: [String] = list("SWIFT_VFIO_MTTY_GROUP")
+
+    private static func list(_ name: String) -> [String] {
+        (ProcessInfo.processInfo.environment[name] ?? "").split(separator: " ").map(String.init)
+    }
+
     /// The kernel offers iommufd and edu has a device cdev (the harness's custom kernel).
     static var hasCdev: Bool {
         FileManager.default.fileExists(atPath: "/dev/iommu")
