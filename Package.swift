@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
+        .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOUser", targets: ["VFIOUser"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
@@ -17,10 +18,11 @@ let package = Package(
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
+        .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(
             name: "VFIOUser",
             dependencies: [
-                "VFIO", "VFIOSystem", "CVFIO",
+                "VFIO", "VFIOSystem", "CVFIO", "VFIODeviceKit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -31,7 +33,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOUser"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )

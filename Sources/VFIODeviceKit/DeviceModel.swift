@@ -1,0 +1,381 @@
+import VFIO
+
+// MARK: - Errno values
+
+/// The Linux errno values the kit reports inside `VFIOError.errno`. The kit imports no C
+/// library (it must stay free of syscalls), so the handful it needs are spelled here; they
+/// are the numbers of `<asm-generic/errno-base.h>` / `<asm-generic/errno.h>`.
+public enum DeviceErrno {
+    public static let EPERM: Int32 = 1
+    public static let ENOENT: Int32 = 2
+    public static let EIO: Int32 = 5
+    public static let EFAULT: Int32 = 14
+    public static let EBUSY: Int32 = 16
+    public static let ENODEV: Int32 = 19
+    public static let EINVAL: Int32 = 22
+    public static let ENOSPC: Int32 = 28
+    public static let EDEADLK: Int32 = 35
+    public static let EOPNOTSUPP: Int32 = 95
+}
+
+// MARK: - Regions and IRQs as a model declares them
+
+/// How a region's bytes are served.
+public enum RegionBacking: Sendable, Hashable {
+    /// Every access goes to the model's `read(region:offset:into:)` /
+    /// `write(region:offset:from:)`. Such a region cannot be mmapped.
+    case callbacks
+    /// The server provides memory for the whole region (a memfd of the region's size, or
+    /// plain memory in process); the model reaches it with `DeviceContext.memory(forRegion:)`.
+    ///
+    /// `mmapAreas` (offsets relative to the region, page-aligned, inside the region) are the
+    /// parts the client may `mmap`; they are announced with the sparse-mmap capability
+    /// (`VFIO_REGION_INFO_CAP_SPARSE_MMAP`). Reads and writes that lie entirely inside one
+    /// area are served by the server straight from the memory, without calling the model
+    /// (exactly as a client's mmapped stores bypass it); every other access (register
+    /// space, an MSI-X table) goes to the model's callbacks. `DeviceAccess` implements this
+    /// routing; a server should use it rather than re-implement it.
+    case memory(mmapAreas: [SparseMmapArea])
+}
+
+/// One region as the model declares it: what `VFIO_DEVICE_GET_REGION_INFO` describes.
+public struct RegionDescriptor: Sendable, Hashable {
+    /// The region index (`PCIRegionIndex` numbers for PCI devices).
+    public var index: UInt32
+    /// The size in bytes; 0 means the region is not implemented (an absent BAR).
+    public var size: UInt64
+    /// READ / WRITE as the model wants them. `.mmap` and `.caps` are derived from
+    /// `backing` by `regionInfo(offset:)`; a model need not set them.
+    public var flags: RegionInfoFlags
+    public var backing: RegionBacking
+
+    public init(index: UInt32, size: UInt64, flags: RegionInfoFlags, backing: RegionBacking = .callbacks) {
+        self.index = index
+        self.size = size
+        self.flags = flags
+        self.backing = backing
+    }
+
+    /// An unimplemented region (size 0, no flags).
+    public static func absent(_ index: UInt32) -> RegionDescriptor {
+        RegionDescriptor(index: index, size: 0, flags: [])
+    }
+
+    /// The mmap-able areas (empty for callback regions).
+    public var mmapAreas: [SparseMmapArea] {
+        if case .memory(let areas) = backing { return areas }
+        return []
+    }
+
+    /// True when the server must provide memory for this region.
+    public var isMemoryBacked: Bool {
+        if case .memory = backing { return true }
+        return false
+    }
+
+    /// The area holding all of `[offset, offset + count)`, if one does.
+    public func mmapArea(containing offset: UInt64, count: Int) -> SparseMmapArea? {
+        let end = offset.addingReportingOverflow(UInt64(count))
+        guard !end.overflow else { return nil }
+        return mmapAreas.first { offset >= $0.offset && end.partialValue <= $0.offset + $0.size }
+    }
+
+    /// The `vfio_region_info` reply for this region. `offset` is the transport's: the
+    /// kernel's `index << 40`, or what a vfio-user server uses as the mmap offset into the
+    /// region's file descriptor. `.mmap` and a sparse-mmap capability are added when the
+    /// region is memory-backed with at least one area.
+    public func regionInfo(offset: UInt64) -> RegionInfo {
+        var flags = self.flags.subtracting([.mmap, .caps])
+        var capabilities: [RegionInfoCapability] = []
+        if size > 0, case .memory(let areas) = backing, !areas.isEmpty {
+            flags.insert(.mmap)
+            capabilities.append(.sparseMmap(areas))
+        }
+        return RegionInfo(flags: flags, index: index, size: size, offset: offset, capabilities: capabilities)
+    }
+}
+
+/// One IRQ index as the model declares it: what `VFIO_DEVICE_GET_IRQ_INFO` describes.
+public struct IRQDescriptor: Sendable, Hashable {
+    public var index: UInt32
+    /// Number of vectors; 0 means the index is not supported.
+    public var count: UInt32
+    public var flags: IRQInfoFlags
+
+    public init(index: UInt32, count: UInt32, flags: IRQInfoFlags) {
+        self.index = index
+        self.count = count
+        self.flags = flags
+    }
+
+    /// The `vfio_irq_info` reply.
+    public var irqInfo: IRQInfo { IRQInfo(flags: flags, index: index, count: count) }
+
+    /// vfio-pci's five indices with the flags vfio-pci reports: INTx (eventfd, maskable,
+    /// automasked; 1 vector when `intx`), MSI and MSI-X (eventfd, no-resize) with the given
+    /// counts, ERR and REQ (eventfd) with the given counts.
+    public static func pci(intx: Bool, msiVectors: UInt32, msixVectors: UInt32, err: UInt32 = 0, req: UInt32 = 0) -> [IRQDescriptor] {
+        [
+            IRQDescriptor(index: PCIIRQIndex.intx.rawValue, count: intx ? 1 : 0, flags: intx ? [.eventfd, .maskable, .automasked] : []),
+            IRQDescriptor(index: PCIIRQIndex.msi.rawValue, count: msiVectors, flags: msiVectors > 0 ? [.eventfd, .noResize] : []),
+            IRQDescriptor(index: PCIIRQIndex.msix.rawValue, count: msixVectors, flags: msixVectors > 0 ? [.eventfd, .noResize] : []),
+            IRQDescriptor(index: PCIIRQIndex.err.rawValue, count: err, flags: err > 0 ? [.eventfd] : []),
+            IRQDescriptor(index: PCIIRQIndex.req.rawValue, count: req, flags: req > 0 ? [.eventfd] : []),
+        ]
+    }
+}
+
+/// One interrupt to signal: vector `vector` of IRQ index `index` (for PCI, a `PCIIRQIndex`
+/// raw value). The server turns it into a write to the eventfd the client gave for that
+/// vector with `VFIO_DEVICE_SET_IRQS`, and drops it when the client gave none.
+public struct IRQSignal: Sendable, Hashable, CustomStringConvertible {
+    public var index: UInt32
+    public var vector: UInt32
+
+    public init(index: UInt32, vector: UInt32) {
+        self.index = index
+        self.vector = vector
+    }
+
+    public var description: String { "irq(\(index).\(vector))" }
+}
+
+// MARK: - The device context (implemented by the server)
+
+/// A handle on memory the server provides for a memory-backed region (a mapping of the
+/// region's memfd, or plain memory in process). Valid for as long as the model stays
+/// attached to the context that returned it. The client may write the mmapped areas at any
+/// time, concurrently with the model: treat their contents as untrusted and racy.
+public struct RegionMemory: @unchecked Sendable {
+    /// The whole region, `size` bytes.
+    public let bytes: UnsafeMutableRawBufferPointer
+
+    public init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+
+    public var count: Int { bytes.count }
+
+    /// Copies `[offset, offset + buffer.count)` out of the region.
+    /// - Throws: `EFAULT` when the range does not lie inside the region.
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        let start = try check(offset, buffer.count, "RegionMemory.read")
+        guard buffer.count > 0 else { return }
+        buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + start, byteCount: buffer.count)
+    }
+
+    /// Copies `buffer` into the region at `offset`.
+    /// - Throws: `EFAULT` when the range does not lie inside the region.
+    public func write(at offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let start = try check(offset, buffer.count, "RegionMemory.write")
+        guard buffer.count > 0 else { return }
+        (bytes.baseAddress! + start).copyMemory(from: buffer.baseAddress!, byteCount: buffer.count)
+    }
+
+    private func check(_ offset: UInt64, _ count: Int, _ operation: String) throws(VFIOError) -> Int {
+        guard offset <= UInt64(bytes.count), UInt64(count) <= UInt64(bytes.count) - offset else {
+            throw .errno(operation, DeviceErrno.EFAULT)
+        }
+        return Int(offset)
+    }
+}
+
+/// What a device model can ask of whoever serves it. The vfio-user server implements it
+/// (eventfds, the client's memory, memfds); `InMemoryDeviceContext` implements it for tests
+/// and in-process use.
+///
+/// Every method may be called from any thread (from inside a request handler, from
+/// deferred work, or from a thread the model started), so implementations must be
+/// thread-safe. None of them calls back into the model.
+///
+/// **DMA and the reply rule.** A vfio-user client such as QEMU holds its global lock while
+/// it waits for the reply to its own request; a DMA_READ/DMA_WRITE message sent by the
+/// server during that wait deadlocks. Direct access through the client's mapped memory is
+/// safe at any time, message-based DMA is not, and the model cannot know which the server
+/// will use. Models therefore never call `dmaRead`/`dmaWrite` synchronously from inside
+/// `read`/`write`/`reset`: they queue the transfer with `afterReply`. A server may refuse
+/// a message-based DMA attempted while a request is outstanding (`EDEADLK`).
+public protocol DeviceContext: AnyObject, Sendable {
+    /// Signals vector `vector` of IRQ index `index` (an eventfd write for the server).
+    /// Signals for an index or vector the client has not enabled are dropped.
+    func triggerIRQ(index: UInt32, vector: UInt32)
+
+    /// Copies client memory at `iova` (a DMA address the client mapped with
+    /// `VFIO_IOMMU_MAP_DMA` / `VFIO_USER_DMA_MAP`) into `buffer`. A transfer may span
+    /// several adjacent mappings.
+    /// - Throws: `VFIOError` with `EFAULT` when any byte of the range is not mapped
+    ///   readable; nothing is read then.
+    func dmaRead(iova: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError)
+
+    /// Copies `buffer` into client memory at `iova`.
+    /// - Throws: `VFIOError` with `EFAULT` when any byte of the range is not mapped
+    ///   writable; client memory is not touched then.
+    func dmaWrite(iova: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError)
+
+    /// The memory the server provides for memory-backed region `index`, or `nil` when the
+    /// region is not memory-backed (or the server has not set it up yet).
+    func memory(forRegion index: UInt32) -> RegionMemory?
+
+    /// Runs `work` once the reply to the request being served has been sent (or at once,
+    /// on the serving thread, when no request is being served). Work runs on the thread
+    /// that serves the model, one item at a time and in order, never concurrently with a
+    /// model callback; work may queue more work.
+    func afterReply(_ work: @escaping @Sendable () -> Void)
+}
+
+// MARK: - The device model
+
+/// A device served through VFIO: what `struct vfio_device_ops` is to a kernel bus driver.
+///
+/// **Threading.** The server calls a model's methods from one thread at a time (never two
+/// callbacks concurrently, and in the order the client's requests arrived). A model that
+/// starts its own work (a thread, a timer) protects the state it shares with that work
+/// itself, with `Mutex` from `Synchronization`. The models shipped here keep all their
+/// state in one `Mutex` and call the context only after releasing it.
+///
+/// **Lifecycle.** The server calls `attach(_:)` once before any other call (except reading
+/// the descriptive properties), then serves requests; `regions`, `irqs` and `deviceFlags`
+/// must not change after `attach`.
+///
+/// **Later (not part of this protocol yet).** Migration (the v2 state machine: a
+/// `setState` that opens a save or load data stream, `dataSize`/pre-copy info) and dirty
+/// logging (start/stop over IOVA ranges, read-and-clear into a `DirtyPageBitmap`) come in a
+/// later issue. They will be optional capabilities reached through `migration` and
+/// `dirtyLogging` below (both `nil` by default), so that adding them does not change
+/// models that do not migrate. The shapes of `MigratableDevice` and `DirtyLoggingDevice`
+/// are provisional.
+public protocol DeviceModel: AnyObject, Sendable {
+    /// `vfio_device_info.flags`: the bus (`.pci`) and `.reset` when `reset()` is supported.
+    var deviceFlags: DeviceInfoFlags { get }
+    /// Every region, indexed densely: `regions[i].index == i`. Absent regions (unused BARs)
+    /// are `RegionDescriptor.absent(i)`.
+    var regions: [RegionDescriptor] { get }
+    /// Every IRQ index, densely (`irqs[i].index == i`); unsupported ones have count 0.
+    var irqs: [IRQDescriptor] { get }
+
+    /// Gives the model its context. Called once, before serving.
+    func attach(_ context: any DeviceContext)
+
+    /// Reads `buffer.count` bytes (1...N) at `offset` of region `region`. The server has
+    /// checked that the range lies inside the region and the region is readable. The model
+    /// decides which widths and alignments it accepts and throws `VFIOError` with `EINVAL`
+    /// for the others.
+    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError)
+
+    /// Writes `buffer` at `offset` of region `region`; as `read`.
+    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError)
+
+    /// `VFIO_DEVICE_RESET`: return the device to its power-on state (function-level reset).
+    func reset() throws(VFIOError)
+
+    /// The client changed the IRQs of `index` with `VFIO_DEVICE_SET_IRQS`
+    /// (`DATA_EVENTFD | ACTION_TRIGGER`): `enabledVectors` is the number of vectors that
+    /// now have an eventfd, from vector 0 (0 = the index is disabled). The model learns
+    /// here which index (INTx, MSI, MSI-X) the client uses. Default: ignored.
+    func irqsConfigured(index: UInt32, enabledVectors: UInt32)
+
+    /// The client masked (`ACTION_MASK`) or unmasked (`ACTION_UNMASK`) a vector, e.g. the
+    /// INTx unmask after handling an automasked INTx. Default: ignored.
+    func irqMaskChanged(index: UInt32, vector: UInt32, masked: Bool)
+
+    /// The client mapped `range` for DMA (already usable through the context). Default: ignored.
+    func dmaMapped(_ range: IOVARange)
+
+    /// The client unmapped `range`; DMA to it fails from now on. Default: ignored.
+    func dmaUnmapped(_ range: IOVARange)
+
+    /// Live migration, when the device supports it (later issue). Default: `nil`.
+    var migration: (any MigratableDevice)? { get }
+    /// Device dirty-page tracking, when supported (later issue). Default: `nil`.
+    var dirtyLogging: (any DirtyLoggingDevice)? { get }
+}
+
+extension DeviceModel {
+    public func irqsConfigured(index: UInt32, enabledVectors: UInt32) {}
+    public func irqMaskChanged(index: UInt32, vector: UInt32, masked: Bool) {}
+    public func dmaMapped(_ range: IOVARange) {}
+    public func dmaUnmapped(_ range: IOVARange) {}
+    public var migration: (any MigratableDevice)? { nil }
+    public var dirtyLogging: (any DirtyLoggingDevice)? { nil }
+
+    /// The `vfio_device_info` reply (no capabilities).
+    public var deviceInfo: DeviceInfo {
+        DeviceInfo(flags: deviceFlags, numRegions: UInt32(regions.count), numIRQs: UInt32(irqs.count))
+    }
+
+    /// The descriptor of region `index`, or `nil` when the model has no such region.
+    public func region(_ index: UInt32) -> RegionDescriptor? {
+        regions.first { $0.index == index }
+    }
+
+    /// The descriptor of IRQ index `index`, or `nil`.
+    public func irq(_ index: UInt32) -> IRQDescriptor? {
+        irqs.first { $0.index == index }
+    }
+}
+
+/// Provisional shape of live migration for a device model (vfio_migration_ops): a later
+/// issue implements it. Not used by the kit yet.
+public protocol MigratableDevice: AnyObject, Sendable {
+    /// The features offered (`VFIO_MIGRATION_STOP_COPY`, `P2P`, `PRE_COPY`).
+    var migrationFeatures: MigrationFeatures { get }
+    /// Moves along one arc of the state machine (the server walks combination transitions).
+    func setMigrationState(_ state: MigrationState) throws(VFIOError)
+    /// Produces the next bytes of the save stream; 0 at its end.
+    func readMigrationData(into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int
+    /// Consumes bytes of the load stream.
+    func writeMigrationData(from buffer: UnsafeRawBufferPointer) throws(VFIOError)
+    /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`: the estimated stop-copy size.
+    func migrationDataSize() throws(VFIOError) -> UInt64
+}
+
+/// Provisional shape of device dirty-page tracking (vfio_log_ops): a later issue
+/// implements it. Not used by the kit yet.
+public protocol DirtyLoggingDevice: AnyObject, Sendable {
+    func startDirtyLogging(ranges: IOVARangeSet, pageSize: UInt64) throws(VFIOError)
+    func stopDirtyLogging() throws(VFIOError)
+    /// Reports (and clears) the pages written by the device in `[iova, iova + length)`.
+    func readAndClearDirty(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt8]
+}
+
+// MARK: - Region access routing (shared by every server)
+
+/// The region-access rules every server applies before a model sees an access, in one
+/// place: bounds and READ/WRITE checks, and memory-backed areas served from memory.
+public enum DeviceAccess {
+    /// Serves a region read (`pread` on the device fd, `VFIO_USER_REGION_READ`).
+    /// - Throws: `EINVAL` for an unknown region, an empty or out-of-range access or a
+    ///   region without READ; whatever the model throws.
+    public static func read(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
+                            offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        let region = try check(model, index, offset, buffer.count, .read, "region read")
+        if region.mmapArea(containing: offset, count: buffer.count) != nil,
+           let memory = context?.memory(forRegion: index) {
+            try memory.read(at: offset, into: buffer)
+            return
+        }
+        try model.read(region: index, offset: offset, into: buffer)
+    }
+
+    /// Serves a region write (`pwrite`, `VFIO_USER_REGION_WRITE`); as `read`.
+    public static func write(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
+                             offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let region = try check(model, index, offset, buffer.count, .write, "region write")
+        if region.mmapArea(containing: offset, count: buffer.count) != nil,
+           let memory = context?.memory(forRegion: index) {
+            try memory.write(at: offset, from: buffer)
+            return
+        }
+        try model.write(region: index, offset: offset, from: buffer)
+    }
+
+    private static func check(_ model: any DeviceModel, _ index: UInt32, _ offset: UInt64, _ count: Int,
+                              _ flag: RegionInfoFlags, _ operation: String) throws(VFIOError) -> RegionDescriptor {
+        guard let region = model.region(index), region.size > 0 else {
+            throw .errno(operation, DeviceErrno.EINVAL)
+        }
+        guard region.flags.contains(flag) else { throw .errno(operation, DeviceErrno.EINVAL) }
+        guard count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
+            throw .errno(operation, DeviceErrno.EINVAL)
+        }
+        return region
+    }
+}
