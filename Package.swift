@@ -34,7 +34,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"]),
-        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
