@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "VFIO", targets: ["VFIO"]),
         .library(name: "VFIOSystem", targets: ["VFIOSystem"]),
+        .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOUser", targets: ["VFIOUser"]),
         .executable(name: "vfio", targets: ["vfio"]),
@@ -18,6 +19,7 @@ let package = Package(
         .target(name: "CVFIO"),
         .target(name: "VFIO"),
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
+        .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(
             name: "VFIOUser",
@@ -29,11 +31,12 @@ let package = Package(
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser"]),
     ],
     swiftLanguageModes: [.v6]
 )

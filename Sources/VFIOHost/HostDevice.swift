@@ -1,0 +1,391 @@
+import CVFIO
+import Glibc
+import Synchronization
+import VFIO
+import VFIOSystem
+
+/// A device bound to a VFIO driver in this kernel, opened through the legacy container
+/// and group or through its cdev and iommufd. Conforms to the user-side `VFIODevice`.
+///
+/// Every descriptor (device, group, container, iommufd) and mapping is released when the
+/// last reference goes away; a failure while opening releases what was opened so far.
+public final class HostDevice: VFIODevice {
+    /// How a device is reached.
+    public enum Access: String, Sendable, CaseIterable {
+        /// The cdev and iommufd when the kernel offers both (`/dev/iommu` and the device's
+        /// `/dev/vfio/devices/vfioN`), else the container and group.
+        case automatic
+        /// `/dev/vfio/vfio` and `/dev/vfio/N`, type1v2.
+        case container
+        /// `/dev/vfio/devices/vfioN` bound to `/dev/iommu`.
+        case iommufd
+    }
+
+    /// What the device is bound through.
+    public enum Binding: Sendable {
+        case group(VFIOContainer, VFIOGroup)
+        case iommufd(IOMMUFD, deviceID: UInt32)
+    }
+
+    public let name: String
+    /// The PCI address, when known.
+    public let address: String?
+    public let descriptor: OwnedDescriptor
+    public let binding: Binding
+    let ioctl: Ioctl
+    private struct State: Sendable {
+        var space: (any DMASpace)?
+        var regions: [UInt32: RegionInfo] = [:]
+        var info: DeviceInfo?
+    }
+    private let state: Mutex<State>
+
+    /// Wraps an open device descriptor (for custom setups and tests); `space` is where its
+    /// DMA goes (the container, or the IOAS it is attached to).
+    public init(name: String, address: String?, descriptor: OwnedDescriptor, binding: Binding, space: (any DMASpace)?, system: HostSystem = .live) {
+        self.name = name
+        self.address = address
+        self.descriptor = descriptor
+        self.binding = binding
+        self.ioctl = Ioctl(system: system)
+        self.state = Mutex(State(space: space))
+    }
+
+    // MARK: Opening
+
+    /// Opens the PCI device at `address` (bound to vfio-pci).
+    /// - Parameters:
+    ///   - container: a container to add the device's group to (several groups share one);
+    ///     a new one when nil (container access only).
+    ///   - ioas: an IOAS to attach to (devices share it); a new iommufd and IOAS when nil
+    ///     (iommufd access only).
+    /// - Throws: `ENOENT` for no such device; `.unsupported` for a device without an IOMMU
+    ///   group, a non-viable group, or `.iommufd` where the kernel has no cdev or iommufd.
+    public static func open(pciAddress address: String, access: Access = .automatic, sysfs: Sysfs = Sysfs(),
+                            system: HostSystem = .live, container: VFIOContainer? = nil, ioas: IOAS? = nil) throws(VFIOError) -> HostDevice {
+        let record = try sysfs.pciDevice(address)
+        var chosen = access
+        if access == .automatic {
+            if let cdev = record.cdevPath, Sysfs.exists("/dev/iommu"), Sysfs.exists(cdev), container == nil {
+                _ = cdev
+                chosen = .iommufd
+            } else {
+                chosen = ioas == nil ? .container : .iommufd
+            }
+        }
+        switch chosen {
+        case .iommufd:
+            guard let cdev = record.cdevPath else {
+                throw .unsupported("open \(address)", "the device has no VFIO cdev (needs CONFIG_VFIO_DEVICE_CDEV and a vfio driver)")
+            }
+            return try openCdev(cdev, name: address, address: address, system: system, ioas: ioas)
+        default:
+            guard let group = record.iommuGroup else {
+                throw .unsupported("open \(address)", "the device is in no IOMMU group (is the IOMMU on?)")
+            }
+            return try openInGroup(group, address: address, name: address, system: system, container: container)
+        }
+    }
+
+    /// Opens a device by path: a group (`/dev/vfio/N`, its first PCI device) or a cdev
+    /// (`/dev/vfio/devices/vfioN`).
+    public static func open(path: String, sysfs: Sysfs = Sysfs(), system: HostSystem = .live,
+                            container: VFIOContainer? = nil, ioas: IOAS? = nil) throws(VFIOError) -> HostDevice {
+        let last = String(path.split(separator: "/").last ?? "")
+        if path.hasPrefix("/dev/vfio/devices/") {
+            let address = try? sysfs.addressOfCdev(last)
+            return try openCdev(path, name: path, address: address, system: system, ioas: ioas)
+        }
+        guard let number = Int(last) else {
+            throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N) or device cdev (/dev/vfio/devices/vfioN)")
+        }
+        let group = try sysfs.iommuGroup(number)
+        guard let address = group.deviceAddresses.first(where: { (try? sysfs.pciDevice($0)) != nil }) else {
+            throw .errno("open \(path): IOMMU group \(number) has no PCI device", ENODEV)
+        }
+        return try openInGroup(number, address: address, name: path, system: system, container: container)
+    }
+
+    static func openInGroup(_ number: Int, address: String, name: String, system: HostSystem, container given: VFIOContainer?) throws(VFIOError) -> HostDevice {
+        let container: VFIOContainer
+        if let given { container = given } else { container = try VFIOContainer(system: system) }
+        let group = try container.group(number)
+        let fd = try group.openDevice(address)
+        return HostDevice(name: name, address: address, descriptor: fd, binding: .group(container, group), space: container, system: system)
+    }
+
+    static func openCdev(_ path: String, name: String, address: String?, system: HostSystem, ioas given: IOAS?) throws(VFIOError) -> HostDevice {
+        let ioctl = Ioctl(system: system)
+        let iommufd: IOMMUFD
+        if let given { iommufd = given.iommufd } else { iommufd = try IOMMUFD(system: system) }
+        let fd = OwnedDescriptor(try ioctl.open(path))
+        var bind = BindIOMMUFD(iommufd: iommufd.descriptor.raw).encoded()
+        try ioctl.call("VFIO_DEVICE_BIND_IOMMUFD", fd.raw, CVFIO_VFIO_DEVICE_BIND_IOMMUFD, &bind)
+        let deviceID = try BindIOMMUFD(decoding: bind).outDeviceID
+        let device = HostDevice(name: name, address: address, descriptor: fd, binding: .iommufd(iommufd, deviceID: deviceID), space: nil, system: system)
+        if let given { try device.attach(given) } else { try device.attach(try iommufd.allocateIOAS()) }
+        return device
+    }
+
+    // MARK: iommufd attachment
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`: attaches the device to `ioas`, or, when attached
+    /// already, replaces its IOAS with `ioas` atomically (cdev only).
+    public func attach(_ ioas: IOAS) throws(VFIOError) {
+        guard case .iommufd(let iommufd, _) = binding, iommufd === ioas.iommufd else {
+            throw .unsupported("VFIO_DEVICE_ATTACH_IOMMUFD_PT", "the device is not bound to this IOAS's iommufd")
+        }
+        var bytes = AttachIOMMUFDPageTable(pageTableID: ioas.id).encoded()
+        let fd = try descriptor.requireOpen("VFIO_DEVICE_ATTACH_IOMMUFD_PT")
+        try state.withLock { (state: inout State) throws(VFIOError) in
+            try ioctl.call("VFIO_DEVICE_ATTACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &bytes)
+            state.space = ioas
+        }
+    }
+
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`: the device then has no DMA space (cdev only).
+    public func detach() throws(VFIOError) {
+        guard case .iommufd = binding else {
+            throw .unsupported("VFIO_DEVICE_DETACH_IOMMUFD_PT", "the device was opened through a group")
+        }
+        var bytes = DetachIOMMUFDPageTable().encoded()
+        let fd = try descriptor.requireOpen("VFIO_DEVICE_DETACH_IOMMUFD_PT")
+        try state.withLock { (state: inout State) throws(VFIOError) in
+            try ioctl.call("VFIO_DEVICE_DETACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_DETACH_IOMMUFD_PT, &bytes)
+            state.space = nil
+        }
+    }
+
+    /// Where the device's DMA goes now: the container, or the attached IOAS.
+    /// - Throws: `.unsupported` when detached.
+    public func dmaSpace() throws(VFIOError) -> any DMASpace {
+        guard let space = state.withLock({ $0.space }) else {
+            throw .unsupported("DMA", "the device is attached to no IOAS")
+        }
+        return space
+    }
+
+    /// The access the device was opened with.
+    public var access: Access {
+        if case .iommufd = binding { return .iommufd }
+        return .container
+    }
+
+    // MARK: VFIODevice
+
+    public func deviceInfo() throws(VFIOError) -> DeviceInfo {
+        let reply = try ioctl.query("VFIO_DEVICE_GET_INFO", try descriptor.requireOpen("VFIO_DEVICE_GET_INFO"), CVFIO_VFIO_DEVICE_GET_INFO, DeviceInfo.query())
+        let info = try DeviceInfo(decoding: reply)
+        state.withLock { $0.info = info }
+        return info
+    }
+
+    public func regionInfo(_ index: UInt32) throws(VFIOError) -> RegionInfo {
+        let reply = try ioctl.query("VFIO_DEVICE_GET_REGION_INFO", try descriptor.requireOpen("VFIO_DEVICE_GET_REGION_INFO"),
+                                    CVFIO_VFIO_DEVICE_GET_REGION_INFO, RegionInfo.query(index: index))
+        let info = try RegionInfo(decoding: reply)
+        state.withLock { $0.regions[index] = info }
+        return info
+    }
+
+    public func irqInfo(_ index: UInt32) throws(VFIOError) -> IRQInfo {
+        var bytes = IRQInfo.query(index: index)
+        try ioctl.call("VFIO_DEVICE_GET_IRQ_INFO", try descriptor.requireOpen("VFIO_DEVICE_GET_IRQ_INFO"), CVFIO_VFIO_DEVICE_GET_IRQ_INFO, &bytes)
+        return try IRQInfo(decoding: bytes)
+    }
+
+    /// The region's info, from the cache filled by the first query.
+    func cachedRegion(_ index: UInt32) throws(VFIOError) -> RegionInfo {
+        if let info = state.withLock({ $0.regions[index] }) { return info }
+        return try regionInfo(index)
+    }
+
+    /// The device-fd offset of `[offset, offset + count)` in region `index`, checked.
+    func fileOffset(_ operation: String, region index: UInt32, offset: UInt64, count: Int, need flag: RegionInfoFlags) throws(VFIOError) -> Int64 {
+        let info = try cachedRegion(index)
+        guard info.flags.contains(flag) else {
+            throw .unsupported(operation, "region \(index) is not \(flag == .read ? "readable" : "writable")")
+        }
+        guard count >= 0, offset <= info.size, UInt64(count) <= info.size - offset else {
+            throw .invalidArgument(operation, "\(count) byte(s) at 0x\(String(offset, radix: 16)) run past region \(index)'s \(info.size) bytes")
+        }
+        return Int64(bitPattern: info.offset &+ offset)
+    }
+
+    public func read(region index: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        var position = try fileOffset("pread", region: index, offset: offset, count: buffer.count, need: .read)
+        let fd = try descriptor.requireOpen("pread")
+        var done = 0
+        while done < buffer.count {
+            let got = ioctl.system.pread(fd, UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), position)
+            if got == -Int(EINTR) { continue }
+            if got < 0 { throw .errno("pread", Int32(-got)) }
+            if got == 0 { throw .errno("pread", EIO) }
+            done += got
+            position += Int64(got)
+        }
+    }
+
+    public func write(region index: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        var position = try fileOffset("pwrite", region: index, offset: offset, count: buffer.count, need: .write)
+        let fd = try descriptor.requireOpen("pwrite")
+        var done = 0
+        while done < buffer.count {
+            let put = ioctl.system.pwrite(fd, UnsafeRawBufferPointer(rebasing: buffer[done...]), position)
+            if put == -Int(EINTR) { continue }
+            if put < 0 { throw .errno("pwrite", Int32(-put)) }
+            if put == 0 { throw .errno("pwrite", EIO) }
+            done += put
+            position += Int64(put)
+        }
+    }
+
+    public func mapRegion(_ index: UInt32, offset: UInt64, size: Int) throws(VFIOError) -> any MappedRegion {
+        try mapping(region: index, offset: offset, size: size)
+    }
+
+    /// `mapRegion` with the concrete type, for `load`/`store`.
+    public func mapping(region index: UInt32, offset: UInt64, size: Int) throws(VFIOError) -> DeviceMapping {
+        let info = try cachedRegion(index)
+        guard info.flags.contains(.mmap) else {
+            throw .unsupported("mmap", "region \(index) is not mmap-able (no VFIO_REGION_INFO_FLAG_MMAP)")
+        }
+        guard size > 0, offset <= info.size, UInt64(size) <= info.size - offset else {
+            throw .invalidArgument("mmap", "\(size) byte(s) at 0x\(String(offset, radix: 16)) run past region \(index)'s \(info.size) bytes")
+        }
+        let page = UInt64(SystemCall.pageSize)
+        guard offset % page == 0, UInt64(size) % page == 0 else {
+            throw .invalidArgument("mmap", "offset 0x\(String(offset, radix: 16)) and size \(size) must be page-aligned")
+        }
+        if let areas = info.sparseMmapAreas {
+            let end = offset + UInt64(size)
+            guard areas.contains(where: { offset >= $0.offset && end <= $0.offset + $0.size }) else {
+                throw .invalidArgument("mmap", "[0x\(String(offset, radix: 16)), 0x\(String(end, radix: 16))) is in none of region \(index)'s sparse mmap areas")
+            }
+        }
+        return try DeviceMapping(fd: try descriptor.requireOpen("mmap"), fileOffset: info.offset + offset, size: size,
+                                 regionOffset: offset, readable: info.flags.contains(.read), writable: info.flags.contains(.write))
+    }
+
+    /// Maps every mmap-able part of region `index`: its sparse areas, or the whole region.
+    public func mapAll(region index: UInt32) throws(VFIOError) -> [DeviceMapping] {
+        let info = try cachedRegion(index)
+        let areas = info.sparseMmapAreas ?? [SparseMmapArea(offset: 0, size: info.size)]
+        var result: [DeviceMapping] = []
+        for area in areas where area.size > 0 {
+            result.append(try mapping(region: index, offset: area.offset, size: Int(area.size)))
+        }
+        return result
+    }
+
+    public func setIRQs(_ set: IRQSet) throws(VFIOError) {
+        var bytes = set.encoded()
+        try ioctl.call("VFIO_DEVICE_SET_IRQS", try descriptor.requireOpen("VFIO_DEVICE_SET_IRQS"), CVFIO_VFIO_DEVICE_SET_IRQS, &bytes)
+    }
+
+    public func reset() throws(VFIOError) {
+        var info: DeviceInfo
+        if let cached = state.withLock({ $0.info }) { info = cached } else { info = try deviceInfo() }
+        guard info.flags.contains(.reset) else {
+            throw .unsupported("VFIO_DEVICE_RESET", "the device offers no reset (no VFIO_DEVICE_FLAGS_RESET)")
+        }
+        try ioctl.call("VFIO_DEVICE_RESET", try descriptor.requireOpen("VFIO_DEVICE_RESET"), CVFIO_VFIO_DEVICE_RESET)
+    }
+
+    public func feature(_ request: DeviceFeature) throws(VFIOError) -> DeviceFeaturePayload? {
+        var bytes = request.encoded()
+        try ioctl.call("VFIO_DEVICE_FEATURE", try descriptor.requireOpen("VFIO_DEVICE_FEATURE"), CVFIO_VFIO_DEVICE_FEATURE, &bytes)
+        guard case .get(let payload) = request else { return nil }
+        return try DeviceFeaturePayload.decode(feature: payload.feature, data: Array(bytes[DeviceFeature.fixedSize...]))
+    }
+
+    public func validIOVARanges() throws(VFIOError) -> [IOVARange] {
+        try dmaSpace().validIOVARanges()
+    }
+
+    public func mapDMA(_ memory: any DMAMemory, offset: Int, size: Int, iova: UInt64, access: DMAAccess) throws(VFIOError) {
+        try dmaSpace().map(memory, offset: offset, size: size, iova: iova, access: access)
+    }
+
+    /// Maps `memory` (all of it by default) at an IOVA allocated inside the valid ranges,
+    /// ending at or below `limit` (the device's DMA reach); returns the IOVA.
+    public func mapDMA(_ memory: any DMAMemory, offset: Int = 0, size: Int? = nil, access: DMAAccess = .readWrite,
+                       limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
+        try dmaSpace().map(memory, offset: offset, size: size ?? (memory.size - offset), access: access,
+                           alignment: UInt64(SystemCall.pageSize), limit: limit)
+    }
+
+    public func unmapDMA(iova: UInt64, size: UInt64) throws(VFIOError) {
+        try dmaSpace().unmap(iova: iova, size: size)
+    }
+
+    /// Unmaps every DMA mapping of the device's DMA space (shared with other devices in it).
+    public func unmapAllDMA() throws(VFIOError) {
+        try dmaSpace().unmapAll()
+    }
+
+    public func hotResetInfo() throws(VFIOError) -> PCIHotResetInfo {
+        let reply = try ioctl.query("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", try descriptor.requireOpen("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO"),
+                                    CVFIO_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, PCIHotResetInfo.query(), neededSize: PCIHotResetInfo.neededSize)
+        return try PCIHotResetInfo(decoding: reply)
+    }
+
+    /// `VFIO_DEVICE_PCI_HOT_RESET`: resets the bus the device is on. Through a group, every
+    /// affected group must be open in this device's container (or be passed in `groups`);
+    /// through the cdev, every affected device must be bound to the same iommufd.
+    public func hotReset(groups extra: [VFIOGroup] = []) throws(VFIOError) {
+        let request: PCIHotReset
+        switch binding {
+        case .iommufd:
+            request = .cdev
+        case .group(let container, let group):
+            var byNumber: [Int: VFIOGroup] = [group.number: group]
+            for other in container.groups + extra { byNumber[other.number] = other }
+            let info = try hotResetInfo()
+            var fds: [Int32] = []
+            for number in Set(info.devices.map { Int($0.groupID) }).sorted() {
+                guard let other = byNumber[number] else {
+                    throw .unsupported("VFIO_DEVICE_PCI_HOT_RESET", "IOMMU group \(number) is affected but not open in this container")
+                }
+                fds.append(other.descriptor.raw)
+            }
+            request = PCIHotReset(fds: fds)
+        }
+        var bytes = request.encoded()
+        try ioctl.call("VFIO_DEVICE_PCI_HOT_RESET", try descriptor.requireOpen("VFIO_DEVICE_PCI_HOT_RESET"), CVFIO_VFIO_DEVICE_PCI_HOT_RESET, &bytes)
+    }
+
+    public func setIOEventfd(_ ioeventfd: IOEventfd) throws(VFIOError) {
+        var bytes = ioeventfd.encoded()
+        try ioctl.call("VFIO_DEVICE_IOEVENTFD", try descriptor.requireOpen("VFIO_DEVICE_IOEVENTFD"), CVFIO_VFIO_DEVICE_IOEVENTFD, &bytes)
+    }
+
+    // MARK: Interrupt helpers
+
+    /// Triggers of IRQ `index` from `start` become signals on `eventfds` (-1 leaves one unset).
+    public func enableInterrupts(_ index: PCIIRQIndex, start: UInt32 = 0, eventfds: [Int32]) throws(VFIOError) {
+        try setIRQs(.enableEventfds(index: index.rawValue, start: start, eventfds))
+    }
+
+    /// Turns IRQ `index` off (every vector).
+    public func disableInterrupts(_ index: PCIIRQIndex) throws(VFIOError) {
+        try setIRQs(.disable(index: index.rawValue))
+    }
+
+    /// Masks INTx.
+    public func maskINTx() throws(VFIOError) { try setIRQs(.maskINTx()) }
+
+    /// Unmasks INTx (after the interrupt was handled; INTx is masked when it fires).
+    public func unmaskINTx() throws(VFIOError) { try setIRQs(.unmaskINTx()) }
+
+    /// A signal on `eventfd` unmasks INTx (the resample path a VMM wires to KVM's irqfd);
+    /// -1 removes it.
+    public func setINTxUnmaskEventfd(_ eventfd: Int32) throws(VFIOError) {
+        try setIRQs(IRQSet(index: PCIIRQIndex.intx.rawValue, action: .unmask, data: .eventfds([eventfd])))
+    }
+
+    /// The device-fd offset of `offset` in region `index`, for `IOEventfd.offset`.
+    public func deviceOffset(region index: UInt32, offset: UInt64) throws(VFIOError) -> UInt64 {
+        try cachedRegion(index).offset + offset
+    }
+}
