@@ -43,6 +43,8 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     public let serverVersion: VFIOUserVersion
     public let configuration: Configuration
     private let core: ClientCore
+    /// The server of `serving(_:name:)`, kept alive with the client.
+    var inProcessServer: VFIOUserServer?
 
     /// The server's capabilities (defaults for what it did not state).
     public var serverCapabilities: VFIOUserCapabilities { serverVersion.capabilities }
@@ -74,10 +76,16 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         }
     }
 
-    deinit { core.close() }
+    deinit {
+        core.close()
+        inProcessServer?.wait()
+    }
 
     /// Shuts the connection down; later calls fail with `ECONNRESET`.
-    public func close() { core.close() }
+    public func close() {
+        core.close()
+        inProcessServer?.wait()
+    }
 
     /// Whether the connection is still up.
     public var isConnected: Bool { core.isConnected }

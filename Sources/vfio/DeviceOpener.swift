@@ -6,6 +6,7 @@ import VFIOHost
 ///
 /// - `.pci` and `.devicePath`: the kernel (`HostDevice`), through `access` (the cdev and
 ///   iommufd when the kernel offers them, by default).
+/// - `.unixSocket` and `.model`: vfio-user (`VFIOUserClient`, see `openUserDevice`).
 func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) throws -> any VFIODevice {
     switch name {
     case .pci(let address):
@@ -20,7 +21,7 @@ func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) thro
             return try HostDevice.open(path: path)
         }
     case .unixSocket, .model:
-        throw ValidationError("this build opens devices named by a PCI address (0000:00:04.0) or a /dev/vfio path only, not '\(name)'")
+        return try openUserDevice(name)
     }
 }
 
