@@ -1,5 +1,30 @@
 import VFIO
 
+// VFIODeviceKit: the device side of VFIO.
+//
+// How a server (the vfio-user server, or an in-process harness) hosts a `DeviceModel`:
+//
+// 1. Implement `DeviceContext` (thread-safe): `triggerIRQ` writes the eventfd the client
+//    gave for (index, vector) with SET_IRQS and drops the signal when there is none;
+//    `dmaRead`/`dmaWrite` copy through the client's DMA_MAP'ed memory (mmap of the passed
+//    fds; a transfer may span several adjacent maps), or queue DMA_READ/DMA_WRITE
+//    messages only while no client request is outstanding, and throw `EFAULT` for any
+//    unmapped byte (all-or-nothing); `memory(forRegion:)` returns the server's mapping of
+//    the memfd it created for a memory-backed region; `afterReply` queues work run on
+//    the serving thread after the current reply is sent.
+// 2. Create a memfd of `size` bytes for every region whose `backing` is `.memory`, map it,
+//    and hand its fd out with the region's info; `RegionDescriptor.regionInfo(offset:)`
+//    builds the reply (MMAP flag and sparse-mmap capability included).
+// 3. `attach(context)` once, then serve requests from one thread: DEVICE_GET_INFO from
+//    `deviceInfo`, GET_REGION_INFO from `regions`, GET_IRQ_INFO from `irqs`,
+//    REGION_READ/WRITE through `DeviceAccess.read/write` (bounds, flags, memory areas),
+//    DEVICE_RESET through `reset()`, SET_IRQS: keep the eventfds and tell the model with
+//    `irqsConfigured(index:enabledVectors:)` (TRIGGER with eventfds; 0 when disabled) and
+//    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
+//    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
+//    DMA space, then `dmaMapped`/`dmaUnmapped`.
+// 4. After each reply, run the work queued with `afterReply`.
+
 // MARK: - Errno values
 
 /// The Linux errno values the kit reports inside `VFIOError.errno`. The kit imports no C
@@ -214,10 +239,12 @@ public protocol DeviceContext: AnyObject, Sendable {
     /// region is not memory-backed (or the server has not set it up yet).
     func memory(forRegion index: UInt32) -> RegionMemory?
 
-    /// Runs `work` once the reply to the request being served has been sent (or at once,
-    /// on the serving thread, when no request is being served). Work runs on the thread
-    /// that serves the model, one item at a time and in order, never concurrently with a
-    /// model callback; work may queue more work.
+    /// Runs `work` once the reply to the request being served has been sent; work queued
+    /// from outside a request (from a thread the model started) runs as soon as the
+    /// serving thread is idle. Work runs on the thread that serves the model, one item at a
+    /// time and in order, never concurrently with a model callback, and may queue more
+    /// work. This is the place for DMA (see above) and anything else that must not delay
+    /// the reply.
     func afterReply(_ work: @escaping @Sendable () -> Void)
 }
 

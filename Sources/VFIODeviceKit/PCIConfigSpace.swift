@@ -203,8 +203,18 @@ public struct PCIConfigSpace: Sendable {
     /// line counts as masked until the client unmasks it. Default true, as vfio-pci does
     /// and QEMU expects (it unmasks at the guest's EOI).
     public var intxAutomask = true
-    /// The IRQ index the client enabled last (`PCIIRQIndex` raw value), or `nil`.
-    public private(set) var activeIRQIndex: UInt32?
+    /// Vectors with an eventfd, per index, as the client configured them (INTx, MSI,
+    /// MSI-X only; other indices such as ERR and REQ do not carry device interrupts).
+    private var clientVectors: [UInt32] = [0, 0, 0]
+    /// The interrupt mode the client selected (`PCIIRQIndex` raw value: MSI-X, else MSI,
+    /// else INTx, whichever has vectors enabled; vfio-pci enables only one at a time), or
+    /// `nil` when none is enabled.
+    public var activeIRQIndex: UInt32? {
+        if clientVectors[2] > 0 { return PCIIRQIndex.msix.rawValue }
+        if clientVectors[1] > 0 { return PCIIRQIndex.msi.rawValue }
+        if clientVectors[0] > 0 { return PCIIRQIndex.intx.rawValue }
+        return nil
+    }
     /// Message interrupts dropped because Bus Master Enable was off.
     public private(set) var droppedMessages = 0
 
@@ -578,20 +588,19 @@ public struct PCIConfigSpace: Sendable {
     // MARK: Interrupts
 
     /// The client enabled (`enabledVectors > 0`) or disabled (0) IRQ index `index` with
-    /// `VFIO_DEVICE_SET_IRQS`; enabling makes it the active index. Enabling INTx while the
-    /// line is asserted signals it (INTx is level-triggered); enabling MSI/MSI-X delivers
-    /// pending unmasked vectors. Returns the interrupts to signal.
+    /// `VFIO_DEVICE_SET_IRQS`; see `activeIRQIndex`. Indices other than INTx, MSI and
+    /// MSI-X (ERR, REQ) are ignored. Enabling INTx while the line is asserted signals it
+    /// (INTx is level-triggered); enabling MSI/MSI-X delivers pending unmasked vectors.
+    /// Returns the interrupts to signal.
     public mutating func clientConfiguredIRQs(index: UInt32, enabledVectors: UInt32) -> [IRQSignal] {
-        if enabledVectors > 0 {
-            activeIRQIndex = index
-            if index == PCIIRQIndex.intx.rawValue {
-                intxMaskedByClient = false
-                return intxSignalIfDeliverable()
-            }
-            return deliverUnmaskedPending()
+        guard index < 3 else { return [] }
+        clientVectors[Int(index)] = enabledVectors
+        guard enabledVectors > 0 else { return [] }
+        if index == PCIIRQIndex.intx.rawValue {
+            intxMaskedByClient = false
+            return intxSignalIfDeliverable()
         }
-        if activeIRQIndex == index { activeIRQIndex = nil }
-        return []
+        return deliverUnmaskedPending()
     }
 
     /// The client masked or unmasked INTx (`ACTION_MASK` / `ACTION_UNMASK` on index 0).
