@@ -37,6 +37,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser"]),
+        .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]
 )
