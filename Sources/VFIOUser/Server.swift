@@ -448,7 +448,8 @@ public final class VFIOUserServer: @unchecked Sendable {
         let request = try VFIOUserDMAMap(decoding: payload)
         guard owned.count <= 1 else { throw .errno("VFIO_USER_DMA_MAP: \(owned.count) descriptors, at most 1", EINVAL) }
         let page = UInt64(SystemCall.pageSize)
-        guard request.address % page == 0, request.size % page == 0 else {
+        // Mapped memory must be whole pages; message-only memory may be any range.
+        guard owned.isEmpty || (request.address % page == 0 && request.size % page == 0) else {
             throw .errno("VFIO_USER_DMA_MAP: address 0x\(String(request.address, radix: 16)) and size 0x\(String(request.size, radix: 16)) must be page-aligned", EINVAL)
         }
         let range = try IOVARange(iova: request.address, length: request.size)
@@ -732,6 +733,13 @@ public final class VFIOUserServer: @unchecked Sendable {
             state.session.waiting.remove(id)
             state.session.replies.removeValue(forKey: id)
         } }
+        if onServingThread {
+            // Answer whatever the client has already sent first: it may be waiting for
+            // that reply before it looks at ours.
+            while socket.hasInput() {
+                guard try pumpOne(socket) else { throw .errno("\(command.cName): the client closed the connection", ECONNRESET) }
+            }
+        }
         try socket.send(id: id, command: command.rawValue, flags: [], payload: payload)
         if onServingThread {
             // Keep serving the client's requests meanwhile (their own deferred work waits).
