@@ -529,16 +529,17 @@ public final class VFIOUserServer: @unchecked Sendable {
         if isEventfd {
             // Descriptors travel as SCM_RIGHTS; the payload may (libvfio-user style) or may
             // not (QEMU) also carry the count × s32 array.
-            if dataPresent >= Int(header.count) * 4 && dataPresent > 0 {
+            let needed = UInt64(header.count) * 4
+            if UInt64(dataPresent) >= needed && dataPresent > 0 {
                 var values: [Int32] = []
                 for _ in 0..<header.count { values.append(try reader.i32()) }
                 eventfdData = values
-            } else {
-                header.argsz = max(header.argsz, UInt32(IRQSetHeader.fixedSize) + header.count * 4)
+            } else if needed + UInt64(IRQSetHeader.fixedSize) <= UInt64(UInt32.max) {
+                header.argsz = max(header.argsz, UInt32(IRQSetHeader.fixedSize) + UInt32(needed))
             }
         }
         _ = try IRQSetValidation.validateAndPrepare(header, irqCount: irqCount, indexCount: UInt32(model.irqs.count),
-                                                    dataBytesPresent: isEventfd ? Int(header.count) * 4 : dataPresent)
+                                                    dataBytesPresent: isEventfd ? Int(header.count) &* 4 : dataPresent)
         let action = header.flags.intersection(.actionTypeMask)
         let index = header.index
         switch header.flags.intersection(.dataTypeMask) {

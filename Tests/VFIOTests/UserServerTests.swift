@@ -134,7 +134,7 @@ let bar0 = PCIRegionIndex.bar0.rawValue
             (.version, [0, 0, 0, 0]),   // second VERSION
             (.dmaMap, [1, 2, 3]),
             (.dmaMap, VFIOUserDMAMap(flags: [.read], offset: 0, address: 0x1000, size: 0).encoded),
-            (.dmaMap, VFIOUserDMAMap(flags: [.read], offset: 0, address: 0x1001, size: 0x1000).encoded),
+            (.dmaMap, VFIOUserDMAMap(flags: VFIOUserDMAMapFlags(rawValue: 0x10), offset: 0, address: 0x1000, size: 0x1000).encoded),
             (.dmaUnmap, [0, 0]),
             (.dmaUnmap, VFIOUserDMAUnmap(flags: .all, address: 1, size: 0).encoded),
             (.deviceGetInfo, [4, 0, 0, 0]),
@@ -171,6 +171,19 @@ let bar0 = PCIRegionIndex.bar0.rawValue
             #expect(reply.payload.isEmpty, "\(command): an error reply carries only the header")
             #expect(try client.read(UInt32.self, region: bar0, offset: 0) == 0x0100_00ed, "connection broken after \(command)")
         }
+        // A mapped (descriptor-backed) range must be whole pages, inside the file.
+        let memfd = try DMABuffer(size: 8192)
+        let shared = try #require(memfd.sharedDescriptor)
+        for map in [VFIOUserDMAMap(flags: [.read], offset: 0, address: 0x1001, size: 0x1000),
+                    VFIOUserDMAMap(flags: [.read], offset: 0x800, address: 0x1000, size: 0x1000),
+                    VFIOUserDMAMap(flags: [.read], offset: 0x1000, address: 0x1000, size: 0x2000)] {
+            let reply = try #require(try client.rawRequest(command: VFIOUserCommand.dmaMap.rawValue, payload: map.encoded, fds: [shared.fd]))
+            #expect(reply.header.isError && reply.header.error == UInt32(EINVAL), "\(map) was accepted")
+        }
+        let twoFDs = try #require(try client.rawRequest(command: VFIOUserCommand.dmaMap.rawValue,
+                                                        payload: VFIOUserDMAMap(flags: [.read], offset: 0, address: 0x1000, size: 0x1000).encoded,
+                                                        fds: [shared.fd, shared.fd]))
+        #expect(twoFDs.header.isError && twoFDs.header.error == UInt32(EINVAL))
         // Descriptors where none belong are refused and closed.
         let event = try EventFD()
         let withFD = try #require(try client.rawRequest(command: VFIOUserCommand.deviceGetInfo.rawValue,
@@ -405,5 +418,42 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         #expect(try client.readConfig(UInt16.self, offset: 0) == 0x1234)
         client.close()
         server.wait()
+    }
+}
+
+@Suite(.serialized) struct UserFuzzTests {
+    /// Random payloads for every command: each gets a reply, the server keeps serving,
+    /// and the decoders never read out of bounds.
+    @Test func randomPayloadsForEveryCommand() throws {
+        let fixture = try UserServerFixture()
+        let client = try fixture.connect()
+        var random = SplitMix64(seed: UInt64(getenv("USER_FUZZ_SEED").map { String(cString: $0) } ?? "") ?? 0x5eed)
+        for round in 0..<(Int(getenv("USER_FUZZ_ROUNDS").map { String(cString: $0) } ?? "") ?? 1500) {
+            let command = UInt16(1 + random.next() % 19)
+            let length = Int(random.next() % 64)
+            var payload = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            // Often start from a plausible argsz so that decoding gets further.
+            if length >= 4 && random.next() % 2 == 0 { payload[0] = UInt8(length); payload[1] = 0; payload[2] = 0; payload[3] = 0 }
+            let reply = try #require(try client.rawRequest(command: command, payload: payload), "round \(round)")
+            #expect(reply.header.command == command)
+            if reply.header.isError { #expect(reply.payload.isEmpty) }
+        }
+        #expect(try client.read(UInt32.self, region: bar0, offset: 0) == 0x0100_00ed)
+        // Decoders alone, on random bytes.
+        for _ in 0..<5000 {
+            let bytes = (0..<Int(random.next() % 80)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            _ = try? VFIOUserDMAMap(decoding: bytes)
+            _ = try? VFIOUserDMAUnmap(decoding: bytes)
+            _ = try? VFIOUserDeviceInfo(decoding: bytes)
+            _ = try? VFIOUserRegionAccess(decoding: bytes)
+            _ = try? VFIOUserWriteMulti(decoding: bytes)
+            _ = try? VFIOUserRegionIOFDs(decoding: bytes)
+            _ = try? VFIOUserMigData(decoding: bytes)
+            _ = try? VFIOUserDirtyPages(decoding: bytes)
+            _ = try? VFIOUserVersion(decoding: bytes)
+            _ = try? VFIOUserDMAAccess(decoding: bytes, layout: .specification)
+            _ = try? VFIOUserDMAAccess(decoding: bytes, layout: .qemu)
+            _ = try? JSONValue.parse(bytes)
+        }
     }
 }
