@@ -150,6 +150,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     public func read(region index: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        guard buffer.count > 0 else { return }
         var done = 0
         let chunk = transferChunk
         repeat {
@@ -180,6 +181,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     private func write(region index: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer, noReply: Bool) throws(VFIOError) {
+        guard buffer.count > 0 else { return }
         var done = 0
         let chunk = transferChunk
         repeat {
@@ -341,14 +343,14 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         }
         let map = VFIOUserDMAMap(flags: flags, offset: fileOffset, address: iova, size: UInt64(size))
         _ = try core.request(.dmaMap, payload: map.encoded, fds: fds)
-        core.addMapping(ClientDMAMapping(range: try IOVARange(iova: iova, length: UInt64(size)),
+        core.addMapping(ClientDMAMapping(range: try IOVARange.covering(iova, UInt64(size)),
                                          base: memory.baseAddress + offset, memory: memory, access: access))
     }
 
     public func unmapDMA(iova: UInt64, size: UInt64) throws(VFIOError) {
         let unmap = VFIOUserDMAUnmap(address: iova, size: size)
         _ = try core.request(.dmaUnmap, payload: unmap.encoded)
-        if size > 0, let range = try? IOVARange(iova: iova, length: size) { core.removeMappings(inside: range) }
+        if size > 0, let range = try? IOVARange.covering(iova, size) { core.removeMappings(inside: range) }
     }
 
     /// `VFIO_USER_DMA_UNMAP` with `VFIO_DMA_UNMAP_FLAG_ALL`.

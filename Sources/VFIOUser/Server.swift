@@ -452,7 +452,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         guard owned.isEmpty || (request.address % page == 0 && request.size % page == 0) else {
             throw .errno("VFIO_USER_DMA_MAP: address 0x\(String(request.address, radix: 16)) and size 0x\(String(request.size, radix: 16)) must be page-aligned", EINVAL)
         }
-        let range = try IOVARange(iova: request.address, length: request.size)
+        let range = try IOVARange.covering(request.address, request.size)
         try monitor.withLock { (state: inout ServerState) throws(VFIOError) in
             if state.session.mappings.count >= Int(configuration.capabilities.maxDMAMaps) {
                 throw .errno("VFIO_USER_DMA_MAP: max_dma_maps reached", ENOSPC)
@@ -502,7 +502,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                 return state.session.mappings
             }
         } else {
-            let range = try IOVARange(iova: request.address, length: request.size)
+            let range = try IOVARange.covering(request.address, request.size)
             removed = try monitor.withLock { (state: inout ServerState) throws(VFIOError) -> [ServerDMAMapping] in
                 let touched = state.session.mappings.filter { $0.range.overlaps(range) }
                 if touched.isEmpty { throw .errno("VFIO_USER_DMA_UNMAP: nothing is mapped in \(range)", ENOENT) }

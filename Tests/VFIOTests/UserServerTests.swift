@@ -108,6 +108,9 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         expectErrno(EINVAL) { _ = try client.readBytes(region: config, offset: 250, count: 16) }
         expectErrno(EINVAL) { _ = try client.readBytes(region: 1, offset: 0, count: 4) }
         expectErrno(ENOENT) { try client.unmapDMA(iova: 0x100000, size: 0x1000) }
+        // QEMU unmaps up to the very top of the address space (end exactly 2^64).
+        expectErrno(ENOENT) { try client.unmapDMA(iova: 0xfef00000, size: 0 &- 0xfef00000) }
+        expectErrno(ENOENT) { try client.unmapDMA(iova: 0x8000_0000_0000_0000, size: 0x8000_0000_0000_0000) }
         expectErrno(ENOTTY) { _ = try client.feature(.probe(.migration, get: true)) }
         #expect(throws: VFIOError.self) { _ = try client.mapRegion(bar0, offset: 0, size: 4096) }
         #expect(throws: VFIOError.self) { _ = try client.hotResetInfo() }
