@@ -206,8 +206,9 @@ public final class HostDevice: VFIODevice {
         guard info.flags.contains(flag) else {
             throw .unsupported(operation, "region \(index) is not \(flag == .read ? "readable" : "writable")")
         }
+        // What the kernel answers for an access past the region: EINVAL.
         guard count >= 0, offset <= info.size, UInt64(count) <= info.size - offset else {
-            throw .invalidArgument(operation, "\(count) byte(s) at 0x\(String(offset, radix: 16)) run past region \(index)'s \(info.size) bytes")
+            throw .errno(operation, EINVAL)
         }
         return Int64(bitPattern: info.offset &+ offset)
     }
@@ -250,18 +251,14 @@ public final class HostDevice: VFIODevice {
         guard info.flags.contains(.mmap) else {
             throw .unsupported("mmap", "region \(index) is not mmap-able (no VFIO_REGION_INFO_FLAG_MMAP)")
         }
-        guard size > 0, offset <= info.size, UInt64(size) <= info.size - offset else {
-            throw .invalidArgument("mmap", "\(size) byte(s) at 0x\(String(offset, radix: 16)) run past region \(index)'s \(info.size) bytes")
-        }
+        // A range past the region, misaligned, or outside every sparse area: EINVAL, as
+        // the kernel's mmap answers.
+        guard size > 0, offset <= info.size, UInt64(size) <= info.size - offset else { throw .errno("mmap", EINVAL) }
         let page = UInt64(SystemCall.pageSize)
-        guard offset % page == 0, UInt64(size) % page == 0 else {
-            throw .invalidArgument("mmap", "offset 0x\(String(offset, radix: 16)) and size \(size) must be page-aligned")
-        }
+        guard offset % page == 0, UInt64(size) % page == 0 else { throw .errno("mmap", EINVAL) }
         if let areas = info.sparseMmapAreas {
             let end = offset + UInt64(size)
-            guard areas.contains(where: { offset >= $0.offset && end <= $0.offset + $0.size }) else {
-                throw .invalidArgument("mmap", "[0x\(String(offset, radix: 16)), 0x\(String(end, radix: 16))) is in none of region \(index)'s sparse mmap areas")
-            }
+            guard areas.contains(where: { offset >= $0.offset && end <= $0.offset + $0.size }) else { throw .errno("mmap", EINVAL) }
         }
         return try DeviceMapping(fd: try descriptor.requireOpen("mmap"), fileOffset: info.offset + offset, size: size,
                                  regionOffset: offset, readable: info.flags.contains(.read), writable: info.flags.contains(.write))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import VFIO
 
 /// What `vfio info` shows about a device, gathered through the user-side `VFIODevice`
@@ -153,6 +156,8 @@ struct DeviceReport {
         out.append("  Regions:")
         for region in regions {
             switch region.info {
+            case .failure(let error) where error.errnoValue == EINVAL:
+                out.append("    \(region.index) \(region.name): not present (\(DeviceReport.errorText(error)))")
             case .failure(let error):
                 out.append("    \(region.index) \(region.name): \(DeviceReport.errorText(error))")
             case .success(let info):
@@ -167,6 +172,8 @@ struct DeviceReport {
         out.append("  IRQs:")
         for irq in irqs {
             switch irq.info {
+            case .failure(let error) where error.errnoValue == EINVAL:
+                out.append("    \(irq.index) \(irq.name): not present (\(DeviceReport.errorText(error)))")
             case .failure(let error): out.append("    \(irq.index) \(irq.name): \(DeviceReport.errorText(error))")
             case .success(let info):
                 out.append("    \(irq.index) \(irq.name): count \(info.count) [" + DeviceReport.names(info.flags).joined(separator: " ") + "]")

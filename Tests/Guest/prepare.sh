@@ -30,7 +30,10 @@ die() { log "error: $*"; exit 1; }
 
 mkdir -p "$cache"
 # Serialise concurrent runs (parallel test jobs) on the cache (and on apt).
-exec 9>"$cache/.lock"
+# (Opened read-only: flock needs no write access, so a user without root can
+# still take the lock on a cache root made.)
+[ -e "$cache/.lock" ] || : >"$cache/.lock"
+exec 9<"$cache/.lock"
 flock 9
 
 # 1. Host packages: install only what is missing, so a second run needs no root and no

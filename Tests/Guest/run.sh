@@ -24,13 +24,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 cache=${SWIFT_VFIO_GUEST_CACHE:-/var/cache/swift-vfio-guest}
 timeout=180
 copies=()
-
-log() { echo "run.sh: $*" >&2; }
-fail() { log "$*"; exit 125; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 125; }
 
 while (($#)); do
     case $1 in
@@ -43,174 +40,21 @@ while (($#)); do
     esac
 done
 (($#)) || usage
-guest=$cache/guest
-[ -f "$guest/READY" ] || fail "$guest is not prepared; run: $here/prepare.sh $cache"
-program=$(command -v -- "$1") || fail "no such program: $1"
-program=$(realpath -- "$program")
-{ [ -f "$program" ] && [ -x "$program" ]; } || fail "not an executable file: $program"
+guest_check_cache
+guest_program "$1"
 shift
 
-# Everything below happens in a temp dir that goes away on every path; the trap also
-# stops QEMU if we are interrupted while it runs.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/swift-vfio-guest.XXXXXX")
-qemu_pid=
-cleanup() {
-    if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-root=$tmp/root
-
-# --- The initramfs tree ------------------------------------------------------------
-
-# Copy one host file into the tree at the same absolute path (following symlinks),
-# once; it replaces a busybox applet link of the same name.
-put() {
-    local dst=$root$1
-    [ -f "$dst" ] && [ ! -L "$dst" ] && return 0
-    mkdir -p "$(dirname "$dst")"
-    cp -L --remove-destination --preserve=mode -- "$1" "$dst"
-}
-
-# Copy an ELF file with its interpreter and every library ldd lists; remember the
-# libraries' folders for LD_LIBRARY_PATH (the guest has no /etc/ld.so.cache).
-libdirs=
-put_elf() {
-    put "$1"
-    local line lib
-    # ldd fails on static binaries ("not a dynamic executable"): nothing to add then.
-    while read -r line; do
-        case $line in
-            *"not found"*) fail "$1 needs a library the host lacks: $line" ;;
-            *"=> /"*) lib=${line#*=> }; lib=${lib%% (*} ;;
-            /*) lib=${line%% (*} ;;  # the interpreter, e.g. /lib64/ld-linux-x86-64.so.2
-            *) continue ;;           # linux-vdso.so.1 and the like
-        esac
-        put "$lib"
-        case ":$libdirs:" in *":$(dirname "$lib"):"*) ;; *) libdirs+=${libdirs:+:}$(dirname "$lib") ;; esac
-    done < <(ldd "$1" 2>/dev/null || true)
-}
-
-is_elf() { [ "$(head -c4 "$1" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; }
-
-# A file, or a whole directory with the libraries of every ELF file in it.
-put_path() {
-    local p f
-    p=$(realpath -- "$1") || fail "no such path: $1"
-    if [ -d "$p" ]; then
-        mkdir -p "$root$(dirname "$p")"
-        cp -a -- "$p" "$root$p"
-        while IFS= read -r -d '' f; do
-            if is_elf "$f"; then put_elf "$f"; fi
-        done < <(find "$p" -type f -print0)
-    elif is_elf "$p"; then
-        put_elf "$p"
-    else
-        put "$p"
-    fi
-}
-
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,lib/vfio}
-
-# busybox, static, with a link for each applet it has.
-busybox=$(command -v busybox) || fail "no busybox; run prepare.sh"
-cp "$busybox" "$root/bin/busybox"
-for applet in $("$root/bin/busybox" --list-full); do
-    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
-done
-
-# The vfio modules, in insmod order.
-cp "$guest"/modules/*.ko "$guest/modules.order" "$root/lib/vfio/"
-
-put_path "$program"
-for c in "${copies[@]}"; do put_path "$c"; done
-
-# PROGRAM and ARGS as one line of sh, each word in single quotes ('\'' for a quote).
-quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
-command_line=$(quote "$program")
-for a in "$@"; do command_line+=" $(quote "$a")"; done
-
-# /init: runs as PID 1. Everything it reports to the host goes to the second serial
-# port (/dev/ttyS1, the file $tmp/status on the host), one KEY=VALUE a line.
-cat >"$root/init" <<EOF
-#!/bin/sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp
-report() { echo "\$1" >/dev/ttyS1; }
-setup_failed() { echo "init: \$1" >&2; report "SETUP_FAILED=\$1"; poweroff -f; }
-
-# Kernel filesystems; the console as stdio (in case the kernel found no /dev/console).
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-exec </dev/console >/dev/console 2>&1
-# Plain \n line ends on the host's stdout (the tty would turn them into \r\n).
-stty -onlcr 2>/dev/null
-report BOOTED=1
-
-# vfio, then vfio_iommu_type1 (explicitly: nothing else pulls it in), then vfio-pci.
-for m in \$(cat /lib/vfio/modules.order); do
-    insmod /lib/vfio/\$m || setup_failed "insmod \$m"
-done
-
-# Bind every edu device (1234:11e8) to vfio-pci; their addresses go to the program
-# in SWIFT_VFIO_EDU (space-separated), with SWIFT_VFIO_GUEST=1 saying "in the harness".
-edu=
-for d in /sys/bus/pci/devices/*; do
-    [ "\$(cat \$d/vendor)" = 0x1234 ] && [ "\$(cat \$d/device)" = 0x11e8 ] || continue
-    bdf=\${d##*/}
-    [ -e \$d/driver ] && echo \$bdf >\$d/driver/unbind
-    echo vfio-pci >\$d/driver_override
-    echo \$bdf >/sys/bus/pci/drivers_probe
-    [ "\$(basename \$(readlink \$d/driver))" = vfio-pci ] || setup_failed "bind \$bdf to vfio-pci"
-    edu="\$edu\${edu:+ }\$bdf"
-done
-[ -n "\$edu" ] || setup_failed "no edu device (1234:11e8)"
-export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_EDU="\$edu"
-
-# The program. Its status goes to the host; then power off (panic=-1 and -no-reboot
-# make QEMU exit even if poweroff failed and init died).
-export LD_LIBRARY_PATH='$libdirs'
-$command_line
-report "EXIT_STATUS=\$?"
-poweroff -f
-EOF
-chmod +x "$root/init"
-
-(cd "$root" && find . -print0 | cpio --quiet -o -0 -H newc -R 0:0) >"$tmp/initramfs.cpio"
-
-# --- Boot --------------------------------------------------------------------------
+guest_setup
+guest_initramfs "" "${copies[@]}" -- "$@"
 
 # The command line of kvm-guest.md: TCG (no usable KVM here); q35 with an Intel IOMMU
 # with interrupt remapping (VFIO_SET_IOMMU fails without it) and caching mode; edu
-# behind a root port (so it gets a bus reset); no_timer_check against spurious
-# "timer doesn't work" panics on a loaded host.
-: >"$tmp/status"
-timeout -k 5 "$timeout" qemu-system-x86_64 \
+# behind a root port (so it gets a bus reset).
+guest_run qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -no-reboot -m 1024 -smp 1 \
     -accel tcg -machine q35 -device intel-iommu,intremap=on,caching-mode=on \
     -device pcie-root-port,id=rp1,chassis=1 -device edu,bus=rp1 \
     -kernel "$guest/kernel" -initrd "$tmp/initramfs.cpio" \
     -serial stdio -serial "file:$tmp/status" \
-    -append 'console=ttyS0 panic=-1 rdinit=/init mitigations=off no_timer_check quiet intel_iommu=on' \
-    </dev/null &
-qemu_pid=$!
-qemu_status=0
-wait "$qemu_pid" || qemu_status=$?
-qemu_pid=
-
-# --- Result ------------------------------------------------------------------------
-
-status=$(tr -d '\r' <"$tmp/status")
-value() { sed -n "s/^$1=//p" <<<"$status" | tail -n1; }
-if [ -n "$(value EXIT_STATUS)" ]; then
-    exit "$(value EXIT_STATUS)"
-elif [ -n "$(value SETUP_FAILED)" ]; then
-    fail "guest setup failed: $(value SETUP_FAILED)"
-elif [ "$qemu_status" = 124 ]; then
-    log "timeout: no exit status after ${timeout}s ($( [ -n "$(value BOOTED)" ] && echo "guest booted, program still running" || echo "guest never reached /init"))"
-    exit 124
-else
-    fail "guest reported no exit status (qemu exited with $qemu_status; $( [ -n "$(value BOOTED)" ] && echo "guest booted" || echo "guest never reached /init"))"
-fi
+    -append "$guest_append"
+guest_exit
