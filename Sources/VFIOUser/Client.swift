@@ -25,16 +25,12 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// The version proposed.
         public var major: UInt16
         public var minor: UInt16
-        /// How the server's DMA_READ / DMA_WRITE messages are laid out.
-        public var dmaLayout: VFIOUserDMALayout
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(maxMessageFDs: 16, maxDataTransferSize: 1 << 20),
-                    major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor,
-                    dmaLayout: VFIOUserDMALayout = .specification) {
+                    major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor) {
             self.capabilities = capabilities
             self.major = major
             self.minor = minor
-            self.dmaLayout = dmaLayout
         }
     }
 
@@ -587,11 +583,10 @@ final class ClientCore: @unchecked Sendable {
             guard header.wantsReply else { return }
             try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(code))
         }
-        let layout = configuration.dmaLayout
         let limit = UInt64(configuration.capabilities.maxDataTransferSize)
         switch VFIOUserCommand(rawValue: header.command) {
         case .dmaRead:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload, layout: layout), request.data.isEmpty else { return refuse(EINVAL) }
+            guard let request = try? VFIOUserDMAAccess(decoding: message.payload), request.data.isEmpty else { return refuse(EINVAL) }
             guard request.count <= limit else { return refuse(E2BIG) }
             var data = [UInt8](repeating: 0, count: Int(request.count))
             let ok = data.withUnsafeMutableBytes { raw in
@@ -601,9 +596,9 @@ final class ClientCore: @unchecked Sendable {
             }
             guard ok else { return refuse(EFAULT) }
             monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count, data: data).encoded(layout: layout))
+            answer(VFIOUserDMAAccess(address: request.address, count: request.count, data: data).encoded)
         case .dmaWrite:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload, layout: layout),
+            guard let request = try? VFIOUserDMAAccess(decoding: message.payload),
                   UInt64(request.data.count) == request.count else { return refuse(EINVAL) }
             guard request.count <= limit else { return refuse(E2BIG) }
             let ok = request.data.withUnsafeBytes { raw in
@@ -613,7 +608,7 @@ final class ClientCore: @unchecked Sendable {
             }
             guard ok else { return refuse(EFAULT) }
             monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count).encoded(layout: layout))
+            answer(VFIOUserDMAAccess(address: request.address, count: request.count).encoded)
         default:
             refuse(ENOSYS)
         }

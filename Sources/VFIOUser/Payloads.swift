@@ -267,22 +267,15 @@ public struct VFIOUserRegionAccess: VFIOUserPayload {
 
 // MARK: DMA_READ / DMA_WRITE
 
-/// How a peer lays out DMA_READ / DMA_WRITE messages.
-///
-/// The specification (and libvfio-user) use `struct vfio_user_dma_region_access`:
-/// `address` u64, `count` u64, data at 16. QEMU's client (hw/vfio-user/protocol.h,
-/// `VFIOUserDMARW`) reads `count` as a u32 at 8 and the data at 12, and its DMA_READ reply
-/// is `count + 16` payload bytes with the data at 12; its DMA_WRITE reply has no payload.
-public enum VFIOUserDMALayout: Sendable, Hashable {
-    /// `vfio_user_dma_region_access`: data at offset 16.
-    case specification
-    /// QEMU's `VFIOUserDMARW`: u32 count, data at offset 12, 4 bytes of padding after it.
-    case qemu
-}
-
-/// The payload of DMA_READ and DMA_WRITE requests and replies.
-public struct VFIOUserDMAAccess: Sendable, Equatable {
+/// `struct vfio_user_dma_region_access`: the payload of DMA_READ and DMA_WRITE requests
+/// and replies: `address` u64, `count` u64, then the data (DMA_READ reply, DMA_WRITE
+/// request). QEMU 11.1 uses this layout (checked: a guest's DMA through DMA_READ /
+/// DMA_WRITE messages moves the right bytes); early QEMU patch series declared `count` as
+/// a u32 with the data at 12, which 11.1 does not do. QEMU answers a DMA_WRITE with the
+/// header alone.
+public struct VFIOUserDMAAccess: VFIOUserPayload {
     public static let cName = "vfio_user_dma_region_access"
+    public static let headerSize = 16
     public var address: UInt64
     public var count: UInt64
     public var data: [UInt8]
@@ -293,43 +286,23 @@ public struct VFIOUserDMAAccess: Sendable, Equatable {
         self.data = data
     }
 
-    public func encoded(layout: VFIOUserDMALayout) -> [UInt8] {
-        var writer = ByteWriter(capacity: 16 + data.count + 4)
+    public func encode(into writer: inout ByteWriter) {
         writer.u64(address)
-        switch layout {
-        case .specification:
-            writer.u64(count)
-            writer.append(contentsOf: data)
-        case .qemu:
-            writer.u32(UInt32(truncatingIfNeeded: count))
-            writer.append(contentsOf: data)
-            writer.zeros(4)
-        }
-        return writer.bytes
+        writer.u64(count)
+        writer.append(contentsOf: data)
     }
 
-    /// Decodes a request or reply: without data when only the fixed part is present, else
-    /// with `count` bytes (more bytes after them are refused in the specification layout
-    /// and must be the 4 padding bytes in QEMU's).
-    public init(decoding bytes: [UInt8], layout: VFIOUserDMALayout) throws(VFIOError) {
+    /// Decodes without data when only the 16-byte fixed part is present, else with
+    /// exactly `count` bytes of data.
+    public init(decoding bytes: [UInt8]) throws(VFIOError) {
         var reader = ByteReader(bytes, context: Self.cName)
         address = try reader.u64()
-        switch layout {
-        case .specification:
-            count = try reader.u64()
-            if reader.remaining == 0 { data = []; return }
-            guard UInt64(reader.remaining) == count else {
-                throw .malformed(Self.cName, "count \(count) but \(reader.remaining) data byte(s) follow")
-            }
-            data = try reader.bytes(reader.remaining)
-        case .qemu:
-            count = UInt64(try reader.u32())
-            if reader.remaining <= 4 { data = []; return }
-            guard UInt64(reader.remaining) == count + 4 else {
-                throw .malformed(Self.cName, "count \(count) but \(reader.remaining) byte(s) follow (data and 4 bytes of padding expected)")
-            }
-            data = try reader.bytes(Int(count))
+        count = try reader.u64()
+        if reader.remaining == 0 { data = []; return }
+        guard UInt64(reader.remaining) == count else {
+            throw .malformed(Self.cName, "count \(count) but \(reader.remaining) data byte(s) follow")
         }
+        data = try reader.bytes(reader.remaining)
     }
 }
 

@@ -27,15 +27,11 @@ public final class VFIOUserServer: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// The capabilities this server states (what it accepts).
         public var capabilities: VFIOUserCapabilities
-        /// How DMA_READ / DMA_WRITE messages are laid out (see `VFIOUserDMALayout`).
-        public var dmaLayout: VFIOUserDMALayout
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(
                         maxMessageFDs: 16, maxDataTransferSize: 1 << 20, maxDMAMaps: 65535,
-                        pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true),
-                    dmaLayout: VFIOUserDMALayout = .specification) {
+                        pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true)) {
             self.capabilities = capabilities
-            self.dmaLayout = dmaLayout
         }
     }
 
@@ -703,10 +699,10 @@ public final class VFIOUserServer: @unchecked Sendable {
             let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + length])
             let request = VFIOUserDMAAccess(address: address, count: UInt64(length),
                                             data: write ? Array(UnsafeRawBufferPointer(piece)) : [])
-            let reply = try serverRequest(command, payload: request.encoded(layout: configuration.dmaLayout), onServingThread: onServingThread)
+            let reply = try serverRequest(command, payload: request.encoded, onServingThread: onServingThread)
             try reply.checkReply(command.cName)
             if !write {
-                let answer = try VFIOUserDMAAccess(decoding: reply.payload, layout: configuration.dmaLayout)
+                let answer = try VFIOUserDMAAccess(decoding: reply.payload)
                 guard answer.data.count == length else {
                     throw .malformed(command.cName, "asked for \(length) byte(s), the reply has \(answer.data.count)")
                 }

@@ -27,13 +27,6 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("fd"), help: "Serve this already-connected socket descriptor instead of listening.")
     var fd: Int32?
 
-    @Option(name: .customLong("dma-layout"), help: """
-        Layout of the server's DMA_READ/DMA_WRITE messages: 'qemu' (QEMU's VFIOUserDMARW: \
-        u32 count, data at 12) or 'specification' (u64 count, data at 16, as libvfio-user). \
-        Only used for client memory mapped without a descriptor.
-        """)
-    var dmaLayout: DMALayoutOption = .qemu
-
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -53,9 +46,7 @@ struct ServeCommand: ParsableCommand {
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        var configuration = VFIOUserServer.Configuration()
-        configuration.dmaLayout = dmaLayout == .qemu ? .qemu : .specification
-        let server = try VFIOUserServer(model: model.make(), configuration: configuration, logger: logger)
+        let server = try VFIOUserServer(model: model.make(), logger: logger)
         if let socket {
             try server.listen(path: socket)
             logger.info("serving \(model.rawValue) on \(socket); stop with SIGINT or SIGTERM")
@@ -89,8 +80,3 @@ private final class SignalForwarder: Sendable {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-enum DMALayoutOption: String, ExpressibleByArgument, CaseIterable {
-    case qemu
-    case specification
-}

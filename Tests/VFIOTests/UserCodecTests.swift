@@ -106,15 +106,9 @@ import VFIO
         try roundTrip(VFIOUserMigData(argsz: 8, size: 3, data: [1, 2, 3]))
         try roundTrip(VFIOUserDirtyPages(flags: .start))
         try roundTrip(VFIOUserDirtyPages(argsz: 40, flags: .getBitmap, range: (0x1000, 0x8000, VFIOUserBitmap(pageSize: 4096, size: 8))))
-        for layout in [VFIOUserDMALayout.specification, .qemu] {
-            for access in [VFIOUserDMAAccess(address: 0x4000, count: 5), VFIOUserDMAAccess(address: 0x4000, count: 5, data: [1, 2, 3, 4, 5])] {
-                #expect(try VFIOUserDMAAccess(decoding: access.encoded(layout: layout), layout: layout) == access)
-            }
-        }
-        // QEMU's layout: u32 count at 8, data at 12, four bytes of padding.
-        let qemu = VFIOUserDMAAccess(address: 1, count: 2, data: [0xAA, 0xBB]).encoded(layout: .qemu)
-        #expect(qemu.count == 18 && qemu[8] == 2 && qemu[12] == 0xAA && qemu[13] == 0xBB)
-        let spec = VFIOUserDMAAccess(address: 1, count: 2, data: [0xAA, 0xBB]).encoded(layout: .specification)
+        try roundTrip(VFIOUserDMAAccess(address: 0x4000, count: 5))
+        try roundTrip(VFIOUserDMAAccess(address: 0x4000, count: 5, data: [1, 2, 3, 4, 5]))
+        let spec = VFIOUserDMAAccess(address: 1, count: 2, data: [0xAA, 0xBB]).encoded
         #expect(spec.count == 18 && spec[8] == 2 && spec[16] == 0xAA)
     }
 
@@ -136,7 +130,7 @@ import VFIO
         #expect(throws: VFIOError.self) { _ = try VFIOUserWriteMulti(decoding: [201, 0, 0, 0, 0, 0, 0, 0]) }
         #expect(throws: VFIOError.self) { _ = try VFIOUserMigData(decoding: VFIOUserMigData(argsz: 8, size: 5, data: [1]).encoded) }
         #expect(throws: VFIOError.self) { _ = try VFIOUserDirtyPages(decoding: VFIOUserDirtyPages(flags: [.start, .stop]).encoded) }
-        #expect(throws: VFIOError.self) { _ = try VFIOUserDMAAccess(decoding: VFIOUserDMAAccess(address: 0, count: 9, data: [1]).encoded(layout: .specification), layout: .specification) }
+        #expect(throws: VFIOError.self) { _ = try VFIOUserDMAAccess(decoding: VFIOUserDMAAccess(address: 0, count: 9, data: [1]).encoded) }
         #expect(throws: VFIOError.self) { _ = try VFIOUserRegionIOFDs(decoding: VFIOUserRegionIOFDs(argsz: 56, index: 0, count: 2).encoded + [UInt8](repeating: 0, count: 40)) }
     }
 }

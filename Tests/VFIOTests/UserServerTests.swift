@@ -454,8 +454,7 @@ let bar0 = PCIRegionIndex.bar0.rawValue
             _ = try? VFIOUserMigData(decoding: bytes)
             _ = try? VFIOUserDirtyPages(decoding: bytes)
             _ = try? VFIOUserVersion(decoding: bytes)
-            _ = try? VFIOUserDMAAccess(decoding: bytes, layout: .specification)
-            _ = try? VFIOUserDMAAccess(decoding: bytes, layout: .qemu)
+            _ = try? VFIOUserDMAAccess(decoding: bytes)
             _ = try? JSONValue.parse(bytes)
         }
     }
