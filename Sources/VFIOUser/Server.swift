@@ -74,6 +74,7 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     /// Listens at `path` (mode 0600) and serves clients one after another on a thread.
     public func listen(path: String) throws(VFIOError) {
+        guard thread == nil else { throw .errno("VFIOUserServer.listen: already serving", EBUSY) }
         let fd = try Self.makeListener(path: path)
         listener = OwnedDescriptor(fd)
         socketPath = path
@@ -83,6 +84,7 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     /// Serves one connected socket on a thread, until the client closes it or `stop()`.
     public func serve(connection socket: VFIOUserSocket) {
+        precondition(thread == nil, "VFIOUserServer serves one listener or one connection")
         thread = WorkerThread(name: "vfio-user-server") { [self] in
             monitor.withLock { $0.servingThread = pthread_self() }
             serveConnection(socket)

@@ -147,6 +147,18 @@ enum EduConformance {
         #expect(bytes[0] == 0x5A && bytes[bytes.count - 1] == 0x5A)
         // Region reads inside the area come from the same memory.
         #expect(try client.readBytes(region: 0, offset: area.offset + 10, count: 4) == [0x5A, 0x5A, 0x5A, 0x5A])
+        // QEMU's sequence: argsz 32 first (the chain does not fit: argsz needed, CAPS, no
+        // descriptor), then the size asked for (chain and the region's memfd).
+        let small = try #require(try client.rawRequest(command: VFIOUserCommand.deviceGetRegionInfo.rawValue,
+                                                       payload: Array(RegionInfo.query(index: 0, capacity: 32))))
+        #expect(!small.header.isError && small.payload.count == 32 && small.fds.isEmpty)
+        let needed = le32(small.payload, 0)
+        #expect(needed > 32 && RegionInfoFlags(rawValue: le32(small.payload, 4)).contains([.caps, .mmap]))
+        #expect(try RegionInfo(decoding: small.payload).capabilitiesOmitted)
+        let full = try #require(try client.rawRequest(command: VFIOUserCommand.deviceGetRegionInfo.rawValue,
+                                                      payload: Array(RegionInfo.query(index: 0, capacity: Int(needed)).prefix(32))))
+        #expect(full.payload.count == Int(needed) && full.fds.count == 1)
+        #expect(try RegionInfo(decoding: full.payload).sparseMmapAreas == [area])
         // The register page cannot be mapped.
         #expect(throws: VFIOError.self) { _ = try client.mapRegion(0, offset: 0, size: 4096) }
         // MSI-X: unmask vector 2, enable eventfds, ring.
