@@ -321,8 +321,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         case .dmaUnmap:
             return (try handleDMAUnmap(payload), [])
         case .deviceGetInfo:
-            let request = try VFIOUserDeviceInfo(decoding: payload)
-            _ = request
+            _ = try VFIOUserDeviceInfo(decoding: payload)   // argsz at least 16
             let reply = VFIOUserDeviceInfo(flags: model.deviceFlags.subtracting(.caps),
                                            numRegions: UInt32(model.regions.count), numIRQs: UInt32(model.irqs.count))
             return (reply.encoded, [])
@@ -580,11 +579,7 @@ public final class VFIOUserServer: @unchecked Sendable {
             owned = []
             model.irqsConfigured(index: index, enabledVectors: enabled)
         case .dataNone where action == .actionTrigger && header.count == 0:
-            let had = monitor.withLock { state -> Bool in
-                defer { state.session.triggers[index] = [:] }
-                return !(state.session.triggers[index] ?? [:]).isEmpty
-            }
-            _ = had
+            monitor.withLock { $0.session.triggers[index] = [:] }
             model.irqsConfigured(index: index, enabledVectors: 0)
         default:
             var selected: [UInt32] = []
