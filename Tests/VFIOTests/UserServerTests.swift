@@ -412,6 +412,16 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         #expect(fixture.server.connectionCount == 101)
     }
 
+    @Test func aStoppedServerFailsTheClientsCallsWithECONNRESET() throws {
+        let fixture = try UserServerFixture()
+        let client = try fixture.connect()
+        #expect(try client.read(UInt32.self, region: bar0, offset: 0) == 0x0100_00ed)
+        fixture.server.stop()
+        expectErrno(ECONNRESET) { _ = try client.deviceInfo() }
+        #expect(!client.isConnected)
+        #expect(throws: VFIOError.self) { _ = try VFIOUserClient(path: fixture.path) }
+    }
+
     @Test func socketPairServesInProcess() throws {
         let (serverEnd, clientEnd) = try VFIOUserSocket.pair()
         let server = try VFIOUserServer(model: EduDevice())
