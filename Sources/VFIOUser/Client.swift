@@ -399,12 +399,18 @@ final class ClientCore: @unchecked Sendable {
         var failure: VFIOError?
         var mappings: [ClientDMAMapping] = []
         var served = 0
+        /// Server-initiated commands waiting for the DMA thread.
+        var incoming: [VFIOUserMessage] = []
     }
 
     let socket: VFIOUserSocket
     let configuration: VFIOUserClient.Configuration
     let monitor = Monitor(State())
     private var thread: WorkerThread?
+    /// Serves the server's DMA_READ / DMA_WRITE, so that the receive thread never waits
+    /// to send (it must keep reading replies, or a large reply and a large request in
+    /// flight at once could block both peers).
+    private var dmaThread: WorkerThread?
     /// Set once after VERSION; read by the receive thread only afterwards.
     var serverCapabilities = VFIOUserCapabilities.defaults
 
@@ -415,6 +421,19 @@ final class ClientCore: @unchecked Sendable {
 
     func start() {
         thread = WorkerThread(name: "vfio-user-client") { [self] in receiveLoop() }
+        dmaThread = WorkerThread(name: "vfio-user-dma") { [self] in dmaLoop() }
+    }
+
+    private func dmaLoop() {
+        while true {
+            let next = monitor.wait { state -> VFIOUserMessage?? in
+                if !state.incoming.isEmpty { return .some(state.incoming.removeFirst()) }
+                if state.failure != nil { return .some(nil) }
+                return nil
+            }
+            guard let message = next else { return }
+            serve(message)
+        }
     }
 
     var isConnected: Bool { monitor.withLock { $0.failure == nil } }
@@ -425,6 +444,7 @@ final class ClientCore: @unchecked Sendable {
         fail(.errno("vfio-user connection", ECONNRESET))
         socket.shutdown()
         if let thread, !thread.isCurrent { thread.join() }
+        if let dmaThread, !dmaThread.isCurrent { dmaThread.join() }
         socket.close()
     }
 
@@ -557,7 +577,7 @@ final class ClientCore: @unchecked Sendable {
                 if message.header.isReply {
                     deliver(message)
                 } else {
-                    serve(message)
+                    monitor.update { $0.incoming.append(message) }
                 }
             }
         }

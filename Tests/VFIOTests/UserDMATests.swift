@@ -111,3 +111,61 @@ final class DMAProbeModel: DeviceModel {
         expectErrno(ENOENT) { try client.unmapDMA(iova: DMAProbeModel.probeIOVA, size: 4096) }
     }
 }
+
+/// A 4 MiB memory-backed region plus the context, for traffic in both directions at once.
+final class BulkDMAModel: DeviceModel {
+    let deviceFlags: DeviceInfoFlags = [.pci]
+    let regions = [RegionDescriptor(index: 0, size: 4 << 20, flags: [.read, .write],
+                                    backing: .memory(mmapAreas: [SparseMmapArea(offset: 0, size: 4 << 20)]))]
+    let irqs: [IRQDescriptor] = []
+    let contextBox = Mutex<(any DeviceContext)?>(nil)
+    var context: (any DeviceContext)? { contextBox.withLock { $0 } }
+    func attach(_ context: any DeviceContext) { contextBox.withLock { $0 = context } }
+    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) { throw .errno("read", EINVAL) }
+    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) { throw .errno("write", EINVAL) }
+    func reset() throws(VFIOError) {}
+}
+
+extension UserDMATests {
+    /// 1 MiB region writes, 1 MiB region reads and 1 MiB DMA messages from a model thread,
+    /// all at once on one connection: every socket buffer fills, nothing deadlocks.
+    @Test func largeTrafficInBothDirectionsAtOnce() throws {
+        let model = BulkDMAModel()
+        let fixture = try UserServerFixture(model: model)
+        let client = try fixture.connect()
+        let memory = try DMABuffer(size: 1 << 20, backing: .anonymous)
+        for i in stride(from: 0, to: 1 << 20, by: 4096) { memory.bytes[i] = UInt8(truncatingIfNeeded: i >> 12) }
+        try client.mapDMA(memory, offset: 0, size: 1 << 20, iova: 0x1000_0000, access: .readWrite)
+        let context = try #require(model.context)
+        let failures = Monitor([String]())
+        let payload = [UInt8](repeating: 0x3C, count: 1 << 20)
+        let threads = [
+            WorkerThread(name: "writer") {
+                for _ in 0..<15 {
+                    do { try client.writeBytes(payload, region: 0, offset: 0) } catch { failures.update { $0.append("write: \(error)") } }
+                }
+            },
+            WorkerThread(name: "reader") {
+                for _ in 0..<15 {
+                    do { _ = try client.readBytes(region: 0, offset: 1 << 20, count: 1 << 20) } catch { failures.update { $0.append("read: \(error)") } }
+                }
+            },
+            WorkerThread(name: "device") {
+                var bytes = [UInt8](repeating: 0, count: 1 << 20)
+                for _ in 0..<15 {
+                    do throws(VFIOError) {
+                        try bytes.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+                            try context.dmaRead(iova: 0x1000_0000, into: raw)
+                        }
+                        if bytes[4096 * 7] != 7 { failures.update { $0.append("dma: wrong bytes") } }
+                    } catch {
+                        failures.update { $0.append("dma: \(error)") }
+                    }
+                }
+            },
+        ]
+        for thread in threads { thread.join() }
+        #expect(failures.withLock { $0 } == [])
+        #expect(client.servedDMAMessages == 15)
+    }
+}
