@@ -9,10 +9,12 @@ let package = Package(
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
+        .library(name: "VFIOUser", targets: ["VFIOUser"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(name: "CVFIO"),
@@ -21,14 +23,22 @@ let package = Package(
         .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
+        .target(
+            name: "VFIOUser",
+            dependencies: [
+                "VFIO", "VFIOSystem", "CVFIO", "VFIODeviceKit",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser", "VFIOConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]

@@ -6,6 +6,7 @@ import VFIOHost
 ///
 /// - `.pci`, `.devicePath` and `.mdev`: the kernel (`HostDevice`), through `access` (the
 ///   cdev and iommufd when the kernel offers them, by default).
+/// - `.unixSocket` and `.model`: vfio-user (`VFIOUserClient`, see `openUserDevice`).
 func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) throws -> any VFIODevice {
     switch name {
     case .pci(let address):
@@ -22,7 +23,7 @@ func openDevice(_ name: DeviceName, access: HostDevice.Access = .automatic) thro
     case .mdev(let uuid):
         return try HostDevice.open(mdev: uuid, access: access)
     case .unixSocket, .model:
-        throw ValidationError("this build opens devices named by a PCI address (0000:00:04.0), a /dev/vfio path or mdev:UUID only, not '\(name)'")
+        return try openUserDevice(name)
     }
 }
 

@@ -7,8 +7,8 @@ struct VFIOTool: AsyncParsableCommand {
         commandName: "vfio",
         abstract: "Inspect and drive Linux VFIO devices and their uAPI.",
         subcommands: [
-            ListCommand.self, InfoCommand.self, CheckCommand.self, BindCommand.self, UnbindCommand.self,
-            IoctlCommand.self, MigrationCommand.self,
+            ListCommand.self, InfoCommand.self, CheckCommand.self, ServeCommand.self, BindCommand.self,
+            UnbindCommand.self, IoctlCommand.self, MigrationCommand.self,
         ]
     )
 }

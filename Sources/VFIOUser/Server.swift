@@ -1,0 +1,790 @@
+import CVFIO
+import Glibc
+import Logging
+import VFIO
+import VFIODeviceKit
+import VFIOSystem
+
+/// Serves a `DeviceModel` to vfio-user clients (QEMU's `vfio-user-pci`, `VFIOUserClient`).
+///
+/// - `listen(path:)`: a UNIX socket created with mode 0600 (a stale socket file left by a
+///   dead server is removed; a live one is refused with `EADDRINUSE`); clients are served
+///   one at a time, each until it disconnects, then the next.
+/// - `serve(connection:)`: serves one already-connected socket (a socket pair).
+/// - One serving thread reads every message, handles it and replies; messages are handled
+///   in the order they arrive (so pipelined and NO_REPLY commands work). Malformed
+///   messages get an error reply and the connection stays up.
+/// - The model's `afterReply` work runs on the serving thread after the reply is sent.
+///   DMA through descriptors the client passed with DMA_MAP is a `memcpy`; DMA to
+///   mappings without a descriptor becomes DMA_READ / DMA_WRITE messages, which wait until
+///   no client request is outstanding (QEMU holds its global lock while waiting for a
+///   reply) and are refused with `EDEADLK` from inside a request handler.
+/// - When a client leaves, its DMA mappings and eventfds are dropped; the device keeps
+///   its state for the next client.
+///
+/// `stop()` ends serving (from any thread); `wait()` blocks until then.
+public final class VFIOUserServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// The capabilities this server states (what it accepts).
+        public var capabilities: VFIOUserCapabilities
+
+        public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(
+                        maxMessageFDs: 16, maxDataTransferSize: 1 << 20, maxDMAMaps: 65535,
+                        pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true)) {
+            self.capabilities = capabilities
+        }
+    }
+
+    public let model: any DeviceModel
+    public let configuration: Configuration
+    let logger: Logger
+    let monitor = Monitor(ServerState())
+    private let wake: OwnedDescriptor
+    private var regionFiles: [UInt32: RegionMemoryFile] = [:]
+    private var listener: OwnedDescriptor?
+    private var socketPath: String?
+    private var thread: WorkerThread?
+    private var context: ServerDeviceContext!
+
+    /// Prepares `model` (memory for its memory-backed regions, `attach`). Serve it with
+    /// `listen(path:)` or `serve(connection:)`.
+    public init(model: any DeviceModel, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(VFIOError) {
+        self.model = model
+        self.configuration = configuration
+        var quiet = Logger(label: "vfio-user-server")
+        quiet.logLevel = .warning
+        self.logger = logger ?? quiet
+        wake = OwnedDescriptor(try SystemCall.retrying("eventfd") { cvfio_eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) })
+        for region in model.regions where region.isMemoryBacked && region.size > 0 {
+            guard region.size <= UInt64(Int.max / 2) else { throw .invalidArgument("VFIOUserServer", "region \(region.index) is too large") }
+            regionFiles[region.index] = try RegionMemoryFile(index: region.index, size: Int(region.size))
+        }
+        context = ServerDeviceContext(server: self)
+        model.attach(context)
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// The number of client connections served so far.
+    public var connectionCount: Int { monitor.withLock { $0.connections } }
+
+    // MARK: Starting and stopping
+
+    /// Listens at `path` (mode 0600) and serves clients one after another on a thread.
+    public func listen(path: String) throws(VFIOError) {
+        guard thread == nil else { throw .errno("VFIOUserServer.listen: already serving", EBUSY) }
+        let fd = try Self.makeListener(path: path)
+        listener = OwnedDescriptor(fd)
+        socketPath = path
+        logger.info("listening", metadata: ["socket": "\(path)"])
+        thread = WorkerThread(name: "vfio-user-server") { [self] in acceptLoop(fd) }
+    }
+
+    /// Serves one connected socket on a thread, until the client closes it or `stop()`.
+    public func serve(connection socket: VFIOUserSocket) {
+        precondition(thread == nil, "VFIOUserServer serves one listener or one connection")
+        thread = WorkerThread(name: "vfio-user-server") { [self] in
+            monitor.withLock { $0.servingThread = pthread_self() }
+            serveConnection(socket)
+        }
+    }
+
+    /// Stops serving: the current connection is shut down, the listening socket closed and
+    /// its file removed. Returns once the serving thread has ended.
+    public func stop() {
+        let socket = monitor.update { state -> VFIOUserSocket? in
+            state.stopping = true
+            return state.session.socket
+        }
+        signalWake()
+        socket?.shutdown()
+        if let thread, !thread.isCurrent { thread.join() }
+        if let listener {
+            listener.close()
+            if let socketPath { unlink(socketPath) }
+        }
+    }
+
+    /// Blocks until the serving thread ends (after `stop()`, or when the connection given
+    /// to `serve(connection:)` closes).
+    public func wait() {
+        thread?.join()
+    }
+
+    private func signalWake() {
+        var one: UInt64 = 1
+        let fd = wake.raw
+        if fd >= 0 { _ = Glibc.write(fd, &one, 8) }
+    }
+
+    private func consumeWake() {
+        var value: UInt64 = 0
+        _ = Glibc.read(wake.raw, &value, 8)
+    }
+
+    static func makeListener(path: String) throws(VFIOError) -> Int32 {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw .errno("bind(\(path)): a file that is not a socket is in the way", EEXIST)
+            }
+            // A socket file: stale when nobody accepts on it.
+            if let probe = try? VFIOUserSocket.connect(path: path) {
+                probe.close()
+                throw .errno("bind(\(path)): a server is already listening there", EADDRINUSE)
+            }
+            unlink(path)
+        }
+        let fd = try SystemCall.retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do throws(VFIOError) {
+            _ = try withUnixAddress(path, "bind") { (address: UnsafePointer<sockaddr>, length: socklen_t) throws(VFIOError) in
+                try SystemCall.retrying("bind(\(path))") { bind(fd, address, length) }
+            }
+            // Before listen() no connection can be made, so the mode is set before anyone
+            // can use the socket.
+            try SystemCall.retrying("chmod(\(path))") { chmod(path, 0o600) }
+            try SystemCall.retrying("listen") { Glibc.listen(fd, 4) }
+        } catch {
+            closeDescriptor(fd)
+            unlink(path)
+            throw error
+        }
+        return fd
+    }
+
+    // MARK: Serving loops
+
+    private func acceptLoop(_ listenFD: Int32) {
+        monitor.withLock { $0.servingThread = pthread_self() }
+        while !monitor.withLock({ $0.stopping }) {
+            runDeferredWork()
+            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, 2, -1)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if fds[1].revents != 0 { consumeWake() }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                let client = accept(listenFD, nil, nil)
+                if client < 0 { continue }
+                _ = cvfio_ioctl_int(client, 0x5451 /* FIOCLEX */, 0)
+                serveConnection(VFIOUserSocket(adopting: client))
+            } else if fds[0].revents != 0 {
+                break
+            }
+        }
+    }
+
+    private func serveConnection(_ socket: VFIOUserSocket) {
+        let number = monitor.update { state -> Int in
+            state.session = SessionState()
+            state.session.socket = socket
+            state.connections += 1
+            return state.connections
+        }
+        logger.info("client connected", metadata: ["connection": "\(number)"])
+        var reason = "the client closed the connection"
+        while !monitor.withLock({ $0.stopping }) {
+            runDeferredWork()
+            var fds = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, 2, -1)
+            if n < 0 { if errno == EINTR { continue }; reason = "poll failed"; break }
+            if fds[1].revents != 0 { consumeWake() }
+            if fds[0].revents != 0 {
+                do throws(VFIOError) {
+                    if try !pumpOne(socket) { break }
+                } catch {
+                    reason = "\(error)"
+                    break
+                }
+            }
+        }
+        if monitor.withLock({ $0.stopping }) { reason = "the server stopped" }
+        endSession(socket)
+        logger.info("client disconnected", metadata: ["connection": "\(number)", "reason": "\(reason)"])
+    }
+
+    /// Drops a session's descriptors and mappings; the device keeps its state.
+    private func endSession(_ socket: VFIOUserSocket) {
+        let (mappings, indices) = monitor.update { state -> ([ServerDMAMapping], [UInt32]) in
+            let session = state.session
+            state.session = SessionState()
+            state.session.connectionFailed = true
+            return (session.mappings, session.triggers.filter { !$0.value.isEmpty }.map(\.key))
+        }
+        socket.close()
+        for index in indices.sorted() { model.irqsConfigured(index: index, enabledVectors: 0) }
+        for mapping in mappings { model.dmaUnmapped(mapping.range) }
+    }
+
+    /// Runs queued `afterReply` work (top level of the serving thread only).
+    func runDeferredWork() {
+        while true {
+            let work = monitor.withLock { state -> (@Sendable () -> Void)? in
+                state.deferred.isEmpty ? nil : state.deferred.removeFirst()
+            }
+            guard let work else { return }
+            work()
+        }
+    }
+
+    func enqueueDeferred(_ work: @escaping @Sendable () -> Void) {
+        monitor.withLock { $0.deferred.append(work) }
+        signalWake()
+    }
+
+    /// Reads and handles one message. Returns false at end of stream.
+    @discardableResult
+    func pumpOne(_ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
+        let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
+        let received = try socket.receive(maxPayload: maxPayload, maxFDs: Int(configuration.capabilities.maxMessageFDs))
+        switch received {
+        case .endOfStream:
+            return false
+        case .rejected(let header, let error):
+            logger.debug("rejected message", metadata: ["header": "\(header)", "error": "\(error)"])
+            if header.isReply {
+                deliverReply(VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command, messageSize: 16,
+                                                                    flags: [.reply, .error], error: UInt32(replyErrno(error))), payload: []))
+            } else if header.wantsReply {
+                try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(error)))
+            }
+        case .message(let message):
+            if message.header.isReply {
+                deliverReply(message)
+            } else {
+                try handleCommand(message, socket)
+            }
+        }
+        return true
+    }
+
+    private func deliverReply(_ message: VFIOUserMessage) {
+        monitor.update { state in
+            if state.session.waiting.contains(message.header.messageID) {
+                state.session.replies[message.header.messageID] = message
+            } else {
+                logger.debug("unexpected reply", metadata: ["header": "\(message.header)"])
+            }
+        }
+    }
+
+    private func handleCommand(_ message: VFIOUserMessage, _ socket: VFIOUserSocket) throws(VFIOError) {
+        let header = message.header
+        monitor.withLock { $0.session.inRequest = true }
+        let outcome: Result<([UInt8], [Int32]), VFIOError>
+        do throws(VFIOError) {
+            outcome = .success(try handle(message))
+        } catch {
+            outcome = .failure(error)
+        }
+        message.closeDescriptors()   // whatever the handler did not take
+        defer { monitor.update { $0.session.inRequest = false } }
+        switch outcome {
+        case .success(let (payload, fds)):
+            logger.trace("handled", metadata: ["header": "\(header)"])
+            if header.wantsReply {
+                try socket.send(id: header.messageID, command: header.command, flags: .reply, payload: payload, fds: fds)
+            }
+        case .failure(let error):
+            logger.debug("command failed", metadata: ["header": "\(header)", "error": "\(error)"])
+            if header.wantsReply {
+                try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(error)))
+            }
+        }
+    }
+
+    // MARK: Commands
+
+    /// Handles a command; returns the reply payload and descriptors (borrowed).
+    private func handle(_ message: VFIOUserMessage) throws(VFIOError) -> ([UInt8], [Int32]) {
+        let header = message.header
+        guard let command = VFIOUserCommand(rawValue: header.command) else {
+            throw .errno("command \(header.command)", ENOSYS)
+        }
+        let negotiated = monitor.withLock { $0.session.negotiated }
+        if command != .version && !negotiated {
+            throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL)
+        }
+        if !message.fds.isEmpty && command != .dmaMap && command != .deviceSetIRQs {
+            throw .errno("\(command.cName) carries no descriptors", EINVAL)
+        }
+        let payload = message.payload
+        switch command {
+        case .version:
+            return (try handleVersion(payload), [])
+        case .dmaMap:
+            try handleDMAMap(payload, message.takeDescriptors())
+            return ([], [])
+        case .dmaUnmap:
+            return (try handleDMAUnmap(payload), [])
+        case .deviceGetInfo:
+            _ = try VFIOUserDeviceInfo(decoding: payload)   // argsz at least 16
+            let reply = VFIOUserDeviceInfo(flags: model.deviceFlags.subtracting(.caps),
+                                           numRegions: UInt32(model.regions.count), numIRQs: UInt32(model.irqs.count))
+            return (reply.encoded, [])
+        case .deviceGetRegionInfo:
+            return try handleRegionInfo(payload)
+        case .deviceGetRegionIOFDs:
+            let request = try VFIOUserRegionIOFDs(decoding: payload)
+            guard request.flags == 0, request.count == 0 else { throw .errno("\(command.cName): flags and count must be 0", EINVAL) }
+            guard let region = model.region(request.index), region.size > 0 else {
+                throw .errno("\(command.cName): no region \(request.index)", EINVAL)
+            }
+            // No sub-region of this server is backed by an ioeventfd: an empty list.
+            return (VFIOUserRegionIOFDs(argsz: UInt32(VFIOUserRegionIOFDs.fixedSize), index: region.index).encoded, [])
+        case .deviceGetIRQInfo:
+            let request = try IRQInfo(decoding: payload)
+            guard let irq = model.irq(request.index) else { throw .errno("\(command.cName): no IRQ index \(request.index)", EINVAL) }
+            return (irq.irqInfo.encoded(), [])
+        case .deviceSetIRQs:
+            try handleSetIRQs(payload, message.takeDescriptors())
+            return ([], [])
+        case .regionRead:
+            let request = try VFIOUserRegionAccess(decoding: payload)
+            guard request.data.isEmpty else { throw .errno("\(command.cName): a read request carries no data", EINVAL) }
+            guard request.count <= configuration.capabilities.maxDataTransferSize else {
+                throw .errno("\(command.cName): count \(request.count) exceeds max_data_xfer_size", E2BIG)
+            }
+            var data = [UInt8](repeating: 0, count: Int(request.count))
+            try data.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+                try DeviceAccess.read(model, context: context, region: request.region, offset: request.offset, into: raw)
+            }
+            return (VFIOUserRegionAccess(offset: request.offset, region: request.region, count: request.count, data: data).encoded, [])
+        case .regionWrite:
+            let request = try VFIOUserRegionAccess(decoding: payload)
+            guard request.data.count == Int(request.count) else {
+                throw .errno("\(command.cName): count \(request.count) but \(request.data.count) data byte(s)", EINVAL)
+            }
+            guard request.count <= configuration.capabilities.maxDataTransferSize else {
+                throw .errno("\(command.cName): count \(request.count) exceeds max_data_xfer_size", E2BIG)
+            }
+            try request.data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
+                try DeviceAccess.write(model, context: context, region: request.region, offset: request.offset, from: raw)
+            }
+            return (VFIOUserRegionAccess(offset: request.offset, region: request.region, count: request.count).encoded, [])
+        case .dmaRead, .dmaWrite:
+            throw .errno("\(command.cName) goes from server to client", EINVAL)
+        case .deviceReset:
+            guard payload.isEmpty else { throw .errno("\(command.cName) has no payload", EINVAL) }
+            guard model.deviceFlags.contains(.reset) else { throw .errno("\(command.cName): the device cannot be reset", EINVAL) }
+            try model.reset()
+            return ([], [])
+        case .dirtyPages:
+            _ = try VFIOUserDirtyPages(decoding: payload)
+            throw .errno("\(command.cName) is deprecated; dirty tracking is a device feature", EOPNOTSUPP)
+        case .regionWriteMulti:
+            guard configuration.capabilities.writeMultiple else { throw .errno(command.cName, ENOSYS) }
+            let request = try VFIOUserWriteMulti(decoding: payload)
+            for write in request.writes {
+                try write.data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
+                    try DeviceAccess.write(model, context: context, region: write.region, offset: write.offset, from: raw)
+                }
+            }
+            return (VFIOUserWriteMultiReply(completed: UInt64(request.writes.count)).encoded, [])
+        case .deviceFeature:
+            var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
+            let request = try DeviceFeatureHeader(from: &reader)
+            let feature = request.flags.feature
+            // Migration and dirty logging are served once models implement them.
+            throw .errno("\(command.cName): the device has no feature \(feature)", ENOTTY)
+        case .migDataRead, .migDataWrite:
+            _ = try VFIOUserMigData(decoding: payload)
+            throw .errno("\(command.cName): the device does not migrate", EINVAL)
+        }
+    }
+
+    private func handleVersion(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+        let proposal = try VFIOUserVersion(decoding: payload)
+        let already = monitor.withLock { $0.session.negotiated }
+        if already { throw .errno("VFIO_USER_VERSION sent twice", EINVAL) }
+        guard proposal.major == VFIOUserVersion.major else {
+            throw .errno("VFIO_USER_VERSION \(proposal.major).\(proposal.minor): only major 0 is spoken", ENOTSUP)
+        }
+        let minor = min(proposal.minor, VFIOUserVersion.minor)
+        monitor.withLock { state in
+            state.session.negotiated = true
+            state.session.clientCapabilities = proposal.capabilities
+        }
+        logger.debug("version negotiated", metadata: ["client": "\(proposal.major).\(proposal.minor) \(proposal.capabilities.json)"])
+        return VFIOUserVersion(major: VFIOUserVersion.major, minor: minor, capabilities: configuration.capabilities).encoded
+    }
+
+    private func handleRegionInfo(_ payload: [UInt8]) throws(VFIOError) -> ([UInt8], [Int32]) {
+        var reader = ByteReader(payload, context: RegionInfo.cName)
+        let argsz = try reader.argsz(fixedSize: RegionInfo.fixedSize)
+        _ = try reader.u32()  // flags
+        let index = try reader.u32()
+        guard payload.count >= RegionInfo.fixedSize else {
+            throw .malformed(RegionInfo.cName, "request of \(payload.count) bytes, 32 needed")
+        }
+        guard let region = model.region(index) else { throw .errno("VFIO_USER_DEVICE_GET_REGION_INFO: no region \(index)", EINVAL) }
+        let info = region.regionInfo(offset: 0)
+        let full = info.encoded()
+        if full.count > Int(argsz) {
+            // Too small for the chain: the fixed part, CAPS set, argsz the size needed.
+            var writer = ByteWriter()
+            RegionInfo(flags: info.flags, index: info.index, size: info.size, offset: info.offset).encode(into: &writer)
+            var bytes = writer.bytes
+            let flags = info.flags.union(info.capabilities.isEmpty ? [] : .caps).rawValue
+            withUnsafeBytes(of: UInt32(full.count).littleEndian) { for i in 0..<4 { bytes[i] = $0[i] } }
+            withUnsafeBytes(of: flags.littleEndian) { for i in 0..<4 { bytes[4 + i] = $0[i] } }
+            return (bytes, [])
+        }
+        if info.flags.contains(.mmap), let file = regionFiles[index] {
+            return (full, [file.descriptor.raw])
+        }
+        return (full, [])
+    }
+
+    private func handleDMAMap(_ payload: [UInt8], _ fds: [Int32]) throws(VFIOError) {
+        let owned = fds.map { OwnedDescriptor($0) }
+        defer { for fd in owned { fd.close() } }
+        let request = try VFIOUserDMAMap(decoding: payload)
+        guard owned.count <= 1 else { throw .errno("VFIO_USER_DMA_MAP: \(owned.count) descriptors, at most 1", EINVAL) }
+        let page = UInt64(SystemCall.pageSize)
+        // Mapped memory must be whole pages; message-only memory may be any range.
+        guard owned.isEmpty || (request.address % page == 0 && request.size % page == 0) else {
+            throw .errno("VFIO_USER_DMA_MAP: address 0x\(String(request.address, radix: 16)) and size 0x\(String(request.size, radix: 16)) must be page-aligned", EINVAL)
+        }
+        let range = try IOVARange.covering(request.address, request.size)
+        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in
+            if state.session.mappings.count >= Int(configuration.capabilities.maxDMAMaps) {
+                throw .errno("VFIO_USER_DMA_MAP: max_dma_maps reached", ENOSPC)
+            }
+            if state.session.mappings.contains(where: { $0.range.overlaps(range) }) {
+                throw .errno("VFIO_USER_DMA_MAP: \(range) overlaps a mapping", EEXIST)
+            }
+        }
+        var base: UnsafeMutableRawPointer?
+        if let fd = owned.first {
+            guard request.offset % page == 0 else { throw .errno("VFIO_USER_DMA_MAP: offset must be page-aligned", EINVAL) }
+            guard request.size <= UInt64(Int.max), request.offset <= UInt64(Int64.max) - request.size else {
+                throw .errno("VFIO_USER_DMA_MAP: offset + size too large", EINVAL)
+            }
+            var info = stat()
+            if fstat(fd.raw, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+               UInt64(info.st_size) < request.offset + request.size {
+                // Touching pages past the end of the file would raise SIGBUS here.
+                throw .errno("VFIO_USER_DMA_MAP: offset + size pass the end of the \(info.st_size)-byte file", EINVAL)
+            }
+            var protection: Int32 = 0
+            if request.flags.contains(.read) { protection |= PROT_READ }
+            if request.flags.contains(.write) { protection |= PROT_WRITE }
+            guard let mapped = mmap(nil, Int(request.size), protection == 0 ? PROT_NONE : protection, MAP_SHARED, fd.raw, off_t(request.offset)),
+                  mapped != MAP_FAILED else {
+                throw .errno("VFIO_USER_DMA_MAP: mmap", errno)
+            }
+            base = mapped
+        }
+        let mapping = ServerDMAMapping(range: range, flags: request.flags, base: base, length: Int(request.size))
+        monitor.withLock { state in
+            state.session.mappings.append(mapping)
+            state.session.mappings.sort { $0.range.start < $1.range.start }
+        }
+        model.dmaMapped(range)
+    }
+
+    private func handleDMAUnmap(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+        let request = try VFIOUserDMAUnmap(decoding: payload)
+        if request.flags.contains(.getDirtyBitmap) {
+            throw .errno("VFIO_USER_DMA_UNMAP: GET_DIRTY_BITMAP is not supported (no dirty tracking is running)", EOPNOTSUPP)
+        }
+        let removed: [ServerDMAMapping]
+        if request.flags.contains(.all) {
+            removed = monitor.withLock { state in
+                defer { state.session.mappings.removeAll() }
+                return state.session.mappings
+            }
+        } else {
+            let range = try IOVARange.covering(request.address, request.size)
+            removed = try monitor.withLock { (state: inout ServerState) throws(VFIOError) -> [ServerDMAMapping] in
+                let touched = state.session.mappings.filter { $0.range.overlaps(range) }
+                if touched.isEmpty { throw .errno("VFIO_USER_DMA_UNMAP: nothing is mapped in \(range)", ENOENT) }
+                if touched.contains(where: { $0.range.start < range.start || $0.range.last > range.last }) {
+                    throw .errno("VFIO_USER_DMA_UNMAP: \(range) cuts through a mapping", EINVAL)
+                }
+                state.session.mappings.removeAll { $0.range.overlaps(range) }
+                return touched
+            }
+        }
+        for mapping in removed { model.dmaUnmapped(mapping.range) }
+        return VFIOUserDMAUnmap(argsz: UInt32(VFIOUserDMAUnmap.size), flags: request.flags, address: request.address, size: request.size).encoded
+    }
+
+    private func handleSetIRQs(_ payload: [UInt8], _ fds: [Int32]) throws(VFIOError) {
+        var owned = fds.map { OwnedDescriptor($0) }
+        defer { for fd in owned { fd.close() } }
+        var reader = ByteReader(payload, context: IRQSet.cName)
+        var header = try IRQSetHeader(from: &reader)
+        let dataPresent = reader.remaining
+        let irqCount = model.irq(header.index)?.count ?? 0
+        let isEventfd = header.flags.intersection(.dataTypeMask) == .dataEventfd
+        var eventfdData: [Int32]?
+        if isEventfd {
+            // Descriptors travel as SCM_RIGHTS; the payload may (libvfio-user style) or may
+            // not (QEMU) also carry the count × s32 array.
+            let needed = UInt64(header.count) * 4
+            if UInt64(dataPresent) >= needed && dataPresent > 0 {
+                var values: [Int32] = []
+                for _ in 0..<header.count { values.append(try reader.i32()) }
+                eventfdData = values
+            } else if needed + UInt64(IRQSetHeader.fixedSize) <= UInt64(UInt32.max) {
+                header.argsz = max(header.argsz, UInt32(IRQSetHeader.fixedSize) + UInt32(needed))
+            }
+        }
+        _ = try IRQSetValidation.validateAndPrepare(header, irqCount: irqCount, indexCount: UInt32(model.irqs.count),
+                                                    dataBytesPresent: isEventfd ? Int(header.count) &* 4 : dataPresent)
+        let action = header.flags.intersection(.actionTypeMask)
+        let index = header.index
+        switch header.flags.intersection(.dataTypeMask) {
+        case .dataEventfd:
+            guard action == .actionTrigger else {
+                throw .errno("VFIO_USER_DEVICE_SET_IRQS: eventfds for MASK/UNMASK are not supported", EOPNOTSUPP)
+            }
+            // Which vectors get which descriptor (nil: unbind).
+            var assignment: [OwnedDescriptor?] = []
+            if let values = eventfdData {
+                let wanted = values.filter { $0 >= 0 }.count
+                guard wanted == owned.count else {
+                    throw .errno("VFIO_USER_DEVICE_SET_IRQS: \(wanted) eventfd(s) named, \(owned.count) passed", EINVAL)
+                }
+                var next = 0
+                for value in values {
+                    if value >= 0 { assignment.append(owned[next]); next += 1 } else { assignment.append(nil) }
+                }
+            } else if owned.isEmpty {
+                assignment = Array(repeating: nil, count: Int(header.count))
+            } else {
+                guard owned.count == Int(header.count) else {
+                    throw .errno("VFIO_USER_DEVICE_SET_IRQS: count \(header.count) but \(owned.count) eventfd(s) passed", EINVAL)
+                }
+                assignment = owned
+            }
+            for fd in assignment.compactMap({ $0 }) where !isEventFD(fd.raw) {
+                throw .errno("VFIO_USER_DEVICE_SET_IRQS: descriptor is not an eventfd", EBADF)
+            }
+            let enabled = monitor.withLock { state -> UInt32 in
+                var vectors = state.session.triggers[index] ?? [:]
+                if header.count == 0 { vectors.removeAll() }
+                for (i, fd) in assignment.enumerated() {
+                    let vector = header.start + UInt32(i)
+                    if let fd { vectors[vector] = fd } else { vectors.removeValue(forKey: vector) }
+                }
+                state.session.triggers[index] = vectors
+                return (vectors.keys.max().map { $0 + 1 }) ?? 0
+            }
+            owned = []
+            model.irqsConfigured(index: index, enabledVectors: enabled)
+        case .dataNone where action == .actionTrigger && header.count == 0:
+            monitor.withLock { $0.session.triggers[index] = [:] }
+            model.irqsConfigured(index: index, enabledVectors: 0)
+        default:
+            var selected: [UInt32] = []
+            if header.flags.contains(.dataBool) {
+                let bools = try reader.bytes(Int(header.count))
+                for (i, b) in bools.enumerated() where b != 0 { selected.append(header.start + UInt32(i)) }
+            } else {
+                selected = (0..<header.count).map { header.start + $0 }
+            }
+            switch action {
+            case .actionTrigger:
+                for vector in selected { signal(index: index, vector: vector) }
+            case .actionMask, .actionUnmask:
+                guard model.irq(index)?.flags.contains(.maskable) == true else {
+                    throw .errno("VFIO_USER_DEVICE_SET_IRQS: IRQ index \(index) is not maskable", EINVAL)
+                }
+                for vector in selected { model.irqMaskChanged(index: index, vector: vector, masked: action == .actionMask) }
+            default:
+                break
+            }
+        }
+    }
+
+    // MARK: Device context services
+
+    /// Writes 1 to the eventfd of (index, vector), if the client gave one.
+    func signal(index: UInt32, vector: UInt32) {
+        monitor.withLock { state in
+            guard let fd = state.session.triggers[index]?[vector] else { return }
+            var one: UInt64 = 1
+            _ = Glibc.write(fd.raw, &one, 8)
+        }
+    }
+
+    func regionMemory(_ index: UInt32) -> RegionMemory? {
+        regionFiles[index]?.memory
+    }
+
+    /// One piece of a DMA transfer.
+    private enum Piece {
+        case direct(UnsafeMutableRawPointer, at: Int, length: Int)
+        case message(iova: UInt64, at: Int, length: Int)
+    }
+
+    /// Resolves `[iova, iova + count)` into pieces (lock held), or nil when a byte is not
+    /// mapped with the access.
+    private static func resolve(_ mappings: [ServerDMAMapping], iova: UInt64, count: Int, write: Bool) -> [Piece]? {
+        var pieces: [Piece] = []
+        var address = iova
+        var done = 0
+        while done < count {
+            guard let m = mappings.first(where: { $0.range.contains(address) }),
+                  m.flags.contains(write ? .write : .read) else { return nil }
+            let available = (m.range.last - address) &+ 1
+            let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
+            if let base = m.base {
+                pieces.append(.direct(base + Int(address - m.range.start), at: done, length: length))
+            } else {
+                pieces.append(.message(iova: address, at: done, length: length))
+            }
+            done += length
+            if done < count {
+                let (next, overflow) = address.addingReportingOverflow(UInt64(length))
+                if overflow { return nil }
+                address = next
+            }
+        }
+        return pieces
+    }
+
+    func dma(iova: UInt64, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(VFIOError) {
+        let operation = write ? "DMA write" : "DMA read"
+        guard buffer.count > 0 else { return }
+        // Direct pieces are copied with the lock held (an unmap waits for them); message
+        // pieces are sent afterwards, without it.
+        let pending = try monitor.withLock { (state: inout ServerState) throws(VFIOError) -> [Piece] in
+            guard let pieces = Self.resolve(state.session.mappings, iova: iova, count: buffer.count, write: write) else {
+                throw .errno("\(operation) at 0x\(String(iova, radix: 16)) (+\(buffer.count)): not mapped", EFAULT)
+            }
+            var messages: [Piece] = []
+            for piece in pieces {
+                switch piece {
+                case .direct(let pointer, let at, let length):
+                    if write {
+                        pointer.copyMemory(from: buffer.baseAddress! + at, byteCount: length)
+                    } else {
+                        (buffer.baseAddress! + at).copyMemory(from: pointer, byteCount: length)
+                    }
+                case .message:
+                    messages.append(piece)
+                }
+            }
+            return messages
+        }
+        for piece in pending {
+            guard case .message(let address, let at, let length) = piece else { continue }
+            try messageDMA(iova: address, buffer: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<at + length]), write: write)
+        }
+    }
+
+    /// DMA through DMA_READ / DMA_WRITE messages, in chunks of the client's
+    /// `max_data_xfer_size`, sent only while no client request is outstanding.
+    private func messageDMA(iova: UInt64, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(VFIOError) {
+        let command: VFIOUserCommand = write ? .dmaWrite : .dmaRead
+        let onServingThread = monitor.withLock { $0.isServingThread() }
+        if onServingThread && monitor.withLock({ $0.session.inRequest }) {
+            throw .errno("\(command.cName) from inside a request handler (the client waits for the reply): queue it with afterReply", EDEADLK)
+        }
+        let chunk = Int(monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
+        var done = 0
+        while done < buffer.count {
+            let length = min(chunk, buffer.count - done)
+            let address = iova + UInt64(done)
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + length])
+            let request = VFIOUserDMAAccess(address: address, count: UInt64(length),
+                                            data: write ? Array(UnsafeRawBufferPointer(piece)) : [])
+            let reply = try serverRequest(command, payload: request.encoded, onServingThread: onServingThread)
+            try reply.checkReply(command.cName)
+            if !write {
+                let answer = try VFIOUserDMAAccess(decoding: reply.payload)
+                guard answer.data.count == length else {
+                    throw .malformed(command.cName, "asked for \(length) byte(s), the reply has \(answer.data.count)")
+                }
+                answer.data.withUnsafeBytes { piece.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: length) }
+            }
+            done += length
+        }
+    }
+
+    /// Sends a server-initiated command and waits for its reply.
+    private func serverRequest(_ command: VFIOUserCommand, payload: [UInt8], onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
+        // Wait until no client request is being handled, then claim an id.
+        let (socket, id) = try monitor.wait { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
+            guard let socket = state.session.socket, !state.session.connectionFailed else {
+                throw .errno("\(command.cName): no client is connected", EFAULT)
+            }
+            if state.session.inRequest && !onServingThread { return nil }
+            var id = state.session.nextID
+            while state.session.waiting.contains(id) { id &+= 1 }
+            state.session.nextID = id &+ 1
+            state.session.waiting.insert(id)
+            return (socket, id)
+        }
+        defer { monitor.withLock { state in
+            state.session.waiting.remove(id)
+            state.session.replies.removeValue(forKey: id)
+        } }
+        if onServingThread {
+            // Answer whatever the client has already sent first: it may be waiting for
+            // that reply before it looks at ours.
+            while socket.hasInput() {
+                guard try pumpOne(socket) else { throw .errno("\(command.cName): the client closed the connection", ECONNRESET) }
+            }
+        }
+        try socket.send(id: id, command: command.rawValue, flags: [], payload: payload)
+        if onServingThread {
+            // Keep serving the client's requests meanwhile (their own deferred work waits).
+            while true {
+                if let reply = monitor.withLock({ $0.session.replies.removeValue(forKey: id) }) { return reply }
+                guard try pumpOne(socket) else { throw .errno("\(command.cName): the client closed the connection", ECONNRESET) }
+            }
+        }
+        return try monitor.wait { (state: inout ServerState) throws(VFIOError) -> VFIOUserMessage? in
+            if let reply = state.session.replies.removeValue(forKey: id) { return reply }
+            if state.session.socket !== socket || state.session.connectionFailed {
+                throw .errno("\(command.cName): the client went away", ECONNRESET)
+            }
+            return nil
+        }
+    }
+}
+
+/// True when `fd` is an eventfd (its /proc/self/fd link reads `anon_inode:[eventfd]`).
+func isEventFD(_ fd: Int32) -> Bool {
+    var buffer = [CChar](repeating: 0, count: 64)
+    let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+    guard n > 0 else { return false }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:[eventfd]"
+}
+
+/// The `DeviceContext` the server gives its model.
+final class ServerDeviceContext: DeviceContext, @unchecked Sendable {
+    private weak var server: VFIOUserServer?
+
+    init(server: VFIOUserServer) { self.server = server }
+
+    func triggerIRQ(index: UInt32, vector: UInt32) {
+        server?.signal(index: index, vector: vector)
+    }
+
+    func dmaRead(iova: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        guard let server else { throw .errno("DMA read", EFAULT) }
+        try server.dma(iova: iova, buffer: buffer, write: false)
+    }
+
+    func dmaWrite(iova: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        guard let server else { throw .errno("DMA write", EFAULT) }
+        try server.dma(iova: iova, buffer: UnsafeMutableRawBufferPointer(mutating: buffer), write: true)
+    }
+
+    func memory(forRegion index: UInt32) -> RegionMemory? {
+        server?.regionMemory(index)
+    }
+
+    func afterReply(_ work: @escaping @Sendable () -> Void) {
+        server?.enqueueDeferred(work)
+    }
+}

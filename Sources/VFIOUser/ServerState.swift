@@ -1,0 +1,99 @@
+import CVFIO
+import Glibc
+import VFIO
+import VFIODeviceKit
+import VFIOSystem
+
+/// Memory the server provides for a memory-backed region: a memfd of the region's size
+/// (rounded up to pages), mapped here and passed to the client with the region info.
+final class RegionMemoryFile: @unchecked Sendable {
+    let descriptor: OwnedDescriptor
+    let base: UnsafeMutableRawPointer
+    let mappedSize: Int
+    let size: Int
+
+    init(index: UInt32, size: Int) throws(VFIOError) {
+        let page = SystemCall.pageSize
+        let rounded = max((size + page - 1) / page * page, page)
+        let fd = try SystemCall.retrying("memfd_create") { cvfio_memfd_create("vfio-user-region-\(index)", UInt32(MFD_CLOEXEC)) }
+        if ftruncate(fd, off_t(rounded)) != 0 {
+            let code = errno
+            closeDescriptor(fd)
+            throw .errno("ftruncate", code)
+        }
+        guard let mapped = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            let code = errno
+            closeDescriptor(fd)
+            throw .errno("mmap", code)
+        }
+        descriptor = OwnedDescriptor(fd)
+        base = mapped
+        mappedSize = rounded
+        self.size = size
+    }
+
+    var memory: RegionMemory { RegionMemory(UnsafeMutableRawBufferPointer(start: base, count: size)) }
+
+    deinit { munmap(base, mappedSize) }
+}
+
+/// One DMA mapping the client made with `VFIO_USER_DMA_MAP`: mmapped from its descriptor,
+/// or reachable only through DMA_READ / DMA_WRITE messages.
+final class ServerDMAMapping: @unchecked Sendable {
+    let range: IOVARange
+    let flags: VFIOUserDMAMapFlags
+    /// The mapping of the client's descriptor, `nil` for message-based access.
+    let base: UnsafeMutableRawPointer?
+    let length: Int
+
+    init(range: IOVARange, flags: VFIOUserDMAMapFlags, base: UnsafeMutableRawPointer?, length: Int) {
+        self.range = range
+        self.flags = flags
+        self.base = base
+        self.length = length
+    }
+
+    deinit { if let base { munmap(base, length) } }
+}
+
+/// The per-connection state, guarded by the server's monitor.
+struct SessionState {
+    var socket: VFIOUserSocket?
+    var negotiated = false
+    var clientCapabilities = VFIOUserCapabilities.defaults
+    /// Eventfds for (index, vector) of TRIGGER.
+    var triggers: [UInt32: [UInt32: OwnedDescriptor]] = [:]
+    /// DMA mappings, sorted by start, non-overlapping.
+    var mappings: [ServerDMAMapping] = []
+    /// A client request is being handled (message DMA must wait).
+    var inRequest = false
+    /// Server-initiated messages waiting for their reply.
+    var nextID: UInt16 = 1
+    var waiting: Set<UInt16> = []
+    var replies: [UInt16: VFIOUserMessage] = [:]
+    var connectionFailed = false
+}
+
+struct ServerState {
+    var session = SessionState()
+    var deferred: [@Sendable () -> Void] = []
+    var stopping = false
+    var servingThread: pthread_t?
+    var connections = 0
+}
+
+extension ServerState {
+    func isServingThread() -> Bool {
+        guard let thread = servingThread else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+}
+
+/// Maps a failure to the errno of an error reply.
+func replyErrno(_ error: VFIOError) -> Int32 {
+    switch error.reason {
+    case .errno(let code): return code == 0 ? EIO : code
+    case .malformed, .invalidArgument: return EINVAL
+    case .unsupported: return EOPNOTSUPP
+    }
+}

@@ -1,0 +1,92 @@
+import Glibc
+
+/// A mutex with a condition variable (pthread), for state that threads wait on.
+final class Monitor<State>: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var state: State
+
+    init(_ initial: State) {
+        state = initial
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    /// Runs `body` with the lock held.
+    func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
+
+    /// Waits (lock held inside `body`) until `body` returns a value, re-checking after
+    /// every broadcast.
+    func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state) { return result }
+            pthread_cond_wait(condition, mutex)
+        }
+    }
+
+    /// Wakes every waiter (call after changing the state).
+    func broadcast() {
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Changes the state and wakes every waiter.
+    func update<R>(_ body: (inout State) -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        return body(&state)
+    }
+}
+
+/// A joinable POSIX thread running `body`.
+final class WorkerThread: @unchecked Sendable {
+    private var thread = pthread_t()
+    private var joined = false
+    private let lock = Monitor(())
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; let name: String; init(_ b: @escaping @Sendable () -> Void, _ n: String) { body = b; name = n } }
+        let box = Unmanaged.passRetained(Box(body, name)).toOpaque()
+        let result = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        precondition(result == 0, "pthread_create failed: \(result)")
+    }
+
+    /// Waits for the thread to end (once; later calls return at once).
+    func join() {
+        let already = lock.withLock { (_: inout ()) -> Bool in
+            defer { joined = true }
+            return joined
+        }
+        if !already { pthread_join(thread, nil) }
+    }
+
+    /// True when called on this thread.
+    var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+}

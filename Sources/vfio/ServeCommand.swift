@@ -1,0 +1,82 @@
+import ArgumentParser
+import Glibc
+import Logging
+import VFIO
+import VFIOUser
+
+/// `vfio serve MODEL --socket PATH`: serves a built-in device model to vfio-user clients
+/// (QEMU's `vfio-user-pci`, `vfio info unix:PATH`) until SIGINT or SIGTERM.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a built-in device model over vfio-user on a UNIX socket.",
+        discussion: """
+            Clients are served one at a time, each until it disconnects; the device keeps its \
+            state between clients. The socket is created with mode 0600; a stale socket file \
+            is replaced. Stops on SIGINT or SIGTERM and removes the socket.
+            QEMU: -device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"PATH"}}'
+            """
+    )
+
+    @Argument(help: "The model to serve: \(BuiltinModel.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: BuiltinModel
+
+    @Option(name: [.customLong("socket"), .customLong("socket-path")], help: "The UNIX socket to listen on.")
+    var socket: String?
+
+    @Option(name: .customLong("fd"), help: "Serve this already-connected socket descriptor instead of listening.")
+    var fd: Int32?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        if (socket == nil) == (fd == nil) { throw ValidationError("give exactly one of --socket PATH and --fd N") }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "vfio.serve")
+        logger.logLevel = logLevel
+        // Block the stop signals in every thread (the server's threads inherit the mask)
+        // and take them with sigwait here.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        let server = try VFIOUserServer(model: model.make(), logger: logger)
+        if let socket {
+            try server.listen(path: socket)
+            logger.info("serving \(model.rawValue) on \(socket); stop with SIGINT or SIGTERM")
+        } else if let fd {
+            server.serve(connection: VFIOUserSocket(adopting: fd))
+            logger.info("serving \(model.rawValue) on descriptor \(fd)")
+            // End when the connection closes, as well as on a signal.
+            let watcher = SignalForwarder()
+            watcher.forwardWhenDone(server)
+        }
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        logger.info("stopping on signal \(received)")
+        server.stop()
+    }
+}
+
+/// Ends the process's sigwait when a connection given with --fd closes.
+private final class SignalForwarder: Sendable {
+    func forwardWhenDone(_ server: VFIOUserServer) {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(server).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let server = Unmanaged<VFIOUserServer>.fromOpaque(raw!).takeRetainedValue()
+            server.wait()
+            kill(getpid(), SIGTERM)
+            return nil
+        }, box)
+        pthread_detach(thread)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
