@@ -7,7 +7,7 @@ import VFIOSystem
 
 /// Checks written against `VFIODevice` only, for an `edu` device whatever carries it (the
 /// Swift model over vfio-user here; QEMU's edu through the kernel elsewhere).
-enum EduConformance {
+enum UserEduChecks {
     static let bar: UInt32 = 0
     static let cfg = PCIRegionIndex.config.rawValue
 
@@ -91,19 +91,19 @@ enum EduConformance {
     @Test func eduOverARealUNIXSocket() throws {
         let fixture = try UserServerFixture()
         let device: any VFIODevice = try fixture.connect()
-        try EduConformance.registersAndInfo(device)
-        try EduConformance.msi(device)
-        try EduConformance.dma(device, backing: .sharedMemory)
-        try EduConformance.dma(device, backing: .anonymous)
-        try EduConformance.reset(device)
+        try UserEduChecks.registersAndInfo(device)
+        try UserEduChecks.msi(device)
+        try UserEduChecks.dma(device, backing: .sharedMemory)
+        try UserEduChecks.dma(device, backing: .anonymous)
+        try UserEduChecks.reset(device)
     }
 
     @Test func eduServedInProcessOnASocketPair() throws {
         let device: any VFIODevice = try VFIOUserClient.serving(EduDevice(), name: "model:edu")
-        try EduConformance.registersAndInfo(device)
-        try EduConformance.msi(device)
-        try EduConformance.dma(device, backing: .sharedMemory)
-        try EduConformance.reset(device)
+        try UserEduChecks.registersAndInfo(device)
+        try UserEduChecks.msi(device)
+        try UserEduChecks.dma(device, backing: .sharedMemory)
+        try UserEduChecks.reset(device)
     }
 
     /// Several threads share one client: requests pipeline and every reply finds its caller.
