@@ -38,7 +38,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     /// What the server answered to VERSION.
     public let serverVersion: VFIOUserVersion
     public let configuration: Configuration
-    private let core: ClientCore
+    let core: ClientCore
     /// The server of `serving(_:name:)`, kept alive with the client.
     var inProcessServer: VFIOUserServer?
 
