@@ -70,8 +70,10 @@ extension VFIOUserServer {
                 do {
                     try driver.setState(request.deviceState)
                 } catch {
-                    // Only the errno crosses the socket: keep the kit's account here.
-                    logger.warning("migration state change refused", metadata: [
+                    // Only the errno crosses the socket: keep the kit's account of a failed
+                    // arc here (a request the state machine refuses changes nothing).
+                    let refused = error.operation.hasPrefix("vfio_mig_get_next_state")
+                    logger.log(level: refused ? .debug : .warning,"migration state change refused", metadata: [
                         "from": "\(driver.currentState)", "to": "\(request.deviceState)", "error": "\(error)"])
                     throw error
                 }
