@@ -220,6 +220,7 @@ public enum LiveMigration {
             }
             if let more { saving = more }
         } else {
+            estimate = try? source.migrationDataSize()  // taken while it still runs
             sourceTouched = true
             stopped = clock.now
             let opened = try attempt("source \(source.name): RUNNING -> STOP_COPY") { () throws(VFIOError) in
@@ -230,7 +231,6 @@ public enum LiveMigration {
             }
             saving = opened
         }
-        estimate = try? source.migrationDataSize()
         report.stopCopyBytes = try copy(saving, phase: .stopCopy, round: report.rounds, step: "STOP_COPY")
         saving.close()
         try attempt("destination \(destination.name): RESUMING -> STOP (loading the \(moved)-byte state; a refusal means data it cannot load: another kind of device, or corrupt or truncated)") { () throws(VFIOError) in

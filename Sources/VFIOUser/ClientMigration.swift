@@ -16,7 +16,8 @@ extension VFIOUserClient: MigratableVFIODevice {
         }
     }
 
-    /// SET MIG_DEVICE_STATE. The state before the move is read first (a GET) to tell
+    /// SET MIG_DEVICE_STATE. The state before the move (read with a GET unless this
+    /// client knows it from its last move or GET) tells
     /// whether the move opens a stream, as the kernel's non-negative `data_fd` does: it
     /// does when `state` has one (PRE_COPY, PRE_COPY_P2P, STOP_COPY, RESUMING) and the
     /// state before had none, or one flowing the other way. PRE_COPY -> STOP_COPY keeps
@@ -31,10 +32,17 @@ extension VFIOUserClient: MigratableVFIODevice {
     /// `setMigrationState(_:)` with the concrete stream type.
     public func setMigrationStateReturningStream(_ state: MigrationState) throws(VFIOError) -> VFIOUserMigrationStream? {
         let name = "VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET \(state)"
-        let before = try migrationState()
+        let before: MigrationState
+        if let known = core.knownMigrationState { before = known } else { before = try migrationState() }
         let payload = DeviceFeature.set(.migrationDeviceState(MigrationStateFeature(deviceState: state))).encoded()
+        core.knownMigrationState = nil
         do {
-            _ = try core.request(.deviceFeature, payload: payload)
+            let reply = try core.request(.deviceFeature, payload: payload)
+            // The reply carries the state reached (vfio-user's MIG_DEVICE_STATE SET reply).
+            if case .set(.migrationDeviceState(let reached))? = try? DeviceFeature(decoding: reply.payload, layout: .vfioUser),
+               reached.deviceState == state {
+                core.knownMigrationState = state
+            }
         } catch {
             let now = (try? migrationState()).map { "the device is now in \($0)" } ?? "its state is unreadable"
             throw VFIOError("\(name) (\(now))", error.reason)
