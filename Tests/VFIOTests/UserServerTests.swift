@@ -408,7 +408,14 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         let before = openDescriptorCount()
         for _ in 0..<100 { try cycle() }
         settle()
-        #expect(openDescriptorCount() == before)
+        // Suites in parallel open and close descriptors of their own meanwhile: a leak
+        // stays above the baseline; take the best of a few samples, and fewer is fine.
+        var after = openDescriptorCount()
+        for _ in 0..<20 where after > before {
+            usleep(25000)
+            after = min(after, openDescriptorCount())
+        }
+        #expect(after <= before)
         #expect(fixture.server.connectionCount == 101)
     }
 
