@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
         .library(name: "VFIOUser", targets: ["VFIOUser"]),
+        .library(name: "VFIOMigration", targets: ["VFIOMigration"]),
         .executable(name: "vfio", targets: ["vfio"]),
     ],
     dependencies: [
@@ -22,6 +23,7 @@ let package = Package(
         .target(name: "VFIOSystem", dependencies: ["VFIO", "CVFIO"]),
         .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
+        .target(name: "VFIOMigration", dependencies: ["VFIO"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .target(
             name: "VFIOUser",
@@ -33,12 +35,12 @@ let package = Package(
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser", "VFIOConformance",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser", "VFIOConformance", "VFIOMigration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser"]),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser", "VFIOMigration"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],
     swiftLanguageModes: [.v6]

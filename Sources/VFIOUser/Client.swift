@@ -38,7 +38,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     /// What the server answered to VERSION.
     public let serverVersion: VFIOUserVersion
     public let configuration: Configuration
-    private let core: ClientCore
+    let core: ClientCore
     /// The server of `serving(_:name:)`, kept alive with the client.
     var inProcessServer: VFIOUserServer?
 
@@ -92,7 +92,8 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     /// (`nil` with `.noReply`). The reply's ERROR flag is not turned into an error: look at
     /// `header.isError`. For tests and protocol extensions.
     public func rawRequest(command: UInt16, payload: [UInt8], fds: [Int32] = [], flags: VFIOUserMessageFlags = []) throws(VFIOError) -> VFIOUserMessage? {
-        try core.rawRequest(command: command, payload: payload, fds: fds, flags: flags)
+        core.knownMigrationState = nil
+        return try core.rawRequest(command: command, payload: payload, fds: fds, flags: flags)
     }
 
     // MARK: VFIODevice
@@ -287,7 +288,9 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     public func reset() throws(VFIOError) {
+        core.knownMigrationState = nil
         _ = try core.request(.deviceReset, payload: [])
+        core.knownMigrationState = .running
     }
 
     public func feature(_ request: DeviceFeature) throws(VFIOError) -> DeviceFeaturePayload? {
@@ -312,9 +315,13 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         case .set, .probe:
             payload = request.encoded()
         }
+        let tracksState = request.feature == DeviceFeatureID.migrationDeviceState.rawValue
+        if tracksState { core.knownMigrationState = nil }
         let reply = try core.request(.deviceFeature, payload: payload)
         guard case .get = request else { return nil }
-        return try DeviceFeature(decoding: reply.payload, layout: .vfioUser).payload
+        let answer = try DeviceFeature(decoding: reply.payload, layout: .vfioUser).payload
+        if tracksState, case .migrationDeviceState(let state)? = answer { core.knownMigrationState = state.deviceState }
+        return answer
     }
 
     public func validIOVARanges() throws(VFIOError) -> [IOVARange] {
@@ -401,6 +408,10 @@ final class ClientCore: @unchecked Sendable {
         var served = 0
         /// Server-initiated commands waiting for the DMA thread.
         var incoming: [VFIOUserMessage] = []
+        /// The migration state as last read or set through this client (`nil`: unknown).
+        /// One client at a time talks to a server, and the server changes the state only
+        /// when asked, so it stays right until the next request that may change it.
+        var knownMigrationState: MigrationState?
     }
 
     let socket: VFIOUserSocket
@@ -439,6 +450,11 @@ final class ClientCore: @unchecked Sendable {
     var isConnected: Bool { monitor.withLock { $0.failure == nil } }
 
     var servedDMAMessages: Int { monitor.withLock { $0.served } }
+
+    var knownMigrationState: MigrationState? {
+        get { monitor.withLock { $0.knownMigrationState } }
+        set { monitor.withLock { $0.knownMigrationState = newValue } }
+    }
 
     func close() {
         fail(.errno("vfio-user connection", ECONNRESET))

@@ -19,8 +19,17 @@ import VFIOSystem
 ///   mappings without a descriptor becomes DMA_READ / DMA_WRITE messages, which wait until
 ///   no client request is outstanding (QEMU holds its global lock while waiting for a
 ///   reply) and are refused with `EDEADLK` from inside a request handler.
-/// - When a client leaves, its DMA mappings and eventfds are dropped; the device keeps
-///   its state for the next client.
+/// - When a client leaves, its DMA mappings and eventfds are dropped and its dirty
+///   logging stops; the device keeps its state for the next client, except its migration
+///   state: a device left in any state but RUNNING (a client that died mid-migration, or
+///   a finished migration's source left in STOP) is reset to RUNNING, its data streams
+///   dropped, so that the next client finds a usable device (the kernel keeps the state
+///   across a close of the device fd; a server that serves one client after another
+///   cannot know the next client means to carry on). A source device whose migration
+///   completed therefore runs again once the migrating client disconnects: stop serving
+///   it if it must not.
+/// - Migration (`VFIO_USER_DEVICE_FEATURE`, `MIG_DATA_READ` / `WRITE`) and DMA dirty
+///   logging go to the `AttachedDevice` (see `ServerMigration.swift`).
 ///
 /// `stop()` ends serving (from any thread); `wait()` blocks until then.
 public final class VFIOUserServer: @unchecked Sendable {
@@ -45,9 +54,13 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var socketPath: String?
     private var thread: WorkerThread?
     private var context: ServerDeviceContext!
+    /// The model as the kit hosts it: attached to a `TrackingContext` around the server's
+    /// context, with its `MigrationDriver` when it migrates.
+    public private(set) var device: AttachedDevice!
 
-    /// Prepares `model` (memory for its memory-backed regions, `attach`). Serve it with
-    /// `listen(path:)` or `serve(connection:)`.
+    /// Prepares `model` (memory for its memory-backed regions; `AttachedDevice` attaches
+    /// it). Serve it with `listen(path:)` or `serve(connection:)`.
+    /// - Throws: `.invalidArgument` for a migratable model whose features lack STOP_COPY.
     public init(model: any DeviceModel, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(VFIOError) {
         self.model = model
         self.configuration = configuration
@@ -60,7 +73,7 @@ public final class VFIOUserServer: @unchecked Sendable {
             regionFiles[region.index] = try RegionMemoryFile(index: region.index, size: Int(region.size))
         }
         context = ServerDeviceContext(server: self)
-        model.attach(context)
+        device = try AttachedDevice(model: model, context: context)
     }
 
     deinit {
@@ -217,6 +230,16 @@ public final class VFIOUserServer: @unchecked Sendable {
         socket.close()
         for index in indices.sorted() { model.irqsConfigured(index: index, enabledVectors: 0) }
         for mapping in mappings { model.dmaUnmapped(mapping.range) }
+        device.tracker.stopDMALogging()
+        if let migration = device.migration, migration.currentState != .running {
+            let state = migration.currentState
+            do {
+                try migration.reset()
+                logger.info("client left the device in \(state): reset to RUNNING")
+            } catch {
+                logger.warning("client left the device in \(state); reset to RUNNING failed: \(error)")
+            }
+        }
     }
 
     /// Runs queued `afterReply` work (top level of the serving thread only).
@@ -370,7 +393,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         case .deviceReset:
             guard payload.isEmpty else { throw .errno("\(command.cName) has no payload", EINVAL) }
             guard model.deviceFlags.contains(.reset) else { throw .errno("\(command.cName): the device cannot be reset", EINVAL) }
-            try model.reset()
+            try device.reset()
             return ([], [])
         case .dirtyPages:
             _ = try VFIOUserDirtyPages(decoding: payload)
@@ -385,14 +408,12 @@ public final class VFIOUserServer: @unchecked Sendable {
             }
             return (VFIOUserWriteMultiReply(completed: UInt64(request.writes.count)).encoded, [])
         case .deviceFeature:
-            var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
-            let request = try DeviceFeatureHeader(from: &reader)
-            let feature = request.flags.feature
-            // Migration and dirty logging are served once models implement them.
-            throw .errno("\(command.cName): the device has no feature \(feature)", ENOTTY)
-        case .migDataRead, .migDataWrite:
-            _ = try VFIOUserMigData(decoding: payload)
-            throw .errno("\(command.cName): the device does not migrate", EINVAL)
+            return (try handleFeature(payload), [])
+        case .migDataRead:
+            return (try handleMigDataRead(payload), [])
+        case .migDataWrite:
+            try handleMigDataWrite(payload)
+            return ([], [])
         }
     }
 

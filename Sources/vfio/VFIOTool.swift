@@ -8,7 +8,8 @@ struct VFIOTool: AsyncParsableCommand {
         abstract: "Inspect and drive Linux VFIO devices and their uAPI.",
         subcommands: [
             ListCommand.self, InfoCommand.self, CheckCommand.self, ServeCommand.self, BindCommand.self,
-            UnbindCommand.self, IoctlCommand.self, MigrationCommand.self,
+            UnbindCommand.self, IoctlCommand.self, MigrationCommand.self, MigrateCommand.self,
+            SaveCommand.self, RestoreCommand.self,
         ]
     )
 }

@@ -111,7 +111,7 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         // QEMU unmaps up to the very top of the address space (end exactly 2^64).
         expectErrno(ENOENT) { try client.unmapDMA(iova: 0xfef00000, size: 0 &- 0xfef00000) }
         expectErrno(ENOENT) { try client.unmapDMA(iova: 0x8000_0000_0000_0000, size: 0x8000_0000_0000_0000) }
-        expectErrno(ENOTTY) { _ = try client.feature(.probe(.migration, get: true)) }
+        expectErrno(ENOTTY) { _ = try client.feature(.probe(.lowPowerEntry, set: true)) }
         #expect(throws: VFIOError.self) { _ = try client.mapRegion(bar0, offset: 0, size: 4096) }
         #expect(throws: VFIOError.self) { _ = try client.hotResetInfo() }
         // An unknown command and a server-to-client command sent by the client.
@@ -408,7 +408,14 @@ let bar0 = PCIRegionIndex.bar0.rawValue
         let before = openDescriptorCount()
         for _ in 0..<100 { try cycle() }
         settle()
-        #expect(openDescriptorCount() == before)
+        // Suites in parallel open and close descriptors of their own meanwhile: a leak
+        // stays above the baseline; take the best of a few samples, and fewer is fine.
+        var after = openDescriptorCount()
+        for _ in 0..<20 where after > before {
+            usleep(25000)
+            after = min(after, openDescriptorCount())
+        }
+        #expect(after <= before)
         #expect(fixture.server.connectionCount == 101)
     }
 

@@ -1,0 +1,178 @@
+import Glibc
+import VFIO
+import VFIODeviceKit
+
+// Migration and DMA dirty logging over vfio-user (QEMU's docs/interop/vfio-user.rst,
+// "VFIO_USER_DEVICE_FEATURE", "VFIO_USER_MIG_DATA_READ/WRITE"), served from the
+// server's `AttachedDevice`.
+//
+// | request | served by |
+// |---|---|
+// | DEVICE_FEATURE MIGRATION (GET, PROBE) | `device.migration.features`; ENOTTY when the model does not migrate |
+// | DEVICE_FEATURE MIG_DEVICE_STATE (GET, SET) | `currentState` / `setState(_:)`; the reply carries the state reached, `data_fd` -1 |
+// | DEVICE_FEATURE MIG_DATA_SIZE (GET) | `dataSize()` |
+// | DEVICE_FEATURE DMA_LOGGING_START / STOP (SET) | `device.tracker` (ranges inline; the reply has the page size chosen) |
+// | DEVICE_FEATURE DMA_LOGGING_REPORT (GET) | `device.tracker.reportDirtyPages` (read-and-clear; bitmap inline at offset 24) |
+// | MIG_DATA_READ | `readData(max:)` repeated until `size` bytes or nothing more for now |
+// | MIG_DATA_WRITE | `writeData(_:)` |
+//
+// Every feature request passes `DeviceFeatureCheck` (the kernel's `vfio_check_feature`)
+// first: a probe is answered with the request itself. Other features are ENOTTY.
+// DMA logging is offered for every model (all of a model's DMA goes through the kit's
+// `TrackingContext`); the spec's `num_ranges` 0 ("log everything") is refused with EINVAL,
+// as the kernel refuses it: the log needs bounded ranges.
+extension VFIOUserServer {
+    /// The reply of a GET: the header with `argsz` covering the data, then the data.
+    private static func getReply(_ flags: DeviceFeatureFlags, _ data: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.u32(UInt32(DeviceFeatureHeader.fixedSize + data.count))
+        writer.u32(flags.rawValue)
+        writer.append(contentsOf: data)
+        return writer.bytes
+    }
+
+    func handleFeature(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+        let name = "VFIO_USER_DEVICE_FEATURE"
+        var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
+        let header = try DeviceFeatureHeader(from: &reader)
+        let feature = header.flags.feature
+        let data = Array(payload.dropFirst(DeviceFeatureHeader.fixedSize))
+        guard let id = DeviceFeatureID(rawValue: feature) else {
+            throw .errno("\(name): the device has no feature \(feature)", ENOTTY)
+        }
+        func check(_ supported: DeviceFeatureFlags, _ minimum: Int) throws(VFIOError) -> DeviceFeatureCheck.Decision {
+            // A vfio-user GET sends no data and states its reply room in argsz; the room is
+            // what vfio_check_feature measures, as the kernel measures the user's buffer.
+            try DeviceFeatureCheck.check(flags: header.flags, argsz: header.argsz, supported: supported, payloadMinimum: minimum)
+        }
+        func migration() throws(VFIOError) -> MigrationDriver {
+            guard let driver = device.migration else {
+                throw .errno("\(name): \(id.cName): the device does not migrate", ENOTTY)
+            }
+            return driver
+        }
+        switch id {
+        case .migration:
+            let driver = try migration()
+            switch try check(.get, MigrationFeatureInfo.fixedSize) {
+            case .probeAnswered: return payload
+            default: return Self.getReply(header.flags, MigrationFeatureInfo(features: driver.features).encoded())
+            }
+        case .migrationDeviceState:
+            let driver = try migration()
+            switch try check([.get, .set], MigrationStateFeature.fixedSize) {
+            case .probeAnswered:
+                return payload
+            case .get:
+                return Self.getReply(header.flags, MigrationStateFeature(deviceState: driver.currentState).encoded())
+            case .set:
+                let request = try MigrationStateFeature(decoding: data)
+                do {
+                    try driver.setState(request.deviceState)
+                } catch {
+                    // Only the errno crosses the socket: keep the kit's account of a failed
+                    // arc here (a request the state machine refuses changes nothing).
+                    let refused = error.operation.hasPrefix("vfio_mig_get_next_state")
+                    logger.log(level: refused ? .debug : .warning,"migration state change refused", metadata: [
+                        "from": "\(driver.currentState)", "to": "\(request.deviceState)", "error": "\(error)"])
+                    throw error
+                }
+                var writer = ByteWriter()
+                writer.u32(UInt32(DeviceFeatureHeader.fixedSize + MigrationStateFeature.fixedSize))
+                writer.u32(header.flags.rawValue)
+                MigrationStateFeature(deviceState: driver.currentState, dataFD: -1).encode(into: &writer)
+                return writer.bytes
+            }
+        case .migrationDataSize:
+            let driver = try migration()
+            switch try check(.get, MigrationDataSize.fixedSize) {
+            case .probeAnswered: return payload
+            default: return Self.getReply(header.flags, MigrationDataSize(stopCopyLength: try driver.dataSize()).encoded())
+            }
+        case .dmaLoggingStart:
+            switch try check(.set, VFIOUserDMALoggingControl.fixedSize) {
+            case .probeAnswered:
+                return payload
+            default:
+                let control = try VFIOUserDMALoggingControl(decoding: data)
+                guard !control.ranges.isEmpty else {
+                    throw .invalidArgument(id.cName, "num_ranges 0 (log every write) is not supported: give the ranges to log")
+                }
+                let chosen = try device.tracker.startDMALogging(ranges: control.ranges, pageSize: control.pageSize)
+                var writer = ByteWriter()
+                DeviceFeatureHeader(argsz: header.argsz, flags: header.flags).encode(into: &writer)
+                VFIOUserDMALoggingControl(pageSize: chosen, ranges: control.ranges).encode(into: &writer)
+                return writer.bytes
+            }
+        case .dmaLoggingStop:
+            switch try check(.set, 0) {
+            case .probeAnswered: return payload
+            default:
+                device.tracker.stopDMALogging()
+                return payload
+            }
+        case .dmaLoggingReport:
+            switch try check(.get, VFIOUserDMALoggingReport.fixedSize) {
+            case .probeAnswered:
+                return payload
+            default:
+                guard data.count >= VFIOUserDMALoggingReport.fixedSize else {
+                    throw .invalidArgument(id.cName, "the request carries \(data.count) byte(s) of iova, length and page_size, 24 needed")
+                }
+                var request = try VFIOUserDMALoggingReport(decoding: Array(data.prefix(VFIOUserDMALoggingReport.fixedSize)))
+                guard let words = DMALoggingReport.bitmapWordCount(length: request.length, pageSize: request.pageSize) else {
+                    throw .invalidArgument(id.cName, "page size 0")
+                }
+                let limit = UInt64(min(configuration.capabilities.maxDataTransferSize,
+                                       monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize }))
+                guard words <= limit / 8 else {
+                    throw .errno("\(id.cName): a bitmap of \(words) word(s) is over max_data_xfer_size \(limit); report smaller ranges", E2BIG)
+                }
+                let room = Int(header.argsz) - DeviceFeatureHeader.fixedSize - VFIOUserDMALoggingReport.fixedSize
+                guard room >= Int(words) * 8 else {
+                    throw .invalidArgument(id.cName, "argsz \(header.argsz) leaves room for \(max(room, 0)) bitmap byte(s), \(words * 8) needed")
+                }
+                request.bitmap = try device.tracker.reportDirtyPages(iova: request.iova, length: request.length, pageSize: request.pageSize)
+                return Self.getReply(header.flags, request.encoded())
+            }
+        case .pciVFToken, .lowPowerEntry, .lowPowerEntryWithWakeup, .lowPowerExit, .busMaster:
+            throw .errno("\(name): the device has no feature \(id.cName)", ENOTTY)
+        }
+    }
+
+    /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes; fewer means nothing more for now
+    /// (PRE_COPY) or the end of the stream (STOP_COPY).
+    func handleMigDataRead(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+        let name = VFIOUserCommand.migDataRead.cName
+        let request = try VFIOUserMigData(decoding: payload)
+        guard request.data.isEmpty else { throw .errno("\(name): a read request carries no data", EINVAL) }
+        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
+        let limit = min(configuration.capabilities.maxDataTransferSize,
+                        monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
+        guard UInt64(request.size) <= limit else {
+            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size \(limit)", E2BIG)
+        }
+        let wanted = Int(request.size)
+        var out: [UInt8] = []
+        while out.count < wanted {
+            let chunk = try driver.readData(max: wanted - out.count)
+            if chunk.isEmpty { break }
+            out.append(contentsOf: chunk)
+        }
+        return VFIOUserMigData(argsz: UInt32(VFIOUserMigData.fixedSize + out.count), size: UInt32(out.count), data: out).encoded
+    }
+
+    /// `VFIO_USER_MIG_DATA_WRITE`: appends `data` to the resuming stream.
+    func handleMigDataWrite(_ payload: [UInt8]) throws(VFIOError) {
+        let name = VFIOUserCommand.migDataWrite.cName
+        let request = try VFIOUserMigData(decoding: payload)
+        guard request.data.count == Int(request.size) else {
+            throw .errno("\(name): size \(request.size) but \(request.data.count) data byte(s)", EINVAL)
+        }
+        guard request.size <= configuration.capabilities.maxDataTransferSize else {
+            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size", E2BIG)
+        }
+        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
+        try driver.writeData(request.data)
+    }
+}
