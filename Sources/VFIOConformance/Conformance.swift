@@ -149,14 +149,14 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
     /// and the three counts.
     public var json: String {
         let checks = results.map { result in
-            var fields = ["\"name\": \(jsonQuoted(result.name))", "\"result\": \"\(result.outcome.label)\""]
-            if let reason = result.outcome.reason { fields.append("\"reason\": \(jsonQuoted(reason))") }
+            var fields = ["\"name\": \(JSONText.quoted(result.name))", "\"result\": \"\(result.outcome.label)\""]
+            if let reason = result.outcome.reason { fields.append("\"reason\": \(JSONText.quoted(reason))") }
             fields.append("\"milliseconds\": \(CheckResult.milliseconds(result.duration))")
             return "    {" + fields.joined(separator: ", ") + "}"
         }
         return """
             {
-              "device": \(jsonQuoted(device)),
+              "device": \(JSONText.quoted(device)),
               "checks": [
             \(checks.joined(separator: ",\n"))
               ],
@@ -265,25 +265,6 @@ extension String {
     }
 }
 
-func jsonQuoted(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }
 

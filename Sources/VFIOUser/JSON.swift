@@ -1,3 +1,5 @@
+import VFIO
+
 /// A JSON value, enough for the capabilities of `VFIO_USER_VERSION`: a small parser and
 /// writer written for this module (no Foundation).
 ///
@@ -100,24 +102,7 @@ public enum JSONValue: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
+        out += JSONText.quoted(s)
     }
 
     // MARK: Parsing

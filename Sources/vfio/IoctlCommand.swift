@@ -1,5 +1,6 @@
 import ArgumentParser
 import CVFIO
+import VFIO
 
 /// `vfio ioctl`: the VFIO and iommufd ioctl request numbers, as the system's C
 /// preprocessor computes them, for reading `strace` output or writing a binding.
@@ -36,10 +37,14 @@ struct IoctlCommand: ParsableCommand {
             }
         }
         if json {
-            let items = rows.map {
-                "{\"name\": \(jsonString($0.name)), \"request\": \($0.request), \"hex\": \"0x\(String($0.request, radix: 16))\", \"object\": \(jsonString($0.object)), \"argument\": \(jsonString($0.argument))}"
+            let items: [JSON] = rows.map {
+                .object([
+                    ("name", .string($0.name)), ("request", .unsigned(UInt64($0.request))),
+                    ("hex", .string(hex($0.request))), ("object", .string($0.object)),
+                    ("argument", .string($0.argument)),
+                ])
             }
-            print("[\n  " + items.joined(separator: ",\n  ") + "\n]")
+            print(JSON.array(items).rendered())
             return
         }
         let width = rows.map(\.name.count).max() ?? 0
@@ -84,24 +89,4 @@ extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
-}
-
-/// Quotes `text` as a JSON string.
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
 }

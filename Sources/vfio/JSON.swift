@@ -1,3 +1,5 @@
+import VFIO
+
 /// A JSON value for the tool's `--json` output, rendered with two-space indentation.
 indirect enum JSON: Sendable, Equatable {
     case string(String)
@@ -14,7 +16,7 @@ indirect enum JSON: Sendable, Equatable {
     func rendered(indent: String = "") -> String {
         let inner = indent + "  "
         switch self {
-        case .string(let text): return jsonString(text)
+        case .string(let text): return JSONText.quoted(text)
         case .number(let value): return String(value)
         case .unsigned(let value): return String(value)
         case .bool(let value): return value ? "true" : "false"
@@ -24,7 +26,7 @@ indirect enum JSON: Sendable, Equatable {
             return "[\n" + items.map { inner + $0.rendered(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
-            return "{\n" + fields.map { inner + jsonString($0.0) + ": " + $0.1.rendered(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+            return "{\n" + fields.map { inner + JSONText.quoted($0.0) + ": " + $0.1.rendered(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
         }
     }
 }
