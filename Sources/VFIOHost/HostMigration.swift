@@ -7,7 +7,7 @@ import VFIOSystem
 /// device and may return a `data_fd`, which `HostMigrationStream` reads or writes;
 /// dirty-page logging is `VFIO_DEVICE_FEATURE_DMA_LOGGING_*` with user pointers to the
 /// range array and the bitmap.
-extension HostDevice: MigratableVFIODevice {
+extension HostDevice {
     /// The largest dirty bitmap `reportDirtyPages` allocates: 1 GiB (2^33 pages, 32 TiB
     /// of IOVA at 4 KiB). A larger request is `.invalidArgument`; report it in pieces.
     public static let maximumDirtyBitmapBytes: UInt64 = 1 << 30

@@ -113,7 +113,7 @@ public enum LiveMigration {
     ///
     /// On a failure before the destination runs, the source is put back to RUNNING (or,
     /// failing that, reset) and the failure says so; the destination is left as it is.
-    public static func migrate(from source: any MigratableVFIODevice, to destination: any MigratableVFIODevice,
+    public static func migrate(from source: any VFIODevice, to destination: any VFIODevice,
                                options: MigrationOptions = MigrationOptions(),
                                progress: (MigrationProgress) -> Void = { _ in }) throws(MigrationFailure) -> MigrationReport {
         let clock = ContinuousClock()
@@ -250,7 +250,7 @@ public enum LiveMigration {
 
     /// Puts a source back to RUNNING after a failed migration (reset when the move is
     /// refused, e.g. from ERROR) and says what happened.
-    static func recoverSource(_ source: any MigratableVFIODevice) -> String {
+    static func recoverSource(_ source: any VFIODevice) -> String {
         do {
             _ = try source.setMigrationState(.running)
             return "the source \(source.name) is back in RUNNING"

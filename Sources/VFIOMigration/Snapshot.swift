@@ -49,7 +49,7 @@ public enum Snapshot {
     /// RUNNING. Returns the stream's byte count.
     /// - Throws: a `MigrationFailure` naming the device and the step; the device is put
     ///   back to RUNNING when it was moved.
-    public static func save(_ device: any MigratableVFIODevice, to path: String,
+    public static func save(_ device: any VFIODevice, to path: String,
                             progress: (MigrationProgress) -> Void = { _ in }) throws(MigrationFailure) -> UInt64 {
         let clock = ContinuousClock()
         let start = clock.now
@@ -97,7 +97,7 @@ public enum Snapshot {
     /// loads it), RUNNING. Returns the stream's byte count.
     /// - Throws: a `MigrationFailure`; when the device refuses the data (RESUMING -> STOP
     ///   fails and leaves it in ERROR) it is reset back to RUNNING and the failure says so.
-    public static func restore(_ path: String, into device: any MigratableVFIODevice,
+    public static func restore(_ path: String, into device: any VFIODevice,
                                progress: (MigrationProgress) -> Void = { _ in }) throws(MigrationFailure) -> UInt64 {
         let clock = ContinuousClock()
         let start = clock.now

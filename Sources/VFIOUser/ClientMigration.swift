@@ -6,7 +6,7 @@ import VFIO
 /// device (no `data_fd`: the reply carries the state reached), the data travels as
 /// `VFIO_USER_MIG_DATA_READ` / `WRITE` on the same socket (`VFIOUserMigrationStream`),
 /// and dirty logging is DMA_LOGGING_* with the ranges and the bitmap inline.
-extension VFIOUserClient: MigratableVFIODevice {
+extension VFIOUserClient {
     /// Whether `state` has a data stream, and which way it flows.
     private static func streamDirection(_ state: MigrationState) -> VFIOUserMigrationStream.Direction? {
         switch state {

@@ -3,16 +3,6 @@ import Glibc
 import VFIO
 import VFIOMigration
 
-/// Opens a device by any of the tool's names and requires that its transport carries
-/// migration.
-func openMigratableDevice(_ name: DeviceName, role: String) throws -> any MigratableVFIODevice {
-    let device = try openDevice(name)
-    guard let migratable = device as? any MigratableVFIODevice else {
-        throw ValidationError("the \(role) \(name) is opened through a transport without migration")
-    }
-    return migratable
-}
-
 /// Progress on stderr: a bar redrawn in place when stderr is a terminal, else a line
 /// at most once a second and at each change of phase.
 final class ProgressPrinter {
@@ -101,8 +91,8 @@ struct MigrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let source = try openMigratableDevice(from, role: "source")
-        let destination = try openMigratableDevice(to, role: "destination")
+        let source = try openDevice(from)
+        let destination = try openDevice(to)
         let printer = ProgressPrinter()
         do {
             let report = try LiveMigration.migrate(
@@ -140,7 +130,7 @@ struct SaveCommand: ParsableCommand {
     var file: String
 
     func run() throws {
-        let opened = try openMigratableDevice(device, role: "device")
+        let opened = try openDevice(device)
         let printer = ProgressPrinter()
         do {
             let count = try Snapshot.save(opened, to: file, progress: printer.update)
@@ -173,7 +163,7 @@ struct RestoreCommand: ParsableCommand {
     var device: DeviceName
 
     func run() throws {
-        let opened = try openMigratableDevice(device, role: "device")
+        let opened = try openDevice(device)
         let printer = ProgressPrinter()
         do {
             let count = try Snapshot.restore(file, into: opened, progress: printer.update)

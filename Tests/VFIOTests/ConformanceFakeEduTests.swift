@@ -8,6 +8,25 @@ import VFIOSystem
 /// conformance suite's own logic: each `Fault` breaks one behaviour a check must catch.
 /// No mmap, no ioeventfd, no hot reset (those checks are skipped against it).
 final class FakeEdu: VFIODevice {
+
+    // MARK: Migration: this stand-in does not migrate (ENOTTY, as the kernel answers).
+
+    func setMigrationState(_ state: MigrationState) throws(VFIOError) -> (any MigrationDataStream)? {
+        throw .errno("VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE", ENOTTY)
+    }
+
+    func startDirtyLogging(ranges: [DMALoggingRange], pageSize: UInt64) throws(VFIOError) -> UInt64 {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_START", ENOTTY)
+    }
+
+    func stopDirtyLogging() throws(VFIOError) {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP", ENOTTY)
+    }
+
+    func reportDirtyPages(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt64] {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT", ENOTTY)
+    }
+
     struct Faults: OptionSet, Sendable {
         let rawValue: Int
         /// Liveness reads back what was written, not its inverse.

@@ -15,6 +15,25 @@ import VFIOSystem
 /// Test-only: it previews what the conformance suite answers for the Swift `EduDevice`
 /// until the vfio-user client and server are wired (`VFIOUserClient` is the real thing).
 final class InProcessModelDevice: VFIODevice, DeviceContext {
+
+    // MARK: Migration: this stand-in does not migrate (ENOTTY, as the kernel answers).
+
+    func setMigrationState(_ state: MigrationState) throws(VFIOError) -> (any MigrationDataStream)? {
+        throw .errno("VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE", ENOTTY)
+    }
+
+    func startDirtyLogging(ranges: [DMALoggingRange], pageSize: UInt64) throws(VFIOError) -> UInt64 {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_START", ENOTTY)
+    }
+
+    func stopDirtyLogging() throws(VFIOError) {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP", ENOTTY)
+    }
+
+    func reportDirtyPages(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt64] {
+        throw .errno("VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT", ENOTTY)
+    }
+
     private struct Mapping {
         let range: IOVARange
         let memory: any DMAMemory

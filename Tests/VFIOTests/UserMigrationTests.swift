@@ -7,7 +7,7 @@ import VFIOSystem
 @testable import VFIOUser
 
 // Migration over vfio-user through real UNIX sockets: the kit's edu behind a
-// `VFIOUserServer`, driven through `VFIOUserClient: MigratableVFIODevice`.
+// `VFIOUserServer`, driven through `VFIOUserClient`.
 
 /// Reads a stream until it returns 0; returns everything read.
 func readToEnd(_ stream: any MigrationDataStream, chunk: Int = 1000) throws -> [UInt8] {

@@ -5,6 +5,9 @@
 /// and may block on the kernel or the peer; waiting for interrupts is done on the
 /// eventfds handed to `setIRQs(_:)`, not here. Implementations are thread-safe.
 ///
+/// Migration v2 (state, data stream, dirty logging) is part of the protocol: a device that
+/// does not migrate answers those calls with `ENOTTY`, as the kernel does.
+///
 /// Errors: `VFIOError` naming the operation (the ioctl or vfio-user command) and the errno
 /// the kernel or the peer answered; `.unsupported` where the transport has no such
 /// operation (hot reset and ioeventfd over vfio-user, for example).
@@ -71,6 +74,35 @@ public protocol VFIODevice: AnyObject, Sendable {
     /// device's address space (region index in bits 40 and up for vfio-pci).
     /// - Throws: `.unsupported` over transports without ioeventfds.
     func setIOEventfd(_ ioeventfd: IOEventfd) throws(VFIOError)
+
+    // MARK: Migration v2
+    //
+    // Over the kernel the stream is the `data_fd` that `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`
+    // returns; over vfio-user it is `VFIO_USER_MIG_DATA_READ` / `_WRITE`. Whether the device
+    // migrates at all is `migrationFeatures()`; a device that does not answers these with
+    // `ENOTTY`.
+
+    /// SET `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`: the device walks the arcs to `state`.
+    ///
+    /// Returns a new data stream when the move opened one: entering PRE_COPY,
+    /// PRE_COPY_P2P, STOP_COPY or RESUMING from a state without a stream. A stream opened in
+    /// PRE_COPY continues into STOP_COPY (no new stream is returned then): keep reading it.
+    /// - Throws: `EINVAL` for a state the device does not support or an arc it refuses;
+    ///   after a failed arc the device may be in ERROR (read it with `migrationState()`),
+    ///   which only `reset()` leaves.
+    func setMigrationState(_ state: MigrationState) throws(VFIOError) -> (any MigrationDataStream)?
+
+    /// DMA_LOGGING_START: record the pages the device writes by DMA inside `ranges`, at
+    /// `pageSize` (a power of two; the device may raise it: the one in use is returned).
+    func startDirtyLogging(ranges: [DMALoggingRange], pageSize: UInt64) throws(VFIOError) -> UInt64
+
+    /// DMA_LOGGING_STOP.
+    func stopDirtyLogging() throws(VFIOError)
+
+    /// DMA_LOGGING_REPORT: the pages written in `[iova, iova + length)` since the last
+    /// report, one bit per `pageSize` page (little-endian 64-bit words, bit i = page i), and
+    /// cleared.
+    func reportDirtyPages(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt64]
 }
 
 /// Whether a DMA mapping may be read and/or written by the device.

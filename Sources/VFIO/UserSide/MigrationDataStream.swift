@@ -1,33 +1,3 @@
-/// A `VFIODevice` whose transport carries migration v2: the device state feature, the
-/// data stream, and dirty-page logging of the device's DMA.
-///
-/// Over the kernel the stream is the `data_fd` that `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`
-/// returns; over vfio-user it is `VFIO_USER_MIG_DATA_READ` / `_WRITE`. Whether the device
-/// itself migrates is `migrationFeatures()` (ENOTTY when it does not).
-public protocol MigratableVFIODevice: VFIODevice {
-    /// SET `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`: the device walks the arcs to `state`.
-    ///
-    /// Returns a new data stream when the move opened one: entering PRE_COPY,
-    /// PRE_COPY_P2P, STOP_COPY or RESUMING from a state without a stream. A stream opened in
-    /// PRE_COPY continues into STOP_COPY (no new stream is returned then): keep reading it.
-    /// - Throws: `EINVAL` for a state the device does not support or an arc it refuses;
-    ///   after a failed arc the device may be in ERROR (read it with `migrationState()`),
-    ///   which only `reset()` leaves.
-    func setMigrationState(_ state: MigrationState) throws(VFIOError) -> (any MigrationDataStream)?
-
-    /// DMA_LOGGING_START: record the pages the device writes by DMA inside `ranges`, at
-    /// `pageSize` (a power of two; the device may raise it: the one in use is returned).
-    func startDirtyLogging(ranges: [DMALoggingRange], pageSize: UInt64) throws(VFIOError) -> UInt64
-
-    /// DMA_LOGGING_STOP.
-    func stopDirtyLogging() throws(VFIOError)
-
-    /// DMA_LOGGING_REPORT: the pages written in `[iova, iova + length)` since the last
-    /// report, one bit per `pageSize` page (little-endian 64-bit words, bit i = page i), and
-    /// cleared.
-    func reportDirtyPages(iova: UInt64, length: UInt64, pageSize: UInt64) throws(VFIOError) -> [UInt64]
-}
-
 /// The data stream of a device in a saving or resuming migration state.
 public protocol MigrationDataStream: AnyObject, Sendable {
     /// Reads up to `buffer.count` bytes of the device's state. Returns 0 at the end of
