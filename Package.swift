@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
         .library(name: "VFIOUser", targets: ["VFIOUser"]),
         .executable(name: "vfio", targets: ["vfio"]),
+        .executable(name: "vfio-bench", targets: ["vfio-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +38,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // Benchmarks against the floor (README, "Benchmarks"): `swift run -c release vfio-bench`.
+        .executableTarget(
+            name: "vfio-bench",
+            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"],
+            path: "Benchmarks/vfio-bench",
+            swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
