@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "VFIOUser", targets: ["VFIOUser"]),
         .library(name: "VFIOMigration", targets: ["VFIOMigration"]),
         .executable(name: "vfio", targets: ["vfio"]),
+        .executable(name: "vfio-bench", targets: ["vfio-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,6 +40,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // Benchmarks against the floor (README, "Benchmarks"): `swift run -c release vfio-bench`.
+        .executableTarget(
+            name: "vfio-bench",
+            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"],
+            path: "Benchmarks/vfio-bench"
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser", "VFIOMigration"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),

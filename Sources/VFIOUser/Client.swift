@@ -8,10 +8,13 @@ import VFIOSystem
 ///
 /// - Connects to a path (`init(path:)`) or adopts a connected socket (`init(socket:)`,
 ///   for socket pairs), then negotiates `VFIO_USER_VERSION` (0.0, like QEMU).
-/// - A receive thread reads every incoming message: replies go to the caller waiting for
-///   them (several callers may wait at once; requests are pipelined), and the server's
-///   `VFIO_USER_DMA_READ` / `DMA_WRITE` are served against the memory this client mapped
-///   with `mapDMA`, so server DMA works for memory without a shareable descriptor.
+/// - Incoming messages are read by one thread at a time (leader/follower): a caller waiting
+///   for its reply reads the socket itself when nobody else does (no thread hop for a lone
+///   request), handing replies to the callers waiting for them (several callers may wait
+///   at once; requests are pipelined); a receive thread reads while no caller waits. The
+///   server's `VFIO_USER_DMA_READ` / `DMA_WRITE` are served on a DMA thread against the
+///   memory this client mapped with `mapDMA`, so server DMA works for memory without a
+///   shareable descriptor.
 /// - `mapRegion` maps the descriptor the server returns with the region info; `mapDMA`
 ///   passes the memory's `sharedDescriptor` with `DMA_MAP` (or none for anonymous memory);
 ///   `setIRQs` passes eventfds as SCM_RIGHTS, in chunks of the server's `max_msg_fds`.
@@ -406,17 +409,30 @@ final class ClientCore: @unchecked Sendable {
         var failure: VFIOError?
         var mappings: [ClientDMAMapping] = []
         var served = 0
-        /// Server-initiated commands waiting for the DMA thread.
-        var incoming: [VFIOUserMessage] = []
         /// The migration state as last read or set through this client (`nil`: unknown).
         /// One client at a time talks to a server, and the server changes the state only
         /// when asked, so it stays right until the next request that may change it.
         var knownMigrationState: MigrationState?
+        /// A thread is reading the socket (a caller waiting for its reply, or the receive
+        /// thread): only the holder of this token calls `socket.receive`.
+        var reading = false
+        /// Callers that have sent their request and wait for (or read) its reply. While
+        /// there are none, the receive thread reads; callers still sending do not count, so
+        /// that a server message is read while a large request is being written (else both
+        /// peers could block writing).
+        var awaiting = 0
     }
 
     let socket: VFIOUserSocket
     let configuration: VFIOUserClient.Configuration
     let monitor = Monitor(State())
+    /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
+    /// that the DMA thread is not woken by every reply).
+    private let dmaQueue = Monitor(DMAQueue())
+    struct DMAQueue {
+        var messages: [VFIOUserMessage] = []
+        var closed = false
+    }
     private var thread: WorkerThread?
     /// Serves the server's DMA_READ / DMA_WRITE, so that the receive thread never waits
     /// to send (it must keep reading replies, or a large reply and a large request in
@@ -437,9 +453,9 @@ final class ClientCore: @unchecked Sendable {
 
     private func dmaLoop() {
         while true {
-            let next = monitor.wait { state -> VFIOUserMessage?? in
-                if !state.incoming.isEmpty { return .some(state.incoming.removeFirst()) }
-                if state.failure != nil { return .some(nil) }
+            let next = dmaQueue.wait { queue -> VFIOUserMessage?? in
+                if !queue.messages.isEmpty { return .some(queue.messages.removeFirst()) }
+                if queue.closed { return .some(nil) }
                 return nil
             }
             guard let message = next else { return }
@@ -468,13 +484,16 @@ final class ClientCore: @unchecked Sendable {
         monitor.update { state in
             if state.failure == nil { state.failure = error }
         }
+        dmaQueue.update { $0.closed = true }
     }
 
     // MARK: Requests
 
+    /// Claims an id, and counts the caller as awaiting its reply from now on (see `send`).
     private func allocateID() throws(VFIOError) -> UInt16 {
         try monitor.withLock { (state: inout State) throws(VFIOError) -> UInt16 in
             if let failure = state.failure { throw failure }
+            state.awaiting += 1
             var id = state.nextID
             while state.waiting.contains(id) { id &+= 1 }
             state.nextID = id &+ 1
@@ -493,22 +512,85 @@ final class ClientCore: @unchecked Sendable {
             return nil
         }
         let id = try allocateID()
+        // The caller counts as awaiting while it sends, so that the receive thread leaves
+        // the reply to it; but when the send would block it stops counting, and the receive
+        // thread reads meanwhile (else a server blocked writing to us could block us).
+        var counted = true
         do {
-            try socket.send(id: id, command: command, flags: flags, payload: payload, fds: fds)
+            try socket.send(id: id, command: command, flags: flags, payload: payload, fds: fds, wouldBlock: {
+                counted = false
+                self.monitor.update { $0.awaiting -= 1 }
+            })
         } catch {
-            _ = monitor.withLock { $0.waiting.remove(id) }
+            monitor.update { state in
+                state.waiting.remove(id)
+                if counted { state.awaiting -= 1 }
+            }
+            // The server closed the connection before the receive thread saw it.
+            if error.errnoValue == EPIPE {
+                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
+                fail(closed)
+                throw closed
+            }
             throw error
         }
-        return try monitor.wait { (state: inout State) throws(VFIOError) -> VFIOUserMessage? in
+        return try awaitReply(id, counted: counted)
+    }
+
+    /// Waits for the reply to `id`. Leader/follower: when no thread is reading the socket,
+    /// the caller reads it itself (handing on replies for others and server commands) until
+    /// its own reply comes, so a lone request costs no thread hop; otherwise it waits for
+    /// the reader to deliver its reply or to give the socket up.
+    private func awaitReply(_ id: UInt16, counted alreadyCounted: Bool) throws(VFIOError) -> VFIOUserMessage {
+        var counted = alreadyCounted
+        let lead = try monitor.wait { (state: inout State) throws(VFIOError) -> VFIOUserMessage?? in
+            if !counted {
+                state.awaiting += 1
+                counted = true
+            }
             if let reply = state.replies.removeValue(forKey: id) {
                 state.waiting.remove(id)
-                return reply
+                state.awaiting -= 1
+                return .some(reply)
             }
             if let failure = state.failure {
                 state.waiting.remove(id)
+                state.awaiting -= 1
                 throw failure
             }
+            if !state.reading {
+                state.reading = true
+                return .some(nil)
+            }
             return nil
+        }
+        if let reply = lead { return reply }
+        // This thread holds the reading token until its reply has come.
+        while true {
+            let mine: VFIOUserMessage?
+            do {
+                mine = try receiveOne(for: id)
+                // Messages read ahead with the reply: the socket will not poll readable for
+                // them, so hand them on before giving the socket up.
+                if mine != nil { while socket.hasBufferedMessage { _ = try receiveOne(for: nil) } }
+            } catch {
+                monitor.update { state in
+                    state.reading = false
+                    state.awaiting -= 1
+                    state.waiting.remove(id)
+                    state.replies.removeValue(forKey: id)
+                }
+                fail(error)
+                throw error
+            }
+            if let mine {
+                monitor.update { state in
+                    state.reading = false
+                    state.awaiting -= 1
+                    state.waiting.remove(id)
+                }
+                return mine
+            }
         }
     }
 
@@ -565,38 +647,75 @@ final class ClientCore: @unchecked Sendable {
 
     // MARK: Receive thread
 
+    /// Reads while no caller does: messages that come when no caller waits for a reply
+    /// (the server's DMA_READ / DMA_WRITE after a reply, or while a request is being
+    /// written). It polls without the reading token and takes it only when input is there
+    /// and nobody waits for a reply (a waiting caller reads for itself).
     private func receiveLoop() {
+        while true {
+            let go = monitor.wait { state -> Bool? in
+                if state.failure != nil { return false }
+                return !state.reading && state.awaiting == 0 ? true : nil
+            }
+            if !go { return }
+            var p = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&p, 1, -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                fail(.errno("poll", errno))
+                return
+            }
+            let mine = monitor.withLock { state -> Bool in
+                guard state.failure == nil, !state.reading, state.awaiting == 0 else { return false }
+                state.reading = true
+                return true
+            }
+            guard mine else { continue }
+            var failure: VFIOError?
+            // A caller may have read the input between the poll and the token.
+            if socket.hasInput() {
+                do {
+                    _ = try receiveOne(for: nil)
+                    while socket.hasBufferedMessage { _ = try receiveOne(for: nil) }
+                } catch { failure = error }
+            }
+            monitor.update { state in
+                state.reading = false
+            }
+            if let failure { fail(failure) }
+            if failure != nil { return }
+        }
+    }
+
+    /// Reads one message (reading token held) and hands it on; returns it instead when it
+    /// is the reply to `id`.
+    /// - Throws: when the connection failed or ended.
+    private func receiveOne(for id: UInt16?) throws(VFIOError) -> VFIOUserMessage? {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         let maxFDs = Int(configuration.capabilities.maxMessageFDs)
-        while true {
-            let received: VFIOUserReceived
-            do {
-                received = try socket.receive(maxPayload: maxPayload, maxFDs: maxFDs)
-            } catch {
-                fail(error)
-                return
+        switch try socket.receive(maxPayload: maxPayload, maxFDs: maxFDs) {
+        case .endOfStream:
+            throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
+        case .rejected(let header, let error):
+            if header.isReply {
+                let reply = VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command,
+                                                                   messageSize: 16, flags: [.reply, .error],
+                                                                   error: UInt32(bitPattern: error.errnoValue ?? EINVAL)), payload: [])
+                if header.messageID == id { return reply }
+                deliver(reply)
+            } else if header.wantsReply {
+                try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
+                                 error: UInt32(bitPattern: error.errnoValue ?? EINVAL))
             }
-            switch received {
-            case .endOfStream:
-                fail(.errno("vfio-user connection (the server closed it)", ECONNRESET))
-                return
-            case .rejected(let header, let error):
-                if header.isReply {
-                    deliver(VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command,
-                                                                  messageSize: 16, flags: [.reply, .error],
-                                                                  error: UInt32(bitPattern: error.errnoValue ?? EINVAL)), payload: []))
-                } else if header.wantsReply {
-                    try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
-                                     error: UInt32(bitPattern: error.errnoValue ?? EINVAL))
-                }
-            case .message(let message):
-                if message.header.isReply {
-                    deliver(message)
-                } else {
-                    monitor.update { $0.incoming.append(message) }
-                }
+        case .message(let message):
+            if message.header.isReply {
+                if message.header.messageID == id { return message }
+                deliver(message)
+            } else {
+                dmaQueue.update { $0.messages.append(message) }
             }
         }
+        return nil
     }
 
     private func deliver(_ reply: VFIOUserMessage) {

@@ -200,6 +200,11 @@ public final class VFIOUserServer: @unchecked Sendable {
         var reason = "the client closed the connection"
         while !monitor.withLock({ $0.stopping }) {
             runDeferredWork()
+            // A message read ahead with an earlier one: the socket does not poll readable for it.
+            if socket.hasBufferedMessage {
+                do throws(VFIOError) { try pumpOne(socket) } catch { reason = "\(error)"; break }
+                continue
+            }
             var fds = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, -1)

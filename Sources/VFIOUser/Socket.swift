@@ -27,6 +27,8 @@ public enum VFIOUserReceived: Sendable {
 public final class VFIOUserSocket: Sendable {
     private let descriptor: OwnedDescriptor
     private let sendLock = Mutex(())
+    /// Bytes read ahead (`receive`, one reader at a time).
+    private let inbox = Inbox()
 
     /// Takes ownership of a connected socket.
     public init(adopting fd: Int32) {
@@ -74,14 +76,16 @@ public final class VFIOUserSocket: Sendable {
     /// (borrowed: the caller keeps them).
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone; `EINVAL` for more than
     ///   `CVFIO_MAX_FDS` descriptors.
-    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) {
+    /// `wouldBlock`, when given, is called (once, before blocking) when the socket cannot
+    /// take the whole message at once.
+    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
         precondition(Int(header.messageSize) == VFIOUserHeader.size + payload.count, "header size does not match the payload")
         let head = header.encoded
         let fd = try descriptor.requireOpen("sendmsg")
         try sendLock.withLock { _ throws(VFIOError) in
             try head.withBytes { (h: UnsafeRawBufferPointer) throws(VFIOError) in
                 try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
-                    try Self.sendAll(fd, [h, p], fds)
+                    try Self.sendAll(fd, [h, p], fds, wouldBlock: wouldBlock)
                 }
             }
         }
@@ -89,23 +93,31 @@ public final class VFIOUserSocket: Sendable {
 
     /// Builds the header for `payload` and sends.
     public func send(id: UInt16, command: UInt16, flags: VFIOUserMessageFlags, error: UInt32 = 0,
-                     payload: [UInt8] = [], fds: [Int32] = []) throws(VFIOError) {
+                     payload: [UInt8] = [], fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + payload.count), flags: flags, error: error)
-        try send(header, payload: payload, fds: fds)
+        try send(header, payload: payload, fds: fds, wouldBlock: wouldBlock)
     }
 
-    private static func sendAll(_ fd: Int32, _ parts: [UnsafeRawBufferPointer], _ fds: [Int32]) throws(VFIOError) {
+    private static func sendAll(_ fd: Int32, _ parts: [UnsafeRawBufferPointer], _ fds: [Int32],
+                                wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
         var pieces = parts.filter { $0.count > 0 }
         var pendingFDs = fds
+        var beforeBlocking = wouldBlock
         while !pieces.isEmpty {
             var iov = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+            let flags = beforeBlocking == nil ? 0 : Int32(MSG_DONTWAIT)
             let sent = pendingFDs.withUnsafeBufferPointer { fdBuffer in
-                cvfio_sendmsg_fds(fd, &iov, Int32(iov.count), fdBuffer.baseAddress, Int32(fdBuffer.count), 0)
+                cvfio_sendmsg_fds(fd, &iov, Int32(iov.count), fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
             }
             if sent < 0 {
                 let code = errno
                 if code == EINTR { continue }
+                if (code == EAGAIN || code == EWOULDBLOCK), let callback = beforeBlocking {
+                    beforeBlocking = nil
+                    callback()
+                    continue
+                }
                 throw .errno("sendmsg", code)
             }
             pendingFDs = []   // the descriptors went with the first byte
@@ -126,46 +138,78 @@ public final class VFIOUserSocket: Sendable {
 
     /// Reads one whole message.
     ///
+    /// Reads ahead: one `recvmsg` takes up to 64 KiB into a buffer, so a small message
+    /// (header and payload) costs one system call, and pipelined messages may come several
+    /// at once; a larger payload's remainder is read straight into the message. The kernel
+    /// hands descriptors over with the bytes of the `sendmsg` that carried them and ends
+    /// the read there, so descriptors go with the message holding the last byte of the
+    /// read that brought them (peers send a message's descriptors with its first byte).
+    /// Callers that poll the descriptor must first take the messages already read:
+    /// `hasBufferedMessage`.
+    ///
     /// - Parameters:
     ///   - maxPayload: payloads above this are read and dropped (`.rejected` with `E2BIG`).
     ///   - maxFDs: descriptors beyond this are closed and the message is `.rejected` (`EINVAL`).
     /// - Throws: `ECONNRESET` when the stream ends inside a message; errno of `recvmsg`.
     public func receive(maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
         let fd = try descriptor.requireOpen("recvmsg")
-        var fds: [Int32] = []
-        var truncatedFDs = false
-        var head = [UInt8](repeating: 0, count: VFIOUserHeader.size)
-        let got = try head.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
-            try Self.readFully(fd, raw, maxFDs: maxFDs, fds: &fds, truncated: &truncatedFDs)
+        let box = inbox
+        while box.count < VFIOUserHeader.size {
+            let n = try box.fill(fd, maxFDs: maxFDs)
+            if n == 0 {
+                if box.count == 0 && box.batches.isEmpty { return .endOfStream }
+                box.closeAll()
+                throw .errno("recvmsg (stream ended inside a message header)", ECONNRESET)
+            }
         }
-        if got == 0 { return .endOfStream }
-        if got < VFIOUserHeader.size {
-            for f in fds { closeDescriptor(f) }
-            throw .errno("recvmsg (stream ended inside a message header)", ECONNRESET)
-        }
-        var reader = ByteReader(head, context: "vfio_user_header")
-        let header = VFIOUserHeader(messageID: try reader.u16(), command: try reader.u16(),
-                                    messageSize: try reader.u32(),
-                                    flags: VFIOUserMessageFlags(rawValue: try reader.u32()), error: try reader.u32())
+        let head = box.storage + box.start
+        let header = VFIOUserHeader(messageID: UInt16(littleEndian: head.loadUnaligned(as: UInt16.self)),
+                                    command: UInt16(littleEndian: head.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
+                                    messageSize: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
+                                    flags: VFIOUserMessageFlags(rawValue: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+                                    error: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        let messageStart = box.position
         if header.messageSize < UInt32(VFIOUserHeader.size) {
-            for f in fds { closeDescriptor(f) }
+            box.consume(VFIOUserHeader.size)
+            for f in box.take(before: messageStart + UInt64(VFIOUserHeader.size)).fds { closeDescriptor(f) }
             return .rejected(header, .malformed("vfio_user_header", "message size \(header.messageSize) is smaller than the 16-byte header"))
         }
+        box.consume(VFIOUserHeader.size)
         let payloadSize = Int(header.messageSize) - VFIOUserHeader.size
+        let messageEnd = messageStart + UInt64(header.messageSize)
         if payloadSize > maxPayload {
-            for f in fds { closeDescriptor(f) }
-            try drain(fd, payloadSize)
+            let buffered = min(box.count, payloadSize)
+            box.consume(buffered)
+            var late: [Int32] = []
+            var lateCut = false
+            try drain(fd, payloadSize - buffered, fds: &late, truncated: &lateCut)
+            for f in box.take(before: messageEnd).fds + late { closeDescriptor(f) }
             return .rejected(header, .errno("\(VFIOCommandName(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
         }
         var payload = [UInt8](repeating: 0, count: payloadSize)
+        var late: [Int32] = []
+        var lateCut = false
         if payloadSize > 0 {
+            let buffered = min(box.count, payloadSize)
             let n = try payload.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
-                try Self.readFully(fd, raw, maxFDs: maxFDs, fds: &fds, truncated: &truncatedFDs)
+                if buffered > 0 { raw.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffered) }
+                box.consume(buffered)
+                if buffered == payloadSize { return buffered }
+                return try buffered + Self.readFully(fd, UnsafeMutableRawBufferPointer(rebasing: raw[buffered...]), maxFDs: maxFDs,
+                                                     fds: &late, truncated: &lateCut)
             }
             if n < payloadSize {
-                for f in fds { closeDescriptor(f) }
+                for f in box.take(before: messageEnd).fds + late { closeDescriptor(f) }
                 throw .errno("recvmsg (stream ended inside a message)", ECONNRESET)
             }
+        }
+        let (early, earlyCut) = box.take(before: messageEnd)
+        var fds = early + late
+        var truncatedFDs = earlyCut || lateCut
+        if fds.count > maxFDs {
+            for f in fds[maxFDs...] { closeDescriptor(f) }
+            fds.removeSubrange(maxFDs...)
+            truncatedFDs = true
         }
         if truncatedFDs {
             for f in fds { closeDescriptor(f) }
@@ -176,6 +220,15 @@ public final class VFIOUserSocket: Sendable {
             return .rejected(header, .malformed("vfio_user_header", "message type \(header.type) is neither command nor reply"))
         }
         return .message(VFIOUserMessage(header: header, payload: payload, descriptors: fds))
+    }
+
+    /// True when a whole message has been read ahead and waits in the buffer (the
+    /// descriptor will not poll readable for it). Reader thread only.
+    public var hasBufferedMessage: Bool {
+        let box = inbox
+        guard box.count >= VFIOUserHeader.size else { return false }
+        let size = UInt32(littleEndian: (box.storage + box.start).loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        return Int(size) <= box.count || size < UInt32(VFIOUserHeader.size)
     }
 
     /// Reads until `buffer` is full or the stream ends; returns the bytes read.
@@ -207,11 +260,9 @@ public final class VFIOUserSocket: Sendable {
         return done
     }
 
-    private func drain(_ fd: Int32, _ count: Int) throws(VFIOError) {
+    private func drain(_ fd: Int32, _ count: Int, fds: inout [Int32], truncated: inout Bool) throws(VFIOError) {
         var left = count
         var scratch = [UInt8](repeating: 0, count: 65536)
-        var fds: [Int32] = []
-        var truncated = false
         while left > 0 {
             let chunk = min(left, scratch.count)
             let n = try scratch.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
@@ -222,10 +273,91 @@ public final class VFIOUserSocket: Sendable {
         }
     }
 
-    /// True when a byte (or end of stream) can be read now.
+    /// True when a byte (or end of stream) can be read now, or bytes were read ahead.
+    /// Reader thread only.
     public func hasInput() -> Bool {
+        if inbox.count > 0 { return true }
         var p = pollfd(fd: descriptor.raw, events: Int16(POLLIN), revents: 0)
         return poll(&p, 1, 0) > 0
+    }
+}
+
+/// The read-ahead buffer of a socket, and the descriptors that came with its bytes.
+final class Inbox: @unchecked Sendable {
+    static let capacity = 64 * 1024
+    let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
+    /// The unread bytes are storage[start..<end].
+    var start = 0
+    var end = 0
+    /// The stream position of storage[0].
+    var base: UInt64 = 0
+    /// Descriptors (and whether some were cut off) by the stream position of the last byte
+    /// of the read that brought them.
+    var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
+    private var received = [Int32](repeating: -1, count: Int(CVFIO_MAX_FDS) + 1)
+
+    var count: Int { end - start }
+    /// The stream position of the first unread byte.
+    var position: UInt64 { base + UInt64(start) }
+
+    func consume(_ n: Int) {
+        start += n
+        if start == end {
+            base += UInt64(start)
+            start = 0
+            end = 0
+        }
+    }
+
+    /// The descriptors of the bytes before stream position `end`.
+    func take(before end: UInt64) -> (fds: [Int32], truncated: Bool) {
+        var fds: [Int32] = []
+        var truncated = false
+        while let first = batches.first, first.mark < end {
+            fds += first.fds
+            truncated = truncated || first.truncated
+            batches.removeFirst()
+        }
+        return (fds, truncated)
+    }
+
+    /// One `recvmsg` into the free space; returns the bytes read (0 at end of stream).
+    func fill(_ fd: Int32, maxFDs: Int) throws(VFIOError) -> Int {
+        if start > 0 {
+            if count > 0 { memmove(storage, storage + start, count) }
+            base += UInt64(start)
+            end -= start
+            start = 0
+        }
+        while true {
+            var iov = iovec(iov_base: storage + end, iov_len: Inbox.capacity - end)
+            var got: Int32 = 0
+            var cut: Int32 = 0
+            let limit = min(maxFDs, received.count)
+            let n = received.withUnsafeMutableBufferPointer { r in
+                cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(limit), &got, &cut, 0)
+            }
+            if n < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw .errno("recvmsg", code)
+            }
+            end += n
+            if got > 0 || cut != 0 {
+                batches.append((mark: base + UInt64(max(end, 1) - 1), fds: Array(received[0..<Int(got)]), truncated: cut != 0))
+            }
+            return n
+        }
+    }
+
+    func closeAll() {
+        for batch in batches { for f in batch.fds { closeDescriptor(f) } }
+        batches = []
+    }
+
+    deinit {
+        closeAll()
+        storage.deallocate()
     }
 }
 

@@ -1,0 +1,257 @@
+import CVFIO
+import Glibc
+import VFIO
+import VFIODeviceKit
+import VFIOSystem
+import VFIOUser
+
+// The servers run in a child process (this executable again, `--child MODE`), connected
+// to the benchmark by a socket pair whose child end is descriptor 3. The floor (`echo`)
+// and the vfio-user server are each their own child, so both arrangements are the same:
+// the benchmark's threads in one process, one server thread in another.
+
+struct Child {
+    let pid: pid_t
+    let fd: Int32
+
+    func finish() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+}
+
+func selfExecutable() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    precondition(n > 0, "readlink /proc/self/exe")
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Starts `--child mode` on one end of a new socket pair; returns the other end.
+func spawnChild(_ mode: String) -> Child {
+    var pair: [Int32] = [-1, -1]
+    precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0, "socketpair")
+    // Keep the child's end away from 3, so that dup2 clears its close-on-exec flag.
+    let childEnd = fcntl(pair[1], F_DUPFD_CLOEXEC, 10)
+    Glibc.close(pair[1])
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_adddup2(&actions, childEnd, 3)
+    let path = selfExecutable()
+    let args = [path, "--child", mode]
+    var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, &argv, environ)
+    precondition(rc == 0, "posix_spawn: \(rc)")
+    for a in argv { free(a) }
+    posix_spawn_file_actions_destroy(&actions)
+    Glibc.close(childEnd)
+    return Child(pid: pid, fd: pair[0])
+}
+
+// MARK: The floor: a plain socket echo
+
+/// Floor messages: a 16-byte header like vfio-user's (size at offset 4), the size of the
+/// answer wanted at offset 12. The echo server reads greedily into a stream buffer (one
+/// `read` may take several pipelined messages) and answers each whole message with one
+/// `write` of the size asked: the fewest system calls a byte stream allows.
+func runEchoServer(_ fd: Int32) -> Never {
+    let capacity = 4 << 20
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+    let reply = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+    memset(reply, 0x5a, capacity)
+    var have = 0
+    while true {
+        let n = Glibc.read(fd, buffer + have, capacity - have)
+        if n <= 0 { exit(0) }
+        have += n
+        var at = 0
+        while have - at >= 16 {
+            let size = Int(buffer.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
+            guard size >= 16, size <= capacity else { exit(2) }
+            if have - at < size { break }
+            let answer = Int(buffer.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self))
+            reply.storeBytes(of: UInt32(answer), toByteOffset: 4, as: UInt32.self)
+            writeAll(fd, reply, answer)
+            at += size
+        }
+        if at > 0 {
+            if have > at { memmove(buffer, buffer + at, have - at) }
+            have -= at
+        }
+    }
+}
+
+func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) {
+    var done = 0
+    while done < count {
+        let n = Glibc.write(fd, p + done, count - done)
+        if n < 0 { if errno == EINTR { continue }; exit(3) }
+        done += n
+    }
+}
+
+func readAll(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) {
+    var done = 0
+    while done < count {
+        let n = Glibc.read(fd, p + done, count - done)
+        if n < 0 { if errno == EINTR { continue }; fatalError("read: \(errno)") }
+        if n == 0 { fatalError("read: end of stream") }
+        done += n
+    }
+}
+
+/// The benchmark's side of the floor.
+final class EchoClient {
+    let fd: Int32
+    let out: UnsafeMutableRawPointer
+    let input: UnsafeMutableRawPointer
+    init(fd: Int32) {
+        self.fd = fd
+        out = .allocate(byteCount: 4 << 20, alignment: 64)
+        input = .allocate(byteCount: 4 << 20, alignment: 64)
+        memset(out, 0xa5, 4 << 20)
+    }
+
+    func send(size: Int, answer: Int) {
+        out.storeBytes(of: UInt32(size), toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt32(answer), toByteOffset: 12, as: UInt32.self)
+        writeAll(fd, out, size)
+    }
+
+    func receive(_ answer: Int) { readAll(fd, input, answer) }
+
+    /// One round trip: `size` bytes out, `answer` bytes back.
+    func pingPong(size: Int, answer: Int) {
+        send(size: size, answer: answer)
+        receive(answer)
+    }
+}
+
+// MARK: The device served over vfio-user
+
+/// A device for measuring the transport, not a model: region 0 is 2 MiB of memory (one
+/// mmap area; REGION_READ/WRITE there are a memcpy in the server), region 1 is registers
+/// served by callbacks:
+/// - 0x00 (RW, 4 bytes) scratch — the register of the 4-byte round trips.
+/// - 0x08 (RW, 8) DMA address; 0x10 (RW, 4) DMA length; 0x14 (RW, 4) repetitions.
+/// - 0x18 (WO, 4) DMA command: 1 the device reads RAM, 2 it writes RAM; runs after the
+///   reply (`afterReply`), `repetitions` transfers of `length` bytes at the address.
+/// - 0x20 (RO, 8) nanoseconds the last command took (server clock). 0x28 (RO, 4) number of
+///   commands completed; 0x2C (RO, 4) errno of the last one (0 = fine).
+final class BenchDevice: DeviceModel, @unchecked Sendable {
+    static let memorySize: UInt64 = 2 << 20
+    let deviceFlags: DeviceInfoFlags = [.pci]
+    let regions: [RegionDescriptor] = [
+        RegionDescriptor(index: 0, size: BenchDevice.memorySize, flags: [.read, .write, .mmap],
+                         backing: .memory(mmapAreas: [SparseMmapArea(offset: 0, size: BenchDevice.memorySize)])),
+        RegionDescriptor(index: 1, size: 0x1000, flags: [.read, .write]),
+    ]
+    let irqs: [IRQDescriptor] = []
+
+    private let lock = Monitor()
+    private var scratch: UInt32 = 0
+    private var address: UInt64 = 0
+    private var length: UInt32 = 0
+    private var repetitions: UInt32 = 1
+    private var elapsed: UInt64 = 0
+    private var completed: UInt32 = 0
+    private var lastErrno: UInt32 = 0
+    private var context: (any DeviceContext)?
+    private var staging = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BenchDevice.memorySize), alignment: 64)
+
+    func attach(_ context: any DeviceContext) { self.context = context }
+    func reset() throws(VFIOError) {}
+
+    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        guard region == 1 else { throw .errno("bench read", EINVAL) }
+        let value: UInt64 = lock.locked {
+            switch offset {
+            case 0x00: return UInt64(scratch)
+            case 0x08: return address
+            case 0x10: return UInt64(length)
+            case 0x14: return UInt64(repetitions)
+            case 0x20: return elapsed
+            case 0x28: return UInt64(completed)
+            case 0x2C: return UInt64(lastErrno)
+            default: return 0
+            }
+        }
+        withUnsafeBytes(of: value.littleEndian) { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<min(8, buffer.count)])) }
+    }
+
+    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        guard region == 1 else { throw .errno("bench write", EINVAL) }
+        var raw: UInt64 = 0
+        withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[0..<min(8, buffer.count)])) }
+        let value = UInt64(littleEndian: raw)
+        switch offset {
+        case 0x00: lock.locked { scratch = UInt32(truncatingIfNeeded: value) }
+        case 0x08: lock.locked { address = value }
+        case 0x10: lock.locked { length = UInt32(min(value, BenchDevice.memorySize)) }
+        case 0x14: lock.locked { repetitions = UInt32(truncatingIfNeeded: value) }
+        case 0x18:
+            let (at, count, times) = lock.locked { (address, Int(length), Int(repetitions)) }
+            let toRAM = value == 2
+            context?.afterReply { [self] in
+                let start = now()
+                var code: UInt32 = 0
+                let piece = UnsafeMutableRawBufferPointer(rebasing: staging[0..<count])
+                for _ in 0..<times {
+                    do throws(VFIOError) {
+                        if toRAM { try context?.dmaWrite(iova: at, from: UnsafeRawBufferPointer(piece)) }
+                        else { try context?.dmaRead(iova: at, into: piece) }
+                    } catch {
+                        code = UInt32(bitPattern: error.errnoValue ?? EIO)
+                        break
+                    }
+                }
+                let took = now() - start
+                lock.locked {
+                    elapsed = took
+                    lastErrno = code
+                    completed &+= 1
+                }
+            }
+        default: break
+        }
+    }
+}
+
+/// A plain mutex (the benchmark's own; VFIOUser's is internal).
+final class Monitor: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+    func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+}
+
+func runVFIOUserServer(_ fd: Int32) -> Never {
+    do {
+        let server = try VFIOUserServer(model: BenchDevice())
+        server.serve(connection: VFIOUserSocket(adopting: fd))
+        server.wait()
+        exit(0)
+    } catch {
+        writeStandardError("vfio-bench child: \(error)\n")
+        exit(1)
+    }
+}
+
+/// Writes `text` to standard error (file descriptor 2), unbuffered.
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + offset, $0.count - offset) }
+        if written <= 0 { if errno == EINTR { continue }; return }
+        offset += written
+    }
+}
