@@ -505,7 +505,8 @@ public final class VFIOUserServer: @unchecked Sendable {
             }
             base = mapped
         }
-        let mapping = ServerDMAMapping(range: range, flags: request.flags, base: base, length: Int(request.size))
+        // (A message-only map may be larger than Int.max: its length is not needed.)
+        let mapping = ServerDMAMapping(range: range, flags: request.flags, base: base, length: base == nil ? 0 : Int(request.size))
         monitor.withLock { state in
             state.session.mappings.append(mapping)
             state.session.mappings.sort { $0.range.start < $1.range.start }

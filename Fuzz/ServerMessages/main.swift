@@ -1,0 +1,140 @@
+// libFuzzer target: the vfio-user server's message decoding and dispatch.
+//
+// One input is one client's byte stream. A fresh `VFIOUserServer` hosting `EduDevice`
+// gets the server end of a socket pair; the input is written into the client end (cut at
+// each header's size field into one sendmsg per message, so that descriptors can ride
+// along), the client end is shut for writing, and the server's own `pumpOne` (the code
+// its serving thread runs for every message: receive, decode, dispatch, reply) is called
+// on this thread until the stream ends, with the model's deferred work (edu DMA, which
+// sends DMA_READ / DMA_WRITE and reads the replies from the same stream) run in between.
+// Replies are drained and dropped.
+//
+// Descriptors: a message's header `error` field (unused in commands) asks for
+// `error & 7` descriptors to be sent with it: memfds of 16 KiB for DMA_MAP or when
+// `error & 8`, eventfds otherwise. Every 64th input the open descriptors of the process
+// are counted before and after: any difference is a leak and aborts.
+//
+// The server is configured small so that limits are reachable: max_msg_fds 4,
+// max_data_xfer_size 16 KiB, max_dma_maps 8.
+import CVFIO
+import Glibc
+import VFIO
+import VFIODeviceKit
+import VFIOSystem
+@testable import VFIOUser
+
+let configuration = VFIOUserServer.Configuration(capabilities: VFIOUserCapabilities(
+    maxMessageFDs: 4, maxDataTransferSize: 16 << 10, maxDMAMaps: 8,
+    pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true))
+
+func le16(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
+func le32(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
+    UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+}
+
+func makeDescriptor(memfd: Bool) -> Int32 {
+    if memfd {
+        let fd = cvfio_memfd_create("fuzz-dma", UInt32(MFD_CLOEXEC))
+        precondition(fd >= 0 && ftruncate(fd, 16 << 10) == 0, "memfd: errno \(errno)")
+        return fd
+    }
+    let fd = cvfio_eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+    precondition(fd >= 0, "eventfd: errno \(errno)")
+    return fd
+}
+
+/// Writes the input into `fd`, one sendmsg per message; stops where the socket is full.
+func writeStream(_ input: UnsafeRawBufferPointer, to fd: Int32) {
+    var at = 0
+    while at < input.count {
+        let rest = input.count - at
+        var length = rest
+        var fds: [Int32] = []
+        if rest >= VFIOUserHeader.size {
+            let size = Int(le32(input, at + 4))
+            length = min(max(size, VFIOUserHeader.size), rest)
+            let command = le16(input, at + 2)
+            let flags = le32(input, at + 8)
+            let error = le32(input, at + 12)
+            if flags & 0xF == 0 {
+                for _ in 0..<Int(error & 7) {
+                    fds.append(makeDescriptor(memfd: command == VFIOUserCommand.dmaMap.rawValue || error & 8 != 0))
+                }
+            }
+        }
+        var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: input.baseAddress! + at), iov_len: length)
+        let sent = fds.withUnsafeBufferPointer { cvfio_sendmsg_fds(fd, &iov, 1, $0.baseAddress, Int32($0.count), 0) }
+        for f in fds { close(f) }   // in flight, the kernel holds them; the server closes its copies
+        if sent <= 0 { return }
+        at += sent
+        if sent < length { return }
+    }
+}
+
+/// Reads and drops whatever the server sent (descriptors with it are dropped by the kernel).
+func drain(_ fd: Int32) {
+    while recv(fd, scratch, 1 << 16, Int32(MSG_DONTWAIT)) > 0 {}
+}
+nonisolated(unsafe) let scratch = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
+
+func openDescriptors() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count
+}
+
+func serve(_ input: UnsafeRawBufferPointer) {
+    let server: VFIOUserServer
+    do { server = try VFIOUserServer(model: EduDevice(), configuration: configuration) } catch { fatalError("server: \(error)") }
+    var pair: [Int32] = [-1, -1]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &pair) == 0 else {
+        fatalError("socketpair: errno \(errno)")
+    }
+    // Room for the whole input and for any one reply (a non-blocking send that finds the
+    // socket full fails, and so ends the session, instead of hanging the fuzzer).
+    var room: Int32 = 1 << 20
+    for fd in pair { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &room, socklen_t(MemoryLayout<Int32>.size)) }
+    let client = pair[1]
+    writeStream(input, to: client)
+    shutdown(client, Int32(SHUT_WR))
+    let socket = VFIOUserSocket(adopting: pair[0])
+    server.monitor.withLock { state in
+        state.servingThread = pthread_self()
+        state.session.socket = socket
+    }
+    // Each message takes at least 16 bytes of the input, so this ends.
+    while true {
+        server.runDeferredWork()
+        do {
+            if try !server.pumpOne(socket) { break }
+        } catch {
+            break
+        }
+        drain(client)
+    }
+    server.runDeferredWork()
+    socket.close()
+    close(client)
+}
+
+nonisolated(unsafe) var iterations = 0
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data else { return 0 }
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    iterations += 1
+    if iterations % 64 == 0 {
+        let before = openDescriptors()
+        serve(input)
+        let after = openDescriptors()
+        if after != before {
+            fatalError("descriptor leak: \(before) open before this input, \(after) after")
+        }
+    } else {
+        serve(input)
+    }
+    return 0
+}
