@@ -249,7 +249,7 @@ if wanted("dma") {
     try client.unmapAllDMA()
 }
 
-notes.append("(f) migration stream (MIG_DATA_READ): not measured, migration over vfio-user is not served in this tree")
+notes.append("(f) migration stream (MIG_DATA_READ): not measured yet")
 
 client.close()
 echoChild.finish()
