@@ -5,6 +5,9 @@
 # left as .build-fuzz/artifacts/<target>/crash-* (replay: .build-fuzz/<target> FILE).
 #
 #   Fuzz/run.sh [SECONDS] [TARGET...]
+#
+# FUZZ_ARGS adds libFuzzer flags, e.g. FUZZ_ARGS="-seed=1 -runs=100000" for a run that
+# repeats exactly (CI uses that, so that it tests what was checked before landing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
@@ -19,7 +22,7 @@ for target in "${targets[@]}"; do
     echo "== fuzz $target for ${seconds}s"
     # -timeout: one input may not take more than 10 s; -rss_limit_mb: nor 2 GiB.
     if ! "$out/$target" -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-            -print_final_stats=1 -artifact_prefix="$out/artifacts/$target/" \
+            -print_final_stats=1 -artifact_prefix="$out/artifacts/$target/" ${FUZZ_ARGS:-} \
             "$out/corpus/$target" "Fuzz/corpus/$target" 2>"$out/$target.log"; then
         status=1
         echo "!! $target failed; log: $out/$target.log"
