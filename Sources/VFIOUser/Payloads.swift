@@ -254,14 +254,7 @@ public struct VFIOUserRegionAccess: VFIOUserPayload {
         offset = try reader.u64()
         region = try reader.u32()
         count = try reader.u32()
-        if reader.remaining == 0 {
-            data = []
-        } else {
-            guard UInt64(reader.remaining) == UInt64(count) else {
-                throw .malformed(Self.cName, "count \(count) but \(reader.remaining) data byte(s) follow")
-            }
-            data = try reader.bytes(Int(count))
-        }
+        data = try reader.dataAbsentOrExactly(UInt64(count), field: "count")
     }
 }
 
@@ -298,11 +291,7 @@ public struct VFIOUserDMAAccess: VFIOUserPayload {
         var reader = ByteReader(bytes, context: Self.cName)
         address = try reader.u64()
         count = try reader.u64()
-        if reader.remaining == 0 { data = []; return }
-        guard UInt64(reader.remaining) == count else {
-            throw .malformed(Self.cName, "count \(count) but \(reader.remaining) data byte(s) follow")
-        }
-        data = try reader.bytes(reader.remaining)
+        data = try reader.dataAbsentOrExactly(count, field: "count")
     }
 }
 
@@ -506,14 +495,7 @@ public struct VFIOUserMigData: VFIOUserPayload {
         var reader = ByteReader(bytes, context: Self.cName)
         argsz = try reader.argsz(fixedSize: Self.fixedSize)
         size = try reader.u32()
-        if reader.remaining == 0 {
-            data = []
-        } else {
-            guard UInt64(reader.remaining) == UInt64(size) else {
-                throw .malformed(Self.cName, "size \(size) but \(reader.remaining) data byte(s) follow")
-            }
-            data = try reader.bytes(Int(size))
-        }
+        data = try reader.dataAbsentOrExactly(UInt64(size), field: "size")
     }
 }
 
@@ -584,5 +566,18 @@ public struct VFIOUserDirtyPages: VFIOUserPayload {
         } else {
             range = nil
         }
+    }
+}
+
+extension ByteReader {
+    /// The rest of a payload whose fixed part states a data length: no data at all (a
+    /// request for data, or a reply without it), or exactly `expected` bytes.
+    /// - Throws: `.malformed` naming `field` when other than 0 or `expected` bytes follow.
+    mutating func dataAbsentOrExactly(_ expected: UInt64, field: String) throws(VFIOError) -> [UInt8] {
+        if remaining == 0 { return [] }
+        guard UInt64(remaining) == expected else {
+            throw .malformed(context, "\(field) \(expected) but \(remaining) data byte(s) follow")
+        }
+        return try bytes(remaining)
     }
 }
