@@ -117,6 +117,25 @@ public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
         writer.u32(error)
     }
 
+    /// Stores the 16 bytes at the start of `raw` (at least 16 bytes long).
+    public func store(into raw: UnsafeMutableRawBufferPointer) {
+        precondition(raw.count >= Self.size)
+        raw.storeBytes(of: messageID.littleEndian, toByteOffset: 0, as: UInt16.self)
+        raw.storeBytes(of: command.littleEndian, toByteOffset: 2, as: UInt16.self)
+        raw.storeBytes(of: messageSize.littleEndian, toByteOffset: 4, as: UInt32.self)
+        raw.storeBytes(of: flags.rawValue.littleEndian, toByteOffset: 8, as: UInt32.self)
+        raw.storeBytes(of: error.littleEndian, toByteOffset: 12, as: UInt32.self)
+    }
+
+    /// Loads a header from 16 bytes at `raw` (no checks: see `init(decoding:)`).
+    public init(loading raw: UnsafeRawPointer) {
+        self.init(messageID: UInt16(littleEndian: raw.loadUnaligned(as: UInt16.self)),
+                  command: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
+                  messageSize: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
+                  flags: VFIOUserMessageFlags(rawValue: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
+                  error: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+    }
+
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: Self.size)
         encode(into: &writer)

@@ -79,15 +79,8 @@ public final class VFIOUserSocket: Sendable {
     /// `wouldBlock`, when given, is called (once, before blocking) when the socket cannot
     /// take the whole message at once.
     public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
-        precondition(Int(header.messageSize) == VFIOUserHeader.size + payload.count, "header size does not match the payload")
-        let head = header.encoded
-        let fd = try descriptor.requireOpen("sendmsg")
-        try sendLock.withLock { _ throws(VFIOError) in
-            try head.withBytes { (h: UnsafeRawBufferPointer) throws(VFIOError) in
-                try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
-                    try Self.sendAll(fd, [h, p], fds, wouldBlock: wouldBlock)
-                }
-            }
+        try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
+            try send(header, p, fds: fds, wouldBlock: wouldBlock)
         }
     }
 
@@ -99,37 +92,65 @@ public final class VFIOUserSocket: Sendable {
         try send(header, payload: payload, fds: fds, wouldBlock: wouldBlock)
     }
 
-    private static func sendAll(_ fd: Int32, _ parts: [UnsafeRawBufferPointer], _ fds: [Int32],
-                                wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
-        var pieces = parts.filter { $0.count > 0 }
+    /// Sends `header` and a payload in up to two pieces (`first`, then `second`) with one
+    /// `sendmsg` where the kernel takes it all: the payload is gathered from where it lies,
+    /// not copied into one buffer first. The header's size must be 16 + both counts.
+    public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
+                     _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                     fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
+        precondition(Int(header.messageSize) == VFIOUserHeader.size + first.count + second.count,
+                     "header size does not match the payload")
+        var head = (UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &head) { header.store(into: $0) }
+        let fd = try descriptor.requireOpen("sendmsg")
+        try withUnsafeBytes(of: &head) { (h: UnsafeRawBufferPointer) throws(VFIOError) in
+            try sendLock.withLock { _ throws(VFIOError) in
+                try Self.sendAll(fd, h, first, second, fds, wouldBlock: wouldBlock)
+            }
+        }
+    }
+
+    private static func sendAll(_ fd: Int32, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer,
+                                _ fds: [Int32], wouldBlock: (() -> Void)?) throws(VFIOError) {
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress), iov_len: c.count))
         var pendingFDs = fds
         var beforeBlocking = wouldBlock
-        while !pieces.isEmpty {
-            var iov = pieces.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
-            let flags = beforeBlocking == nil ? 0 : Int32(MSG_DONTWAIT)
-            let sent = pendingFDs.withUnsafeBufferPointer { fdBuffer in
-                cvfio_sendmsg_fds(fd, &iov, Int32(iov.count), fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
-            }
-            if sent < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if (code == EAGAIN || code == EWOULDBLOCK), let callback = beforeBlocking {
-                    beforeBlocking = nil
-                    callback()
-                    continue
+        try withUnsafeMutableBytes(of: &iov) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+            let vector = raw.bindMemory(to: iovec.self)
+            var first = 0
+            var count = 3
+            while count > 0 && vector[count - 1].iov_len == 0 { count -= 1 }
+            while first < count && vector[first].iov_len == 0 { first += 1 }
+            while first < count {
+                let flags = beforeBlocking == nil ? 0 : Int32(MSG_DONTWAIT)
+                let sent = pendingFDs.withUnsafeBufferPointer { fdBuffer in
+                    cvfio_sendmsg_fds(fd, vector.baseAddress! + first, Int32(count - first), fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
                 }
-                throw .errno("sendmsg", code)
-            }
-            pendingFDs = []   // the descriptors went with the first byte
-            var left = sent
-            while left > 0, let first = pieces.first {
-                if left >= first.count {
-                    left -= first.count
-                    pieces.removeFirst()
-                } else {
-                    pieces[0] = UnsafeRawBufferPointer(rebasing: first[left...])
-                    left = 0
+                if sent < 0 {
+                    let code = errno
+                    if code == EINTR { continue }
+                    if (code == EAGAIN || code == EWOULDBLOCK), let callback = beforeBlocking {
+                        beforeBlocking = nil
+                        callback()
+                        continue
+                    }
+                    throw .errno("sendmsg", code)
                 }
+                pendingFDs = []   // the descriptors went with the first byte
+                var left = sent
+                while left > 0 && first < count {
+                    if left >= vector[first].iov_len {
+                        left -= vector[first].iov_len
+                        first += 1
+                    } else {
+                        vector[first].iov_base = vector[first].iov_base! + left
+                        vector[first].iov_len -= left
+                        left = 0
+                    }
+                }
+                while first < count && vector[first].iov_len == 0 { first += 1 }
             }
         }
     }
@@ -152,74 +173,126 @@ public final class VFIOUserSocket: Sendable {
     ///   - maxFDs: descriptors beyond this are closed and the message is `.rejected` (`EINVAL`).
     /// - Throws: `ECONNRESET` when the stream ends inside a message; errno of `recvmsg`.
     public func receive(maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
+        guard let header = try receiveHeader(maxFDs: maxFDs) else { return .endOfStream }
+        return try receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
+    }
+
+    /// The first step of reading a message in parts: reads its 16-byte header. Then read
+    /// the payload with `receivePayload(into:)` (any number of times, in order) and finish
+    /// with `finishMessage`, or take the rest with `receiveBody`. Returns `nil` at end of
+    /// stream (at a message boundary).
+    /// - Throws: `ECONNRESET` when the stream ends inside the header; errno of `recvmsg`.
+    func receiveHeader(maxFDs: Int) throws(VFIOError) -> VFIOUserHeader? {
         let fd = try descriptor.requireOpen("recvmsg")
         let box = inbox
+        guard box.payloadLeft == 0 else {
+            throw .errno("recvmsg (the previous message was not read to its end)", EPROTO)
+        }
         while box.count < VFIOUserHeader.size {
             let n = try box.fill(fd, maxFDs: maxFDs)
             if n == 0 {
-                if box.count == 0 && box.batches.isEmpty { return .endOfStream }
+                if box.count == 0 && box.batches.isEmpty { return nil }
                 box.closeAll()
                 throw .errno("recvmsg (stream ended inside a message header)", ECONNRESET)
             }
         }
-        let head = box.storage + box.start
-        let header = VFIOUserHeader(messageID: UInt16(littleEndian: head.loadUnaligned(as: UInt16.self)),
-                                    command: UInt16(littleEndian: head.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
-                                    messageSize: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
-                                    flags: VFIOUserMessageFlags(rawValue: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 8, as: UInt32.self))),
-                                    error: UInt32(littleEndian: head.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-        let messageStart = box.position
+        let header = VFIOUserHeader(loading: box.storage + box.start)
+        box.messageEnd = box.position + UInt64(max(header.messageSize, UInt32(VFIOUserHeader.size)))
+        box.consume(VFIOUserHeader.size)
+        box.payloadLeft = Int(header.messageSize) - VFIOUserHeader.size
+        if box.payloadLeft < 0 { box.payloadLeft = 0 }
+        return header
+    }
+
+    /// Reads the next `buffer.count` bytes of the current message's payload into `buffer`
+    /// (from what was read ahead, the rest straight from the socket).
+    /// - Throws: `ECONNRESET` when the stream ends first; errno of `recvmsg`.
+    func receivePayload(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
+        let box = inbox
+        precondition(buffer.count <= box.payloadLeft, "reading past the message")
+        guard buffer.count > 0 else { return }
+        let fd = try descriptor.requireOpen("recvmsg")
+        let buffered = min(box.count, buffer.count)
+        if buffered > 0 { buffer.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffered) }
+        box.consume(buffered)
+        box.payloadLeft -= buffered
+        if buffered == buffer.count { return }
+        let rest = UnsafeMutableRawBufferPointer(rebasing: buffer[buffered...])
+        let n = try Self.readFully(fd, rest, maxFDs: maxFDs, fds: &box.late, truncated: &box.lateTruncated)
+        box.payloadLeft -= n
+        box.base += UInt64(n)
+        if n < rest.count {
+            box.payloadLeft = 0
+            box.closeMessageDescriptors()
+            throw .errno("recvmsg (stream ended inside a message)", ECONNRESET)
+        }
+    }
+
+    /// Reads and drops the rest of the current message's payload.
+    func skipPayload() throws(VFIOError) {
+        let box = inbox
+        let buffered = min(box.count, box.payloadLeft)
+        box.consume(buffered)
+        box.payloadLeft -= buffered
+        guard box.payloadLeft > 0 else { return }
+        let fd = try descriptor.requireOpen("recvmsg")
+        let left = box.payloadLeft
+        box.payloadLeft = 0
+        try drain(fd, left, fds: &box.late, truncated: &box.lateTruncated)
+        box.base += UInt64(left)
+    }
+
+    /// Ends the current message (its payload read or skipped): its descriptors, or an
+    /// error (`EINVAL`) when more than `maxFDs` came (then none are kept open).
+    func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
+        let box = inbox
+        precondition(box.payloadLeft == 0, "finishMessage before the payload was read")
+        var (fds, truncated) = box.take(before: box.messageEnd)
+        fds += box.late
+        truncated = truncated || box.lateTruncated
+        box.late = []
+        box.lateTruncated = false
+        if fds.count > maxFDs { truncated = true }
+        if truncated {
+            for f in fds { closeDescriptor(f) }
+            return .failure(.errno("\(VFIOCommandName(command)): more than \(maxFDs) descriptor(s) came with the message", EINVAL))
+        }
+        return .success(fds)
+    }
+
+    /// The rest of a message whose header `receiveHeader` returned: its payload into a new
+    /// array (or dropped when above `maxPayload`) and its descriptors.
+    func receiveBody(_ header: VFIOUserHeader, maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
         if header.messageSize < UInt32(VFIOUserHeader.size) {
-            box.consume(VFIOUserHeader.size)
-            for f in box.take(before: messageStart + UInt64(VFIOUserHeader.size)).fds { closeDescriptor(f) }
+            if case .success(let fds) = finishMessage(maxFDs: maxFDs, command: header.command) { for f in fds { closeDescriptor(f) } }
             return .rejected(header, .malformed("vfio_user_header", "message size \(header.messageSize) is smaller than the 16-byte header"))
         }
-        box.consume(VFIOUserHeader.size)
-        let payloadSize = Int(header.messageSize) - VFIOUserHeader.size
-        let messageEnd = messageStart + UInt64(header.messageSize)
+        let payloadSize = inbox.payloadLeft
         if payloadSize > maxPayload {
-            let buffered = min(box.count, payloadSize)
-            box.consume(buffered)
-            var late: [Int32] = []
-            var lateCut = false
-            try drain(fd, payloadSize - buffered, fds: &late, truncated: &lateCut)
-            for f in box.take(before: messageEnd).fds + late { closeDescriptor(f) }
+            try skipPayload()
+            if case .success(let fds) = finishMessage(maxFDs: maxFDs, command: header.command) { for f in fds { closeDescriptor(f) } }
             return .rejected(header, .errno("\(VFIOCommandName(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
         }
-        var payload = [UInt8](repeating: 0, count: payloadSize)
-        var late: [Int32] = []
-        var lateCut = false
-        if payloadSize > 0 {
-            let buffered = min(box.count, payloadSize)
-            let n = try payload.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
-                if buffered > 0 { raw.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffered) }
-                box.consume(buffered)
-                if buffered == payloadSize { return buffered }
-                return try buffered + Self.readFully(fd, UnsafeMutableRawBufferPointer(rebasing: raw[buffered...]), maxFDs: maxFDs,
-                                                     fds: &late, truncated: &lateCut)
+        var failure: VFIOError?
+        let payload = [UInt8](unsafeUninitializedCapacity: payloadSize) { raw, initialized in
+            do throws(VFIOError) {
+                try receivePayload(into: UnsafeMutableRawBufferPointer(raw), maxFDs: maxFDs)
+            } catch {
+                failure = error
             }
-            if n < payloadSize {
-                for f in box.take(before: messageEnd).fds + late { closeDescriptor(f) }
-                throw .errno("recvmsg (stream ended inside a message)", ECONNRESET)
+            initialized = failure == nil ? payloadSize : 0
+        }
+        if let failure { throw failure }
+        switch finishMessage(maxFDs: maxFDs, command: header.command) {
+        case .failure(let error):
+            return .rejected(header, error)
+        case .success(let fds):
+            if header.type > 1 {
+                for f in fds { closeDescriptor(f) }
+                return .rejected(header, .malformed("vfio_user_header", "message type \(header.type) is neither command nor reply"))
             }
+            return .message(VFIOUserMessage(header: header, payload: payload, descriptors: fds))
         }
-        let (early, earlyCut) = box.take(before: messageEnd)
-        var fds = early + late
-        var truncatedFDs = earlyCut || lateCut
-        if fds.count > maxFDs {
-            for f in fds[maxFDs...] { closeDescriptor(f) }
-            fds.removeSubrange(maxFDs...)
-            truncatedFDs = true
-        }
-        if truncatedFDs {
-            for f in fds { closeDescriptor(f) }
-            return .rejected(header, .errno("\(VFIOCommandName(header.command)): more than \(maxFDs) descriptor(s) came with the message", EINVAL))
-        }
-        if header.type > 1 {
-            for f in fds { closeDescriptor(f) }
-            return .rejected(header, .malformed("vfio_user_header", "message type \(header.type) is neither command nor reply"))
-        }
-        return .message(VFIOUserMessage(header: header, payload: payload, descriptors: fds))
     }
 
     /// True when a whole message has been read ahead and waits in the buffer (the
@@ -262,12 +335,11 @@ public final class VFIOUserSocket: Sendable {
 
     private func drain(_ fd: Int32, _ count: Int, fds: inout [Int32], truncated: inout Bool) throws(VFIOError) {
         var left = count
-        var scratch = [UInt8](repeating: 0, count: 65536)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: min(count, 65536), alignment: 16)
+        defer { scratch.deallocate() }
         while left > 0 {
             let chunk = min(left, scratch.count)
-            let n = try scratch.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
-                try Self.readFully(fd, UnsafeMutableRawBufferPointer(rebasing: raw[0..<chunk]), maxFDs: 0, fds: &fds, truncated: &truncated)
-            }
+            let n = try Self.readFully(fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunk]), maxFDs: 0, fds: &fds, truncated: &truncated)
             if n < chunk { throw .errno("recvmsg (stream ended inside a message)", ECONNRESET) }
             left -= n
         }
@@ -295,6 +367,13 @@ final class Inbox: @unchecked Sendable {
     /// of the read that brought them.
     var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
     private var received = [Int32](repeating: -1, count: Int(CVFIO_MAX_FDS) + 1)
+    /// The stream position just past the message being read.
+    var messageEnd: UInt64 = 0
+    /// Payload bytes of the message being read that are not read yet.
+    var payloadLeft = 0
+    /// Descriptors that came with payload bytes read straight into a caller's buffer.
+    var late: [Int32] = []
+    var lateTruncated = false
 
     var count: Int { end - start }
     /// The stream position of the first unread byte.
@@ -353,6 +432,15 @@ final class Inbox: @unchecked Sendable {
     func closeAll() {
         for batch in batches { for f in batch.fds { closeDescriptor(f) } }
         batches = []
+        closeMessageDescriptors()
+    }
+
+    /// Closes the descriptors gathered for the message being read.
+    func closeMessageDescriptors() {
+        for f in late { closeDescriptor(f) }
+        late = []
+        lateTruncated = false
+        for f in take(before: messageEnd).fds { closeDescriptor(f) }
     }
 
     deinit {
