@@ -473,6 +473,27 @@ public enum DeviceAccess {
         try model.write(region: index, offset: offset, from: buffer)
     }
 
+    /// The bytes of region memory an access of `count` bytes at `offset` is served from,
+    /// or `nil` when the model serves it (`read` / `write` then). Lets a transport move
+    /// the data between its socket and the region without a copy in between. `region` is
+    /// the model's descriptor of region `index` (a server may keep them: they do not
+    /// change).
+    /// - Throws: as `read` and `write`.
+    public static func memory(for region: RegionDescriptor?, context: (any DeviceContext)?, offset: UInt64, count: Int,
+                              writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
+        let operation = writing ? "region write" : "region read"
+        guard let region, region.size > 0, region.flags.contains(writing ? .write : .read) else {
+            throw .errno(operation, DeviceErrno.EINVAL)
+        }
+        guard count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
+            throw .errno(operation, DeviceErrno.EINVAL)
+        }
+        guard region.mmapArea(containing: offset, count: count) != nil,
+              let memory = context?.memory(forRegion: region.index),
+              offset <= UInt64(memory.count), UInt64(count) <= UInt64(memory.count) - offset else { return nil }
+        return UnsafeMutableRawBufferPointer(rebasing: memory.bytes[Int(offset)..<Int(offset) + count])
+    }
+
     private static func check(_ model: any DeviceModel, _ index: UInt32, _ offset: UInt64, _ count: Int,
                               _ flag: RegionInfoFlags, _ operation: String) throws(VFIOError) -> RegionDescriptor {
         guard let region = model.region(index), region.size > 0 else {

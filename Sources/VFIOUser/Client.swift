@@ -28,12 +28,28 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// The version proposed.
         public var major: UInt16
         public var minor: UInt16
+        /// How long the connection must be quiet (no request sent, no reply taken) before
+        /// the client's receive thread takes over reading the socket. A message the server
+        /// sends while no request is in flight (DMA_READ / DMA_WRITE after a reply) is read
+        /// by the next request or after this delay at the latest. Shorter makes such
+        /// messages wait less; every request that comes while the receive thread reads
+        /// costs a thread hop, and while requests keep coming the receive thread wakes
+        /// about once per delay to look. Default 500 µs.
+        public var idleReadDelay: Duration
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(maxMessageFDs: 16, maxDataTransferSize: 1 << 20),
-                    major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor) {
+                    major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor,
+                    idleReadDelay: Duration = .microseconds(500)) {
             self.capabilities = capabilities
             self.major = major
             self.minor = minor
+            self.idleReadDelay = idleReadDelay
+        }
+
+        var idleReadDelayNanoseconds: UInt64 {
+            let (seconds, attoseconds) = idleReadDelay.components
+            guard seconds >= 0, attoseconds >= 0 else { return 0 }
+            return UInt64(min(seconds, 3600)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
         }
     }
 
@@ -157,17 +173,49 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             let count = min(chunk, buffer.count - done)
             let (at, overflow) = offset.addingReportingOverflow(UInt64(done))
             if overflow { throw .invalidArgument("VFIO_USER_REGION_READ", "offset + count wraps") }
-            let request = VFIOUserRegionAccess(offset: at, region: index, count: UInt32(count))
-            let reply = try core.request(.regionRead, payload: request.encoded)
-            let answer = try VFIOUserRegionAccess(decoding: reply.payload)
-            guard answer.count == UInt32(count), answer.data.count == count else {
-                throw .malformed("VFIO_USER_REGION_READ", "asked for \(count) byte(s), the reply has \(answer.data.count)")
-            }
-            if count > 0 {
-                answer.data.withUnsafeBytes { (buffer.baseAddress! + done).copyMemory(from: $0.baseAddress!, byteCount: count) }
-            }
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + count])
+            try regionAccess(.regionRead, region: index, offset: at, count: count, replyData: piece)
             done += count
         } while done < buffer.count
+    }
+
+    /// One REGION_READ or REGION_WRITE of `count` bytes: the request's
+    /// `struct vfio_user_region_access` and data (`writeData`) go out gathered, the reply's
+    /// data lands in `replyData` (reads); both checked against the request.
+    private func regionAccess(_ command: VFIOUserCommand, region index: UInt32, offset: UInt64, count: Int,
+                              writeData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                              replyData: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0),
+                              noReply: Bool = false) throws(VFIOError) {
+        var request = (offset.littleEndian, (UInt64(UInt32(count)) << 32 | UInt64(index)).littleEndian)
+        var answer = (UInt64(0), UInt64(0))
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage? in
+            if noReply {
+                try core.post(command.rawValue, head, writeData)
+                return nil
+            }
+            return try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+                try core.exchange(command.rawValue, head, writeData, direct: DirectReply(prefix: prefix, data: replyData))
+            }
+        }
+        guard let reply else { return }
+        try reply.checkReply(command.cName)
+        let echoed: VFIOUserRegionAccess
+        if reply.receivedDirectly {
+            echoed = VFIOUserRegionAccess(offset: UInt64(littleEndian: answer.0),
+                                          region: UInt32(truncatingIfNeeded: UInt64(littleEndian: answer.1)),
+                                          count: UInt32(truncatingIfNeeded: UInt64(littleEndian: answer.1) >> 32))
+        } else {
+            echoed = try VFIOUserRegionAccess(decoding: reply.payload)
+            if command == .regionRead {
+                guard echoed.data.count == count else {
+                    throw .malformed(command.cName, "asked for \(count) byte(s), the reply has \(echoed.data.count)")
+                }
+                echoed.data.withUnsafeBytes { replyData.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: count) }
+            }
+        }
+        guard echoed.count == UInt32(count) else {
+            throw .malformed(command.cName, "\(command == .regionRead ? "asked for" : "wrote") \(count) byte(s), the reply says \(echoed.count)")
+        }
     }
 
     public func write(region index: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
@@ -188,17 +236,8 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             let count = min(chunk, buffer.count - done)
             let (at, overflow) = offset.addingReportingOverflow(UInt64(done))
             if overflow { throw .invalidArgument("VFIO_USER_REGION_WRITE", "offset + count wraps") }
-            let data = count > 0 ? Array(UnsafeRawBufferPointer(rebasing: buffer[done..<done + count])) : []
-            let request = VFIOUserRegionAccess(offset: at, region: index, count: UInt32(count), data: data)
-            if noReply {
-                try core.post(.regionWrite, payload: request.encoded)
-            } else {
-                let reply = try core.request(.regionWrite, payload: request.encoded)
-                let answer = try VFIOUserRegionAccess(decoding: reply.payload)
-                guard answer.count == UInt32(count) else {
-                    throw .malformed("VFIO_USER_REGION_WRITE", "wrote \(count) byte(s), the reply says \(answer.count)")
-                }
-            }
+            try regionAccess(.regionWrite, region: index, offset: at, count: count,
+                             writeData: UnsafeRawBufferPointer(rebasing: buffer[done..<done + count]), noReply: noReply)
             done += count
         } while done < buffer.count
     }
@@ -398,374 +437,4 @@ struct ClientDMAMapping: @unchecked Sendable {
     var base: UnsafeMutableRawPointer
     var memory: any DMAMemory
     var access: DMAAccess
-}
-
-/// The state shared by a client and its receive thread.
-final class ClientCore: @unchecked Sendable {
-    struct State {
-        var nextID: UInt16 = 1
-        var waiting: Set<UInt16> = []
-        var replies: [UInt16: VFIOUserMessage] = [:]
-        var failure: VFIOError?
-        var mappings: [ClientDMAMapping] = []
-        var served = 0
-        /// The migration state as last read or set through this client (`nil`: unknown).
-        /// One client at a time talks to a server, and the server changes the state only
-        /// when asked, so it stays right until the next request that may change it.
-        var knownMigrationState: MigrationState?
-        /// A thread is reading the socket (a caller waiting for its reply, or the receive
-        /// thread): only the holder of this token calls `socket.receive`.
-        var reading = false
-        /// Callers that have sent their request and wait for (or read) its reply. While
-        /// there are none, the receive thread reads; callers still sending do not count, so
-        /// that a server message is read while a large request is being written (else both
-        /// peers could block writing).
-        var awaiting = 0
-    }
-
-    let socket: VFIOUserSocket
-    let configuration: VFIOUserClient.Configuration
-    let monitor = Monitor(State())
-    /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
-    /// that the DMA thread is not woken by every reply).
-    private let dmaQueue = Monitor(DMAQueue())
-    struct DMAQueue {
-        var messages: [VFIOUserMessage] = []
-        var closed = false
-    }
-    private var thread: WorkerThread?
-    /// Serves the server's DMA_READ / DMA_WRITE, so that the receive thread never waits
-    /// to send (it must keep reading replies, or a large reply and a large request in
-    /// flight at once could block both peers).
-    private var dmaThread: WorkerThread?
-    /// Set once after VERSION; read by the receive thread only afterwards.
-    var serverCapabilities = VFIOUserCapabilities.defaults
-
-    init(socket: VFIOUserSocket, configuration: VFIOUserClient.Configuration) {
-        self.socket = socket
-        self.configuration = configuration
-    }
-
-    func start() {
-        thread = WorkerThread(name: "vfio-user-client") { [self] in receiveLoop() }
-        dmaThread = WorkerThread(name: "vfio-user-dma") { [self] in dmaLoop() }
-    }
-
-    private func dmaLoop() {
-        while true {
-            let next = dmaQueue.wait { queue -> VFIOUserMessage?? in
-                if !queue.messages.isEmpty { return .some(queue.messages.removeFirst()) }
-                if queue.closed { return .some(nil) }
-                return nil
-            }
-            guard let message = next else { return }
-            serve(message)
-        }
-    }
-
-    var isConnected: Bool { monitor.withLock { $0.failure == nil } }
-
-    var servedDMAMessages: Int { monitor.withLock { $0.served } }
-
-    var knownMigrationState: MigrationState? {
-        get { monitor.withLock { $0.knownMigrationState } }
-        set { monitor.withLock { $0.knownMigrationState = newValue } }
-    }
-
-    func close() {
-        fail(.errno("vfio-user connection", ECONNRESET))
-        socket.shutdown()
-        if let thread, !thread.isCurrent { thread.join() }
-        if let dmaThread, !dmaThread.isCurrent { dmaThread.join() }
-        socket.close()
-    }
-
-    private func fail(_ error: VFIOError) {
-        monitor.update { state in
-            if state.failure == nil { state.failure = error }
-        }
-        dmaQueue.update { $0.closed = true }
-    }
-
-    // MARK: Requests
-
-    /// Claims an id, and counts the caller as awaiting its reply from now on (see `send`).
-    private func allocateID() throws(VFIOError) -> UInt16 {
-        try monitor.withLock { (state: inout State) throws(VFIOError) -> UInt16 in
-            if let failure = state.failure { throw failure }
-            state.awaiting += 1
-            var id = state.nextID
-            while state.waiting.contains(id) { id &+= 1 }
-            state.nextID = id &+ 1
-            state.waiting.insert(id)
-            return id
-        }
-    }
-
-    func rawRequest(command: UInt16, payload: [UInt8], fds: [Int32], flags: VFIOUserMessageFlags) throws(VFIOError) -> VFIOUserMessage? {
-        if flags.contains(.noReply) {
-            let id = monitor.withLock { state -> UInt16 in
-                defer { state.nextID &+= 1 }
-                return state.nextID
-            }
-            try socket.send(id: id, command: command, flags: flags, payload: payload, fds: fds)
-            return nil
-        }
-        let id = try allocateID()
-        // The caller counts as awaiting while it sends, so that the receive thread leaves
-        // the reply to it; but when the send would block it stops counting, and the receive
-        // thread reads meanwhile (else a server blocked writing to us could block us).
-        var counted = true
-        do {
-            try socket.send(id: id, command: command, flags: flags, payload: payload, fds: fds, wouldBlock: {
-                counted = false
-                self.monitor.update { $0.awaiting -= 1 }
-            })
-        } catch {
-            monitor.update { state in
-                state.waiting.remove(id)
-                if counted { state.awaiting -= 1 }
-            }
-            // The server closed the connection before the receive thread saw it.
-            if error.errnoValue == EPIPE {
-                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
-                fail(closed)
-                throw closed
-            }
-            throw error
-        }
-        return try awaitReply(id, counted: counted)
-    }
-
-    /// Waits for the reply to `id`. Leader/follower: when no thread is reading the socket,
-    /// the caller reads it itself (handing on replies for others and server commands) until
-    /// its own reply comes, so a lone request costs no thread hop; otherwise it waits for
-    /// the reader to deliver its reply or to give the socket up.
-    private func awaitReply(_ id: UInt16, counted alreadyCounted: Bool) throws(VFIOError) -> VFIOUserMessage {
-        var counted = alreadyCounted
-        let lead = try monitor.wait { (state: inout State) throws(VFIOError) -> VFIOUserMessage?? in
-            if !counted {
-                state.awaiting += 1
-                counted = true
-            }
-            if let reply = state.replies.removeValue(forKey: id) {
-                state.waiting.remove(id)
-                state.awaiting -= 1
-                return .some(reply)
-            }
-            if let failure = state.failure {
-                state.waiting.remove(id)
-                state.awaiting -= 1
-                throw failure
-            }
-            if !state.reading {
-                state.reading = true
-                return .some(nil)
-            }
-            return nil
-        }
-        if let reply = lead { return reply }
-        // This thread holds the reading token until its reply has come.
-        while true {
-            let mine: VFIOUserMessage?
-            do {
-                mine = try receiveOne(for: id)
-                // Messages read ahead with the reply: the socket will not poll readable for
-                // them, so hand them on before giving the socket up.
-                if mine != nil { while socket.hasBufferedMessage { _ = try receiveOne(for: nil) } }
-            } catch {
-                monitor.update { state in
-                    state.reading = false
-                    state.awaiting -= 1
-                    state.waiting.remove(id)
-                    state.replies.removeValue(forKey: id)
-                }
-                fail(error)
-                throw error
-            }
-            if let mine {
-                monitor.update { state in
-                    state.reading = false
-                    state.awaiting -= 1
-                    state.waiting.remove(id)
-                }
-                return mine
-            }
-        }
-    }
-
-    /// Sends a command and returns its reply, or throws the errno of an error reply.
-    func request(_ command: VFIOUserCommand, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) -> VFIOUserMessage {
-        let reply = try rawRequest(command: command.rawValue, payload: payload, fds: fds, flags: [])!
-        try reply.checkReply(command.cName)
-        return reply
-    }
-
-    /// Sends a command with NO_REPLY.
-    func post(_ command: VFIOUserCommand, payload: [UInt8]) throws(VFIOError) {
-        _ = try rawRequest(command: command.rawValue, payload: payload, fds: [], flags: .noReply)
-    }
-
-    // MARK: DMA table
-
-    func addMapping(_ mapping: ClientDMAMapping) {
-        monitor.withLock { state in
-            state.mappings.append(mapping)
-            state.mappings.sort { $0.range.start < $1.range.start }
-        }
-    }
-
-    func removeMappings(inside range: IOVARange) {
-        monitor.withLock { state in
-            state.mappings.removeAll { $0.range.start >= range.start && $0.range.last <= range.last }
-        }
-    }
-
-    func removeAllMappings() {
-        monitor.withLock { $0.mappings.removeAll() }
-    }
-
-    /// Copies between client memory and `buffer` for a server DMA message; every byte must
-    /// be mapped with `access`.
-    private func copyDMA(address: UInt64, count: Int, access: DMAAccess, _ body: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Bool {
-        monitor.withLock { state in
-            var pieces: [(UnsafeMutableRawPointer, Int, Int)] = []
-            var at = address
-            var done = 0
-            while done < count {
-                guard let m = state.mappings.first(where: { $0.range.contains(at) }), m.access.contains(access) else { return false }
-                let available = (m.range.last - at) &+ 1
-                let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
-                pieces.append((m.base + Int(at - m.range.start), done, length))
-                done += length
-                at &+= UInt64(length)
-            }
-            for piece in pieces { body(piece.0, piece.1, piece.2) }
-            return true
-        }
-    }
-
-    // MARK: Receive thread
-
-    /// Reads while no caller does: messages that come when no caller waits for a reply
-    /// (the server's DMA_READ / DMA_WRITE after a reply, or while a request is being
-    /// written). It polls without the reading token and takes it only when input is there
-    /// and nobody waits for a reply (a waiting caller reads for itself).
-    private func receiveLoop() {
-        while true {
-            let go = monitor.wait { state -> Bool? in
-                if state.failure != nil { return false }
-                return !state.reading && state.awaiting == 0 ? true : nil
-            }
-            if !go { return }
-            var p = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
-            let n = poll(&p, 1, -1)
-            if n < 0 {
-                if errno == EINTR { continue }
-                fail(.errno("poll", errno))
-                return
-            }
-            let mine = monitor.withLock { state -> Bool in
-                guard state.failure == nil, !state.reading, state.awaiting == 0 else { return false }
-                state.reading = true
-                return true
-            }
-            guard mine else { continue }
-            var failure: VFIOError?
-            // A caller may have read the input between the poll and the token.
-            if socket.hasInput() {
-                do {
-                    _ = try receiveOne(for: nil)
-                    while socket.hasBufferedMessage { _ = try receiveOne(for: nil) }
-                } catch { failure = error }
-            }
-            monitor.update { state in
-                state.reading = false
-            }
-            if let failure { fail(failure) }
-            if failure != nil { return }
-        }
-    }
-
-    /// Reads one message (reading token held) and hands it on; returns it instead when it
-    /// is the reply to `id`.
-    /// - Throws: when the connection failed or ended.
-    private func receiveOne(for id: UInt16?) throws(VFIOError) -> VFIOUserMessage? {
-        let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
-        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
-        switch try socket.receive(maxPayload: maxPayload, maxFDs: maxFDs) {
-        case .endOfStream:
-            throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
-        case .rejected(let header, let error):
-            if header.isReply {
-                let reply = VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command,
-                                                                   messageSize: 16, flags: [.reply, .error],
-                                                                   error: UInt32(bitPattern: error.errnoValue ?? EINVAL)), payload: [])
-                if header.messageID == id { return reply }
-                deliver(reply)
-            } else if header.wantsReply {
-                try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
-                                 error: UInt32(bitPattern: error.errnoValue ?? EINVAL))
-            }
-        case .message(let message):
-            if message.header.isReply {
-                if message.header.messageID == id { return message }
-                deliver(message)
-            } else {
-                dmaQueue.update { $0.messages.append(message) }
-            }
-        }
-        return nil
-    }
-
-    private func deliver(_ reply: VFIOUserMessage) {
-        monitor.update { state in
-            if state.waiting.contains(reply.header.messageID) {
-                state.replies[reply.header.messageID] = reply
-            }
-        }
-    }
-
-    /// Serves a server-initiated command: DMA_READ and DMA_WRITE; anything else gets ENOSYS.
-    private func serve(_ message: VFIOUserMessage) {
-        let header = message.header
-        message.closeDescriptors()
-        func answer(_ payload: [UInt8]) {
-            guard header.wantsReply else { return }
-            try? socket.send(id: header.messageID, command: header.command, flags: .reply, payload: payload)
-        }
-        func refuse(_ code: Int32) {
-            guard header.wantsReply else { return }
-            try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(code))
-        }
-        let limit = UInt64(configuration.capabilities.maxDataTransferSize)
-        switch VFIOUserCommand(rawValue: header.command) {
-        case .dmaRead:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload), request.data.isEmpty else { return refuse(EINVAL) }
-            guard request.count <= limit else { return refuse(E2BIG) }
-            var data = [UInt8](repeating: 0, count: Int(request.count))
-            let ok = data.withUnsafeMutableBytes { raw in
-                copyDMA(address: request.address, count: Int(request.count), access: .read) { pointer, at, length in
-                    (raw.baseAddress! + at).copyMemory(from: pointer, byteCount: length)
-                }
-            }
-            guard ok else { return refuse(EFAULT) }
-            monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count, data: data).encoded)
-        case .dmaWrite:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload),
-                  UInt64(request.data.count) == request.count else { return refuse(EINVAL) }
-            guard request.count <= limit else { return refuse(E2BIG) }
-            let ok = request.data.withUnsafeBytes { raw in
-                copyDMA(address: request.address, count: Int(request.count), access: .write) { pointer, at, length in
-                    pointer.copyMemory(from: raw.baseAddress! + at, byteCount: length)
-                }
-            }
-            guard ok else { return refuse(EFAULT) }
-            monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count).encoded)
-        default:
-            refuse(ENOSYS)
-        }
-    }
 }

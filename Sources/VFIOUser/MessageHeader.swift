@@ -177,11 +177,22 @@ public final class VFIOUserMessage: @unchecked Sendable {
     public let header: VFIOUserHeader
     public let payload: [UInt8]
     private var descriptors: [Int32]
+    /// The payload went straight into the buffers the caller gave for its reply (see
+    /// `DirectReply`); `payload` is empty then.
+    let receivedDirectly: Bool
 
     public init(header: VFIOUserHeader, payload: [UInt8], descriptors: [Int32] = []) {
         self.header = header
         self.payload = payload
         self.descriptors = descriptors
+        receivedDirectly = false
+    }
+
+    init(directReply header: VFIOUserHeader) {
+        self.header = header
+        payload = []
+        descriptors = []
+        receivedDirectly = true
     }
 
     /// The descriptors still owned by the message.

@@ -53,7 +53,11 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var listener: OwnedDescriptor?
     private var socketPath: String?
     private var thread: WorkerThread?
-    private var context: ServerDeviceContext!
+    private(set) var context: ServerDeviceContext!
+    /// The model's regions by index (they do not change).
+    let regionTable: [RegionDescriptor]
+    /// Room for region data a model reads or writes through callbacks (serving thread only).
+    var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The model as the kit hosts it: attached to a `TrackingContext` around the server's
     /// context, with its `MigrationDriver` when it migrates.
     public private(set) var device: AttachedDevice!
@@ -72,12 +76,14 @@ public final class VFIOUserServer: @unchecked Sendable {
             guard region.size <= UInt64(Int.max / 2) else { throw .invalidArgument("VFIOUserServer", "region \(region.index) is too large") }
             regionFiles[region.index] = try RegionMemoryFile(index: region.index, size: Int(region.size))
         }
+        regionTable = model.regions
         context = ServerDeviceContext(server: self)
         device = try AttachedDevice(model: model, context: context)
     }
 
     deinit {
         stop()
+        scratch.deallocate()
     }
 
     /// The number of client connections served so far.
@@ -267,7 +273,10 @@ public final class VFIOUserServer: @unchecked Sendable {
     @discardableResult
     func pumpOne(_ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
-        let received = try socket.receive(maxPayload: maxPayload, maxFDs: Int(configuration.capabilities.maxMessageFDs))
+        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+        if try serveRegionAccess(header, socket) { return true }
+        let received = try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
         switch received {
         case .endOfStream:
             return false

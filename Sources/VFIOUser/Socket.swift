@@ -76,20 +76,21 @@ public final class VFIOUserSocket: Sendable {
     /// (borrowed: the caller keeps them).
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone; `EINVAL` for more than
     ///   `CVFIO_MAX_FDS` descriptors.
-    /// `wouldBlock`, when given, is called (once, before blocking) when the socket cannot
-    /// take the whole message at once.
-    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
+    /// `whenFull`, when given, makes the sends non-blocking: it is called each time the
+    /// socket cannot take more, and must return once it may (it waits for `POLLOUT`, and
+    /// may read the socket meanwhile); what it throws ends the send.
+    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
         try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
-            try send(header, p, fds: fds, wouldBlock: wouldBlock)
+            try send(header, p, fds: fds, whenFull: whenFull)
         }
     }
 
     /// Builds the header for `payload` and sends.
     public func send(id: UInt16, command: UInt16, flags: VFIOUserMessageFlags, error: UInt32 = 0,
-                     payload: [UInt8] = [], fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
+                     payload: [UInt8] = [], fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + payload.count), flags: flags, error: error)
-        try send(header, payload: payload, fds: fds, wouldBlock: wouldBlock)
+        try send(header, payload: payload, fds: fds, whenFull: whenFull)
     }
 
     /// Sends `header` and a payload in up to two pieces (`first`, then `second`) with one
@@ -97,7 +98,7 @@ public final class VFIOUserSocket: Sendable {
     /// not copied into one buffer first. The header's size must be 16 + both counts.
     public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
                      _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-                     fds: [Int32] = [], wouldBlock: (() -> Void)? = nil) throws(VFIOError) {
+                     fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
         precondition(Int(header.messageSize) == VFIOUserHeader.size + first.count + second.count,
                      "header size does not match the payload")
         var head = (UInt64(0), UInt64(0))
@@ -105,18 +106,17 @@ public final class VFIOUserSocket: Sendable {
         let fd = try descriptor.requireOpen("sendmsg")
         try withUnsafeBytes(of: &head) { (h: UnsafeRawBufferPointer) throws(VFIOError) in
             try sendLock.withLock { _ throws(VFIOError) in
-                try Self.sendAll(fd, h, first, second, fds, wouldBlock: wouldBlock)
+                try Self.sendAll(fd, h, first, second, fds, whenFull: whenFull)
             }
         }
     }
 
     private static func sendAll(_ fd: Int32, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer,
-                                _ fds: [Int32], wouldBlock: (() -> Void)?) throws(VFIOError) {
+                                _ fds: [Int32], whenFull: (() throws(VFIOError) -> Void)?) throws(VFIOError) {
         var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
                    iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count),
                    iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress), iov_len: c.count))
         var pendingFDs = fds
-        var beforeBlocking = wouldBlock
         try withUnsafeMutableBytes(of: &iov) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
             let vector = raw.bindMemory(to: iovec.self)
             var first = 0
@@ -124,16 +124,15 @@ public final class VFIOUserSocket: Sendable {
             while count > 0 && vector[count - 1].iov_len == 0 { count -= 1 }
             while first < count && vector[first].iov_len == 0 { first += 1 }
             while first < count {
-                let flags = beforeBlocking == nil ? 0 : Int32(MSG_DONTWAIT)
+                let flags = whenFull == nil ? 0 : Int32(MSG_DONTWAIT)
                 let sent = pendingFDs.withUnsafeBufferPointer { fdBuffer in
                     cvfio_sendmsg_fds(fd, vector.baseAddress! + first, Int32(count - first), fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
                 }
                 if sent < 0 {
                     let code = errno
                     if code == EINTR { continue }
-                    if (code == EAGAIN || code == EWOULDBLOCK), let callback = beforeBlocking {
-                        beforeBlocking = nil
-                        callback()
+                    if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
+                        try whenFull()
                         continue
                     }
                     throw .errno("sendmsg", code)
@@ -159,7 +158,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// Reads one whole message.
     ///
-    /// Reads ahead: one `recvmsg` takes up to 64 KiB into a buffer, so a small message
+    /// Reads ahead: one `recvmsg` takes up to 8 KiB into a buffer, so a small message
     /// (header and payload) costs one system call, and pipelined messages may come several
     /// at once; a larger payload's remainder is read straight into the message. The kernel
     /// hands descriptors over with the bytes of the `sendmsg` that carried them and ends
@@ -202,6 +201,13 @@ public final class VFIOUserSocket: Sendable {
         box.payloadLeft = Int(header.messageSize) - VFIOUserHeader.size
         if box.payloadLeft < 0 { box.payloadLeft = 0 }
         return header
+    }
+
+    /// True when descriptors came with the bytes of the current message read so far (peers
+    /// send a message's descriptors with its first byte).
+    var currentMessageHasDescriptors: Bool {
+        let box = inbox
+        return !box.late.isEmpty || box.batches.contains { $0.mark < box.messageEnd }
     }
 
     /// Reads the next `buffer.count` bytes of the current message's payload into `buffer`
@@ -356,7 +362,7 @@ public final class VFIOUserSocket: Sendable {
 
 /// The read-ahead buffer of a socket, and the descriptors that came with its bytes.
 final class Inbox: @unchecked Sendable {
-    static let capacity = 64 * 1024
+    static let capacity = 8 * 1024
     let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
     /// The unread bytes are storage[start..<end].
     var start = 0

@@ -43,6 +43,22 @@ final class Monitor<State>: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with the lock held and a function that waits on a condition variable
+    /// (with an optional monotonic deadline in nanoseconds), releasing the lock meanwhile.
+    func withLockedWait<R, E: Error>(_ body: (inout State, (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        let mutex = self.mutex
+        return try body(&state) { condition, deadline in
+            if let deadline {
+                var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+                _ = pthread_cond_timedwait(condition, mutex, &t)
+            } else {
+                pthread_cond_wait(condition, mutex)
+            }
+        }
+    }
+
     /// Wakes every waiter (call after changing the state).
     func broadcast() {
         pthread_mutex_lock(mutex)
@@ -89,4 +105,54 @@ final class WorkerThread: @unchecked Sendable {
 
     /// True when called on this thread.
     var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+}
+
+/// A condition variable of its own for one waiting thread, used with a `Monitor`'s mutex
+/// (`Monitor.wait(on:deadline:until:)`), so that a state change wakes only the thread it
+/// concerns.
+final class Condition: @unchecked Sendable {
+    let raw: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        raw = .allocate(capacity: 1)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(raw, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    /// Wakes the thread waiting on this condition (call with the monitor's lock held, after
+    /// changing the state it waits for).
+    func signal() { pthread_cond_signal(raw) }
+
+    deinit {
+        pthread_cond_destroy(raw)
+        raw.deallocate()
+    }
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC`.
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+}
+
+extension Monitor {
+    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
+    /// until `deadline()` (monotonic nanoseconds, evaluated with the lock held; `nil`: no
+    /// limit) has passed, which returns `nil`.
+    func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
+                           until body: (inout State) throws(E) -> R?) throws(E) -> R? {
+        try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R? in
+            while true {
+                if let result = try body(&state) { return result }
+                let limit = deadline(&state)
+                if let limit, monotonicNanoseconds() >= limit { return nil }
+                wait(condition.raw, limit)
+            }
+        }
+    }
 }

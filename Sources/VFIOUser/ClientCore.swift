@@ -1,0 +1,431 @@
+import CVFIO
+import Glibc
+import VFIO
+import VFIOSystem
+
+/// Where a caller wants the payload of its reply: the first `prefix.count` bytes in
+/// `prefix`, the rest in `data`. Used only when the reply's payload has exactly that size
+/// and no ERROR flag (then the reply comes back with `receivedDirectly` and an empty
+/// payload); any other reply arrives as a whole message. The buffers' contents are
+/// unspecified when the reply turns out to be bad.
+struct DirectReply {
+    var prefix: UnsafeMutableRawBufferPointer
+    var data: UnsafeMutableRawBufferPointer
+}
+
+/// A caller waiting for the reply to its request.
+final class ReplyWaiter: @unchecked Sendable {
+    let condition = Condition()
+    var id: UInt16 = 0
+    /// The request is sent: this caller waits for (or reads) its reply, and may be handed
+    /// the reading token.
+    var awaiting = false
+    var reply: VFIOUserMessage?
+    /// The reading token was handed to this caller by the thread that held it.
+    var handedToken = false
+}
+
+/// The connection of a `VFIOUserClient`: requests, replies and the threads that read.
+///
+/// Reading is leader/follower: one thread at a time holds the reading token and reads the
+/// socket. A caller waiting for its reply takes the token when it is free and reads until
+/// its reply comes, handing the replies of other callers to them (each waits on a
+/// condition of its own) and server commands to the DMA thread; then it hands the token
+/// to another waiting caller, if any. So a lone request costs its two system calls and
+/// no thread hop.
+///
+/// Between requests the receive thread reads, but not at once: it takes the token only
+/// once the connection has been quiet for `idleReadDelay` (a caller's next request would
+/// otherwise find the socket taken and its reply would need a hop through that thread).
+/// A caller whose send finds the socket full reads while it waits for room when nobody
+/// else does (the server may be blocked writing to us).
+/// A message the server sends while no request is in flight is therefore read by the
+/// next request, or after `idleReadDelay` at the latest.
+final class ClientCore: @unchecked Sendable {
+    struct State {
+        var nextID: UInt16 = 1
+        /// Callers whose request has an id and no reply taken yet.
+        var waiters: [UInt16: ReplyWaiter] = [:]
+        var spareWaiters: [ReplyWaiter] = []
+        var failure: VFIOError?
+        var mappings: [ClientDMAMapping] = []
+        var served = 0
+        /// The migration state as last read or set through this client (`nil`: unknown).
+        /// One client at a time talks to a server, and the server changes the state only
+        /// when asked, so it stays right until the next request that may change it.
+        var knownMigrationState: MigrationState?
+        /// A thread holds the reading token: only it calls `socket.receive…`.
+        var reading = false
+        /// The receive thread holds the token.
+        var receiveThreadReading = false
+        /// When a request was last sent or a reply last taken (monotonic ns).
+        var lastActivity: UInt64 = 0
+    }
+
+    let socket: VFIOUserSocket
+    let configuration: VFIOUserClient.Configuration
+    let monitor = Monitor(State())
+    /// The receive thread waits on this while it does not read.
+    private let receiveCondition = Condition()
+    /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
+    /// that the DMA thread is not woken by replies).
+    let dmaQueue = Monitor(DMAQueue())
+    struct DMAQueue {
+        var messages: [VFIOUserMessage] = []
+        var closed = false
+    }
+    private var thread: WorkerThread?
+    /// Serves the server's DMA_READ / DMA_WRITE, so that no reader ever waits to send (it
+    /// must keep reading replies, or a large reply and a large request in flight at once
+    /// could block both peers).
+    private var dmaThread: WorkerThread?
+    /// Set once after VERSION; read by readers only afterwards.
+    var serverCapabilities = VFIOUserCapabilities.defaults
+    private let idleDelay: UInt64
+
+    init(socket: VFIOUserSocket, configuration: VFIOUserClient.Configuration) {
+        self.socket = socket
+        self.configuration = configuration
+        idleDelay = configuration.idleReadDelayNanoseconds
+    }
+
+    func start() {
+        monitor.withLock { $0.lastActivity = monotonicNanoseconds() }
+        thread = WorkerThread(name: "vfio-user-client") { [self] in receiveLoop() }
+        dmaThread = WorkerThread(name: "vfio-user-dma") { [self] in dmaLoop() }
+    }
+
+    var isConnected: Bool { monitor.withLock { $0.failure == nil } }
+
+    var servedDMAMessages: Int { monitor.withLock { $0.served } }
+
+    var knownMigrationState: MigrationState? {
+        get { monitor.withLock { $0.knownMigrationState } }
+        set { monitor.withLock { $0.knownMigrationState = newValue } }
+    }
+
+    func close() {
+        fail(.errno("vfio-user connection", ECONNRESET))
+        socket.shutdown()
+        if let thread, !thread.isCurrent { thread.join() }
+        if let dmaThread, !dmaThread.isCurrent { dmaThread.join() }
+        socket.close()
+    }
+
+    /// Records the first failure and wakes every thread that waits.
+    func fail(_ error: VFIOError) {
+        monitor.withLock { state in
+            if state.failure == nil { state.failure = error }
+            for waiter in state.waiters.values { waiter.condition.signal() }
+            receiveCondition.signal()
+        }
+        dmaQueue.update { $0.closed = true }
+    }
+
+    // MARK: Requests
+
+    /// Sends a command whose payload is `first` followed by `second` and returns its reply
+    /// (the ERROR flag is not turned into an error: see `request`). With `direct`, a reply
+    /// of the expected size lands in the caller's buffers.
+    func exchange(_ command: UInt16, _ first: UnsafeRawBufferPointer,
+                  _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                  fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> VFIOUserMessage {
+        let waiter = try monitor.withLock { (state: inout State) throws(VFIOError) -> ReplyWaiter in
+            if let failure = state.failure { throw failure }
+            var id = state.nextID
+            while state.waiters[id] != nil { id &+= 1 }
+            state.nextID = id &+ 1
+            let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
+            waiter.id = id
+            waiter.awaiting = false
+            waiter.reply = nil
+            waiter.handedToken = false
+            state.waiters[id] = waiter
+            return waiter
+        }
+        let header = VFIOUserHeader(messageID: waiter.id, command: command,
+                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
+        do {
+            try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom() })
+        } catch {
+            monitor.withLock { state in retire(waiter, &state) }
+            // The server closed the connection before a reader saw it.
+            if error.errnoValue == EPIPE {
+                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
+                fail(closed)
+                throw closed
+            }
+            throw error
+        }
+        return try awaitReply(waiter, direct: direct)
+    }
+
+    /// A send found the socket full: waits until it takes more, reading meanwhile when the
+    /// server has sent something and nobody else reads (the server may be blocked writing
+    /// to us, and then it would never read what we write).
+    private func waitForRoom() throws(VFIOError) {
+        let fd = socket.fd
+        while true {
+            var p = pollfd(fd: fd, events: Int16(POLLOUT | POLLIN), revents: 0)
+            if poll(&p, 1, -1) < 0 {
+                if errno == EINTR { continue }
+                throw .errno("poll", errno)
+            }
+            if p.revents & Int16(POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 { return }
+            let mine = monitor.withLock { state -> Bool in
+                if state.failure != nil || state.reading { return false }
+                state.reading = true
+                return true
+            }
+            guard mine else {
+                // Another thread reads: only room is missing.
+                var q = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                while poll(&q, 1, -1) < 0 && errno == EINTR {}
+                return
+            }
+            do {
+                repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
+            } catch {
+                monitor.withLock { $0.reading = false }
+                fail(error)
+                throw error
+            }
+            monitor.withLock { state in
+                if !handOffToken(&state) { state.reading = false }
+            }
+        }
+    }
+
+    /// Sends a command with NO_REPLY.
+    func post(_ command: UInt16, _ first: UnsafeRawBufferPointer,
+              _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+              fds: [Int32] = [], flags: VFIOUserMessageFlags = .noReply) throws(VFIOError) {
+        let id = try monitor.withLock { (state: inout State) throws(VFIOError) -> UInt16 in
+            if let failure = state.failure { throw failure }
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+        let header = VFIOUserHeader(messageID: id, command: command,
+                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
+        try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom() })
+    }
+
+    func rawRequest(command: UInt16, payload: [UInt8], fds: [Int32], flags: VFIOUserMessageFlags) throws(VFIOError) -> VFIOUserMessage? {
+        try payload.withBytes { (bytes: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage? in
+            if flags.contains(.noReply) {
+                try post(command, bytes, fds: fds, flags: flags)
+                return nil
+            }
+            return try exchange(command, bytes, fds: fds, flags: flags)
+        }
+    }
+
+    /// Sends a command and returns its reply, or throws the errno of an error reply.
+    func request(_ command: VFIOUserCommand, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) -> VFIOUserMessage {
+        let reply = try payload.withBytes { (bytes: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+            try exchange(command.rawValue, bytes, fds: fds)
+        }
+        try reply.checkReply(command.cName)
+        return reply
+    }
+
+    /// Sends a command with NO_REPLY.
+    func post(_ command: VFIOUserCommand, payload: [UInt8]) throws(VFIOError) {
+        try payload.withBytes { (bytes: UnsafeRawBufferPointer) throws(VFIOError) in try post(command.rawValue, bytes) }
+    }
+
+    /// Removes a waiter whose request is over (lock held) and keeps it for reuse.
+    private func retire(_ waiter: ReplyWaiter, _ state: inout State) {
+        state.waiters.removeValue(forKey: waiter.id)
+        waiter.reply = nil
+        waiter.awaiting = false
+        waiter.handedToken = false
+        if state.spareWaiters.count < 64 { state.spareWaiters.append(waiter) }
+    }
+
+    /// Gives the reading token (held by the caller of this function, lock held) to a caller
+    /// waiting for its reply; returns false when there is none (the token is still held).
+    private func handOffToken(_ state: inout State) -> Bool {
+        for waiter in state.waiters.values where waiter.awaiting && waiter.reply == nil && !waiter.handedToken {
+            waiter.handedToken = true
+            waiter.condition.signal()
+            return true
+        }
+        return false
+    }
+
+    /// Waits for the reply to `waiter`'s request, reading the socket itself whenever the
+    /// token is free or handed to it.
+    private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?) throws(VFIOError) -> VFIOUserMessage {
+        let outcome = monitor.wait(on: waiter.condition) { (state: inout State) -> Result<VFIOUserMessage?, VFIOError>? in
+            waiter.awaiting = true
+            if let reply = waiter.reply {
+                state.lastActivity = monotonicNanoseconds()
+                retire(waiter, &state)
+                return .success(reply)
+            }
+            if waiter.handedToken {
+                waiter.handedToken = false
+                return .success(nil)
+            }
+            if let failure = state.failure {
+                retire(waiter, &state)
+                return .failure(failure)
+            }
+            if !state.reading {
+                state.reading = true
+                return .success(nil)
+            }
+            return nil
+        }!
+        switch outcome {
+        case .failure(let error): throw error
+        case .success(let reply?): return reply
+        case .success(nil): break
+        }
+        // This thread holds the reading token until its reply has come.
+        while true {
+            let mine: VFIOUserMessage?
+            do {
+                mine = try receiveOne(for: waiter.id, direct: direct)
+                // Messages read ahead with the reply are handed on before the token goes:
+                // the next reader may be a while.
+                if mine != nil { while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) } }
+            } catch {
+                monitor.withLock { state in
+                    state.reading = false
+                    retire(waiter, &state)
+                }
+                fail(error)
+                throw error
+            }
+            if let mine {
+                monitor.withLock { state in
+                    retire(waiter, &state)
+                    state.lastActivity = monotonicNanoseconds()
+                    if !handOffToken(&state) { state.reading = false }
+                }
+                return mine
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads while the connection is quiet: messages the server sends while no request is
+    /// in flight (DMA_READ / DMA_WRITE after a reply), and everything while a caller's send
+    /// would block.
+    private func receiveLoop() {
+        let delay = idleDelay
+        while true {
+            let go = monitor.wait(on: receiveCondition, deadline: { state in
+                // Re-check when the connection will have been quiet long enough.
+                max(state.lastActivity &+ delay, monotonicNanoseconds() &+ delay / 4 &+ 1_000)
+            }, until: { state -> Bool? in
+                if state.failure != nil { return false }
+                guard !state.reading else { return nil }
+                if monotonicNanoseconds() &- state.lastActivity >= delay {
+                    state.reading = true
+                    state.receiveThreadReading = true
+                    return true
+                }
+                return nil
+            })
+            guard go == true else {
+                if go == false { return }
+                continue
+            }
+            // Read until callers are active again (then the token goes to one of them, or
+            // is left for the next).
+            while true {
+                do {
+                    _ = try receiveOne(for: nil, direct: nil)
+                } catch {
+                    monitor.withLock { state in
+                        state.reading = false
+                        state.receiveThreadReading = false
+                    }
+                    fail(error)
+                    return
+                }
+                if socket.hasBufferedMessage { continue }
+                let keep = monitor.withLock { state -> Bool in
+                    if state.failure == nil {
+                        // A caller waiting for its reply reads for itself from now on.
+                        if handOffToken(&state) {
+                            state.receiveThreadReading = false
+                            return false
+                        }
+                        if state.waiters.isEmpty && monotonicNanoseconds() &- state.lastActivity >= delay { return true }
+                    }
+                    state.receiveThreadReading = false
+                    state.reading = false
+                    return false
+                }
+                if !keep { break }
+            }
+        }
+    }
+
+    /// Reads one message (reading token held) and hands it on; returns it instead when it
+    /// is the reply to `id`.
+    /// - Throws: when the connection failed or ended.
+    private func receiveOne(for id: UInt16?, direct: DirectReply?) throws(VFIOError) -> VFIOUserMessage? {
+        let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
+        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else {
+            throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
+        }
+        if let direct, let id, header.isReply, header.messageID == id, !header.isError,
+           header.messageSize >= UInt32(VFIOUserHeader.size),
+           header.payloadSize == direct.prefix.count + direct.data.count {
+            try socket.receivePayload(into: direct.prefix, maxFDs: maxFDs)
+            try socket.receivePayload(into: direct.data, maxFDs: maxFDs)
+            switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
+            case .success(let fds):
+                if fds.isEmpty { return VFIOUserMessage(directReply: header) }
+                for f in fds { closeDescriptor(f) }
+                return errorReply(header, VFIOError.errno("\(VFIOCommandName(header.command)) reply carries descriptors", EINVAL))
+            case .failure(let error):
+                return errorReply(header, error)
+            }
+        }
+        switch try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs) {
+        case .endOfStream:
+            throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
+        case .rejected(let header, let error):
+            if header.isReply {
+                let reply = errorReply(header, error)
+                if header.messageID == id { return reply }
+                deliver(reply)
+            } else if header.wantsReply {
+                try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
+                                 error: UInt32(bitPattern: error.errnoValue ?? EINVAL))
+            }
+        case .message(let message):
+            if message.header.isReply {
+                if message.header.messageID == id { return message }
+                deliver(message)
+            } else {
+                dmaQueue.update { $0.messages.append(message) }
+            }
+        }
+        return nil
+    }
+
+    /// An ERROR reply standing for a reply that could not be used.
+    private func errorReply(_ header: VFIOUserHeader, _ error: VFIOError) -> VFIOUserMessage {
+        VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command, messageSize: 16,
+                                               flags: [.reply, .error], error: UInt32(bitPattern: error.errnoValue ?? EINVAL)),
+                        payload: [])
+    }
+
+    /// Hands a reply to the caller waiting for it (replies nobody waits for are dropped).
+    private func deliver(_ reply: VFIOUserMessage) {
+        monitor.withLock { state in
+            guard let waiter = state.waiters[reply.header.messageID] else { return }
+            waiter.reply = reply
+            waiter.condition.signal()
+        }
+    }
+}

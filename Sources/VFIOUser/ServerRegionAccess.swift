@@ -1,0 +1,106 @@
+import Glibc
+import VFIO
+import VFIODeviceKit
+
+/// `VFIO_USER_REGION_READ` and `REGION_WRITE` without copies in between: a write's data
+/// is read from the socket straight into the region's memory (or into one reused buffer
+/// for a model that serves the region by callbacks), a read's reply is gathered from the
+/// region's memory (or that buffer) by the `sendmsg` itself. The checks and error replies
+/// are those of every other command: bounds and READ/WRITE flags (`EINVAL`), data size
+/// against `count` (`EINVAL`), `max_data_xfer_size` (`E2BIG`), descriptors (`EINVAL`).
+extension VFIOUserServer {
+    /// Serves the message whose header was just read when it is a well-formed region
+    /// access (the common case) and returns true; returns false, having read nothing
+    /// more, for anything else (the general path answers it).
+    func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
+        let isRead = header.command == VFIOUserCommand.regionRead.rawValue
+        guard header.isCommand, isRead || header.command == VFIOUserCommand.regionWrite.rawValue,
+              isRead ? header.messageSize == 32 : header.messageSize > 32,
+              header.payloadSize <= Int(configuration.capabilities.maxDataTransferSize) + 4096,
+              !socket.currentMessageHasDescriptors else { return false }
+        let command: VFIOUserCommand = isRead ? .regionRead : .regionWrite
+        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        var prefix = (UInt64(0), UInt64(0))
+        try withUnsafeMutableBytes(of: &prefix) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+            try socket.receivePayload(into: raw, maxFDs: maxFDs)
+        }
+        let offset = UInt64(littleEndian: prefix.0)
+        let word = UInt64(littleEndian: prefix.1)
+        let index = UInt32(truncatingIfNeeded: word)
+        let count = Int(UInt32(truncatingIfNeeded: word >> 32))
+        let dataBytes = header.payloadSize - 16
+
+        let negotiated = monitor.withLock { state -> Bool in
+            state.session.inRequest = true
+            return state.session.negotiated
+        }
+        defer { monitor.update { $0.session.inRequest = false } }
+
+        // Where the data comes from (reads) or goes to (writes); nil after a failure.
+        var failure: VFIOError?
+        var memory: UnsafeMutableRawBufferPointer?
+        do throws(VFIOError) {
+            guard negotiated else { throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL) }
+            if !isRead && dataBytes != count {
+                throw .errno("\(command.cName): count \(count) but \(dataBytes) data byte(s)", EINVAL)
+            }
+            guard UInt64(count) <= configuration.capabilities.maxDataTransferSize else {
+                throw .errno("\(command.cName): count \(count) exceeds max_data_xfer_size", E2BIG)
+            }
+            let region = Int(index) < regionTable.count ? regionTable[Int(index)] : nil
+            memory = try DeviceAccess.memory(for: region, context: context, offset: offset, count: count, writing: !isRead)
+                ?? scratchBuffer(count)
+        } catch {
+            failure = error
+        }
+        let served = failure == nil ? memory! : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        let throughModel = failure == nil && !isInRegionMemory(served)
+        if isRead || failure != nil {
+            try socket.skipPayload()
+        } else {
+            try socket.receivePayload(into: served, maxFDs: maxFDs)
+        }
+        if case .failure(let error) = socket.finishMessage(maxFDs: maxFDs, command: header.command), failure == nil {
+            failure = error
+        }
+        if failure == nil && throughModel {
+            do throws(VFIOError) {
+                if isRead {
+                    try model.read(region: index, offset: offset, into: served)
+                } else {
+                    try model.write(region: index, offset: offset, from: UnsafeRawBufferPointer(served))
+                }
+            } catch {
+                failure = error
+            }
+        }
+        guard header.wantsReply else { return true }
+        if let failure {
+            logger.debug("command failed", metadata: ["header": "\(header)", "error": "\(failure)"])
+            try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(failure)))
+            return true
+        }
+        let data = isRead ? UnsafeRawBufferPointer(served) : UnsafeRawBufferPointer(start: nil, count: 0)
+        let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
+                                   messageSize: UInt32(32 + data.count), flags: .reply)
+        try withUnsafeBytes(of: &prefix) { (echo: UnsafeRawBufferPointer) throws(VFIOError) in
+            try socket.send(reply, echo, data)
+        }
+        return true
+    }
+
+    /// True when `buffer` lies in the region memory (not in the scratch buffer).
+    private func isInRegionMemory(_ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let base = buffer.baseAddress, let scratchBase = scratch.baseAddress else { return buffer.baseAddress != nil }
+        return base < scratchBase || base >= scratchBase + scratch.count
+    }
+
+    /// The reused buffer for data a model serves by callbacks, at least `count` bytes.
+    private func scratchBuffer(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if scratch.count < count {
+            scratch.deallocate()
+            scratch = .allocate(byteCount: max(count, 4096), alignment: 64)
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: scratch[0..<count])
+    }
+}
