@@ -53,6 +53,11 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var listener: OwnedDescriptor?
     private var socketPath: String?
     private var thread: WorkerThread?
+    /// Runs `afterReply` work queued from other threads (guarded by `monitor`).
+    private var workThread: WorkerThread?
+    /// Held while a message is handled or queued work runs: model callbacks and queued
+    /// work never run at the same time.
+    let servingLock = PlainLock()
     private(set) var context: ServerDeviceContext!
     /// The model's regions by index (they do not change).
     let regionTable: [RegionDescriptor]
@@ -120,6 +125,8 @@ public final class VFIOUserServer: @unchecked Sendable {
         signalWake()
         socket?.shutdown()
         if let thread, !thread.isCurrent { thread.join() }
+        let work = monitor.withLock { _ in workThread }
+        if let work, !work.isCurrent { work.join() }
         if let listener {
             listener.close()
             if let socketPath { unlink(socketPath) }
@@ -178,7 +185,9 @@ public final class VFIOUserServer: @unchecked Sendable {
     private func acceptLoop(_ listenFD: Int32) {
         monitor.withLock { $0.servingThread = pthread_self() }
         while !monitor.withLock({ $0.stopping }) {
+            servingLock.lock()
             runDeferredWork()
+            servingLock.unlock()
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, -1)
@@ -204,25 +213,17 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
         logger.info("client connected", metadata: ["connection": "\(number)"])
         var reason = "the client closed the connection"
+        // The thread blocks in recvmsg (the protocol's minimum of system calls): stop()
+        // shuts the socket down to end it.
         while !monitor.withLock({ $0.stopping }) {
+            servingLock.lock()
             runDeferredWork()
-            // A message read ahead with an earlier one: the socket does not poll readable for it.
-            if socket.hasBufferedMessage {
-                do throws(VFIOError) { try pumpOne(socket) } catch { reason = "\(error)"; break }
-                continue
-            }
-            var fds = [pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 2, -1)
-            if n < 0 { if errno == EINTR { continue }; reason = "poll failed"; break }
-            if fds[1].revents != 0 { consumeWake() }
-            if fds[0].revents != 0 {
-                do throws(VFIOError) {
-                    if try !pumpOne(socket) { break }
-                } catch {
-                    reason = "\(error)"
-                    break
-                }
+            servingLock.unlock()
+            do throws(VFIOError) {
+                if try !pumpOne(socket, takingServingLock: true) { break }
+            } catch {
+                reason = "\(error)"
+                break
             }
         }
         if monitor.withLock({ $0.stopping }) { reason = "the server stopped" }
@@ -264,17 +265,56 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
+    /// Queues `afterReply` work: from the serving thread it runs after the current
+    /// message; from any other thread it runs on a work thread of the server (started when
+    /// work comes, ended when none is left) with the serving lock held, so never
+    /// concurrently with a model callback.
     func enqueueDeferred(_ work: @escaping @Sendable () -> Void) {
-        monitor.withLock { $0.deferred.append(work) }
-        signalWake()
+        monitor.withLock { state in
+            if state.isServingThread() {
+                state.deferred.append(work)
+                return
+            }
+            state.offThreadWork.append(work)
+            if !state.workThreadRunning {
+                state.workThreadRunning = true
+                // A previous work thread has left its loop and takes no lock any more.
+                workThread?.join()
+                workThread = WorkerThread(name: "vfio-user-server-work") { [self] in workLoop() }
+            }
+        }
     }
 
-    /// Reads and handles one message. Returns false at end of stream.
+    /// Runs work queued from outside the serving thread, one item at a time with the
+    /// serving lock held (released while it waits for a DMA message's reply).
+    private func workLoop() {
+        monitor.withLock { $0.workThread = pthread_self() }
+        while true {
+            let next = monitor.withLock { state -> (@Sendable () -> Void)? in
+                if state.offThreadWork.isEmpty {
+                    state.workThreadRunning = false
+                    state.workThread = nil
+                    return nil
+                }
+                return state.offThreadWork.removeFirst()
+            }
+            guard let next else { return }
+            servingLock.lock()
+            next()
+            servingLock.unlock()
+        }
+    }
+
+    /// Reads and handles one message. Returns false at end of stream. With
+    /// `takingServingLock`, the serving lock is taken once the header has come (the top
+    /// level of the serving loop; nested calls already hold it).
     @discardableResult
-    func pumpOne(_ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
+    func pumpOne(_ socket: VFIOUserSocket, takingServingLock: Bool = false) throws(VFIOError) -> Bool {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         let maxFDs = Int(configuration.capabilities.maxMessageFDs)
         guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+        if takingServingLock { servingLock.lock() }
+        defer { if takingServingLock { servingLock.unlock() } }
         if try serveRegionAccess(header, socket) { return true }
         let received = try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
         switch received {
@@ -778,6 +818,10 @@ public final class VFIOUserServer: @unchecked Sendable {
                 guard try pumpOne(socket) else { throw .errno("\(command.cName): the client closed the connection", ECONNRESET) }
             }
         }
+        // The work thread lets the serving thread handle requests meanwhile.
+        let onWorkThread = monitor.withLock { $0.isWorkThread() }
+        if onWorkThread { servingLock.unlock() }
+        defer { if onWorkThread { servingLock.lock() } }
         return try monitor.wait { (state: inout ServerState) throws(VFIOError) -> VFIOUserMessage? in
             if let reply = state.session.replies.removeValue(forKey: id) { return reply }
             if state.session.socket !== socket || state.session.connectionFailed {

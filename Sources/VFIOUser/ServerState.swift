@@ -77,6 +77,10 @@ struct SessionState {
 struct ServerState {
     var session = SessionState()
     var deferred: [@Sendable () -> Void] = []
+    /// `afterReply` work queued from threads other than the serving thread.
+    var offThreadWork: [@Sendable () -> Void] = []
+    var workThread: pthread_t?
+    var workThreadRunning = false
     var stopping = false
     var servingThread: pthread_t?
     var connections = 0
@@ -85,6 +89,11 @@ struct ServerState {
 extension ServerState {
     func isServingThread() -> Bool {
         guard let thread = servingThread else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    func isWorkThread() -> Bool {
+        guard let thread = workThread else { return false }
         return pthread_equal(thread, pthread_self()) != 0
     }
 }

@@ -118,3 +118,79 @@ final class TwoRegionModel: DeviceModel, @unchecked Sendable {
         withExtendedLifetime(fixture) {}
     }
 }
+
+/// A model whose own thread (started by a register write) queues `afterReply` work that
+/// DMA-writes a pattern and raises IRQ 0; callbacks note when they run, so the test can
+/// see whether queued work ever overlapped one.
+final class OffThreadWorkModel: DeviceModel, @unchecked Sendable {
+    let deviceFlags: DeviceInfoFlags = [.pci]
+    let regions = [RegionDescriptor(index: 0, size: 4096, flags: [.read, .write])]
+    let irqs = [IRQDescriptor(index: 0, count: 1, flags: [.eventfd])]
+    private let state = Mutex((context: (any DeviceContext)?.none, inCallback: false, overlaps: 0, ran: 0))
+
+    var overlaps: Int { state.withLock { $0.overlaps } }
+    var ran: Int { state.withLock { $0.ran } }
+
+    func attach(_ context: any DeviceContext) { state.withLock { $0.context = context } }
+    func reset() throws(VFIOError) {}
+
+    private func callback(_ body: () -> Void) {
+        state.withLock { $0.inCallback = true }
+        body()
+        usleep(200)   // widen the window a concurrent work item would hit
+        state.withLock { $0.inCallback = false }
+    }
+
+    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        callback { for i in 0..<buffer.count { buffer[i] = 0 } }
+    }
+
+    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let seed = buffer[0]
+        callback {}
+        guard let context = state.withLock({ $0.context }) else { return }
+        // The model's own thread queues the work, as a backend thread would.
+        let thread = WorkerThread(name: "model") { [self] in
+            context.afterReply { [self] in
+                let overlapped = state.withLock { s -> Bool in
+                    s.ran += 1
+                    return s.inCallback
+                }
+                if overlapped { state.withLock { $0.overlaps += 1 } }
+                let bytes = (0..<256).map { UInt8(truncatingIfNeeded: Int(seed) &+ $0) }
+                bytes.withUnsafeBytes { try? context.dmaWrite(iova: 0x2000, from: $0) }
+                context.triggerIRQ(index: 0, vector: 0)
+            }
+        }
+        thread.join()
+    }
+}
+
+extension UserClientReadingTests {
+    /// Work a model's own thread queues with `afterReply` runs although the client sends
+    /// nothing more (the serving thread sits in recvmsg), never while a callback runs, and
+    /// its DMA messages are answered.
+    @Test func workQueuedFromAModelThreadRunsWhileTheClientIsIdle() throws {
+        let model = OffThreadWorkModel()
+        let fixture = try UserServerFixture(model: model)
+        let client = try fixture.connect()
+        let irq = try EventFD()
+        try client.setIRQs(.enableEventfds(index: 0, [irq.fd]))
+        let ram = try DMABuffer(size: 4096, backing: .anonymous)
+        try client.mapDMA(ram, offset: 0, size: 4096, iova: 0x2000, access: .readWrite)
+        for seed: UInt8 in [1, 2, 3] {
+            try client.writeBytes([seed, 0, 0, 0], region: 0, offset: 0)
+            #expect(try waitSignalled(irq, milliseconds: 5000) != nil, "seed \(seed): the queued work did not run")
+            #expect(Array(ram.bytes[0..<256]) == (0..<256).map { UInt8(truncatingIfNeeded: Int(seed) &+ $0) })
+        }
+        // Callbacks and queued work together: reads keep coming while work runs.
+        for seed: UInt8 in 10..<20 {
+            try client.writeBytes([seed, 0, 0, 0], region: 0, offset: 0)
+            for _ in 0..<5 { _ = try client.readBytes(region: 0, offset: 0, count: 4) }
+            #expect(try waitSignalled(irq, milliseconds: 5000) != nil)
+        }
+        #expect(model.ran == 13)
+        #expect(model.overlaps == 0)
+        withExtendedLifetime(fixture) {}
+    }
+}
