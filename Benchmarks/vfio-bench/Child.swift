@@ -28,8 +28,22 @@ func selfExecutable() -> String {
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// The CPUs this process may run on.
+func allowedCPUs() -> [Int] {
+    var cpus = [Int32](repeating: 0, count: 1024)
+    let n = cvfio_allowed_cpus(&cpus, Int32(cpus.count))
+    return n > 0 ? cpus[0..<Int(n)].map(Int.init) : []
+}
+
+/// Pins the calling process (all its threads to come) to `cpu`.
+func pinToCPU(_ cpu: Int) {
+    if cvfio_pin_to_cpu(Int32(cpu)) != 0 {
+        writeStandardError("vfio-bench: cannot pin to CPU \(cpu): errno \(errno)\n")
+    }
+}
+
 /// Starts `--child mode` on one end of a new socket pair; returns the other end.
-func spawnChild(_ mode: String) -> Child {
+func spawnChild(_ mode: String, cpu: Int? = nil) -> Child {
     var pair: [Int32] = [-1, -1]
     precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0, "socketpair")
     // Keep the child's end away from 3, so that dup2 clears its close-on-exec flag.
@@ -39,7 +53,7 @@ func spawnChild(_ mode: String) -> Child {
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_adddup2(&actions, childEnd, 3)
     let path = selfExecutable()
-    let args = [path, "--child", mode]
+    let args = [path, "--child", mode] + (cpu.map { ["--cpu", String($0)] } ?? [])
     var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, path, &actions, nil, &argv, environ)

@@ -16,6 +16,7 @@ import VFIOUser
 
 nonisolated(unsafe) let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--child", arguments.count >= 2 {
+    if arguments.count >= 4, arguments[2] == "--cpu", let cpu = Int(arguments[3]) { pinToCPU(cpu) }
     switch arguments[1] {
     case "echo": runEchoServer(3)
     case "vfio-user": runVFIOUserServer(3)
@@ -36,9 +37,29 @@ func wanted(_ group: String) -> Bool { only == nil || only == group }
 
 func log(_ text: String) { if !json { writeStandardError(text + "\n") } }
 
-let echoChild = spawnChild("echo")
+// Where the processes run. `same` (the default): the benchmark and both servers on one
+// CPU, so a round trip is the CPU work of both sides plus two context switches, without
+// the cross-CPU wake-up latency that on a small VM swings between runs by 5x; `split`:
+// the benchmark on one CPU, the servers on another; `free`: wherever the scheduler likes.
+let placement = option("--placement") ?? "same"
+let allowed = allowedCPUs()
+var serverCPU: Int?
+switch placement {
+case "same":
+    if let cpu = allowed.last { pinToCPU(cpu) }
+case "split":
+    guard allowed.count >= 2 else { fatalError("--placement split needs two CPUs") }
+    pinToCPU(allowed[0])
+    serverCPU = allowed[1]
+case "free":
+    break
+default:
+    fatalError("--placement must be same, split or free")
+}
+
+let echoChild = spawnChild("echo", cpu: serverCPU)
 let echo = EchoClient(fd: echoChild.fd)
-let userChild = spawnChild("vfio-user")
+let userChild = spawnChild("vfio-user", cpu: serverCPU)
 let client: VFIOUserClient
 do {
     client = try VFIOUserClient(socket: VFIOUserSocket(adopting: userChild.fd), name: "bench")
@@ -49,6 +70,7 @@ do {
 var rows: [Row] = []
 var notes: [String] = [
     "servers in a child process each (floor: plain socket echo; vfio-user: VFIOUserServer with a bench device), the client in this process",
+    "placement: \(placement) (same: all on CPU \(allowed.last ?? 0); split: client on one CPU, servers on another; free: unpinned)",
     "ratio = vfio-user / floor: for times higher is slower, for rates lower is slower",
 ]
 

@@ -1,4 +1,7 @@
+#define _GNU_SOURCE
 #include "cvfio_sys.h"
+
+#include <sched.h>
 
 #include <errno.h>
 #include <string.h>
@@ -31,4 +34,29 @@ int cvfio_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int max, int 
         events[i] = ready[i].events;
     }
     return n;
+}
+
+int cvfio_allowed_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return -1;
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < max; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[count++] = cpu;
+    return count;
+}
+
+int cvfio_pin_to_cpu(int cpu)
+{
+    if (cpu < 0 || cpu >= CPU_SETSIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set);
 }

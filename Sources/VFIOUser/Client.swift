@@ -34,12 +34,12 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// by the next request or after this delay at the latest. Shorter makes such
         /// messages wait less; every request that comes while the receive thread reads
         /// costs a thread hop, and while requests keep coming the receive thread wakes
-        /// about once per delay to look. Default 500 µs.
+        /// about once per delay to look. Default 5 ms.
         public var idleReadDelay: Duration
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(maxMessageFDs: 16, maxDataTransferSize: 1 << 20),
                     major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor,
-                    idleReadDelay: Duration = .microseconds(500)) {
+                    idleReadDelay: Duration = .milliseconds(5)) {
             self.capabilities = capabilities
             self.major = major
             self.minor = minor

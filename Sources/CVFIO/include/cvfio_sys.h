@@ -36,4 +36,12 @@ int cvfio_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int max, int 
 }
 #endif
 
+/* The CPUs the calling thread may run on (sched_getaffinity): fills cpus with up to max
+ * CPU numbers in increasing order and returns how many, or -1 with errno. */
+int cvfio_allowed_cpus(int *cpus, int max);
+
+/* Pins the calling thread (and the threads and processes it starts later) to one CPU
+ * (sched_setaffinity). Returns 0 or -1 with errno (EINVAL: no such CPU allowed). */
+int cvfio_pin_to_cpu(int cpu);
+
 #endif
