@@ -55,6 +55,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var thread: WorkerThread?
     /// Runs `afterReply` work queued from other threads (guarded by `monitor`).
     private var workThread: WorkerThread?
+    /// `afterReply` work queued on the serving thread (only that thread touches it).
+    private var servingThreadWork: [@Sendable () -> Void] = []
     /// Held while a message is handled or queued work runs: model callbacks and queued
     /// work never run at the same time.
     let servingLock = PlainLock()
@@ -185,9 +187,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     private func acceptLoop(_ listenFD: Int32) {
         monitor.withLock { $0.servingThread = pthread_self() }
         while !monitor.withLock({ $0.stopping }) {
-            servingLock.lock()
             runDeferredWork()
-            servingLock.unlock()
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, -1)
@@ -216,9 +216,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         // The thread blocks in recvmsg (the protocol's minimum of system calls): stop()
         // shuts the socket down to end it.
         while !monitor.withLock({ $0.stopping }) {
-            servingLock.lock()
             runDeferredWork()
-            servingLock.unlock()
             do throws(VFIOError) {
                 if try !pumpOne(socket, takingServingLock: true) { break }
             } catch {
@@ -254,13 +252,14 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
-    /// Runs queued `afterReply` work (top level of the serving thread only).
+    /// Runs queued `afterReply` work (top level of the serving thread only), with the
+    /// serving lock held.
     func runDeferredWork() {
-        while true {
-            let work = monitor.withLock { state -> (@Sendable () -> Void)? in
-                state.deferred.isEmpty ? nil : state.deferred.removeFirst()
-            }
-            guard let work else { return }
+        guard !servingThreadWork.isEmpty else { return }
+        servingLock.lock()
+        defer { servingLock.unlock() }
+        while !servingThreadWork.isEmpty {
+            let work = servingThreadWork.removeFirst()
             work()
         }
     }
@@ -272,7 +271,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     func enqueueDeferred(_ work: @escaping @Sendable () -> Void) {
         monitor.withLock { state in
             if state.isServingThread() {
-                state.deferred.append(work)
+                servingThreadWork.append(work)
                 return
             }
             state.offThreadWork.append(work)

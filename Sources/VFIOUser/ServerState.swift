@@ -76,7 +76,6 @@ struct SessionState {
 
 struct ServerState {
     var session = SessionState()
-    var deferred: [@Sendable () -> Void] = []
     /// `afterReply` work queued from threads other than the serving thread.
     var offThreadWork: [@Sendable () -> Void] = []
     var workThread: pthread_t?

@@ -101,13 +101,49 @@ public final class VFIOUserSocket: Sendable {
                      fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
         precondition(Int(header.messageSize) == VFIOUserHeader.size + first.count + second.count,
                      "header size does not match the payload")
+        let fd = try descriptor.requireOpen("sendmsg")
+        let total = VFIOUserHeader.size + first.count + second.count
+        if fds.isEmpty && total <= 128 {
+            // A small message goes out from one buffer with send(): no iovec to import.
+            var bytes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                         UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+            try withUnsafeMutableBytes(of: &bytes) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+                header.store(into: raw)
+                if first.count > 0 { (raw.baseAddress! + 16).copyMemory(from: first.baseAddress!, byteCount: first.count) }
+                if second.count > 0 {
+                    (raw.baseAddress! + 16 + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
+                }
+                try sendLock.withLock { _ throws(VFIOError) in
+                    try Self.sendSmall(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), whenFull: whenFull)
+                }
+            }
+            return
+        }
         var head = (UInt64(0), UInt64(0))
         withUnsafeMutableBytes(of: &head) { header.store(into: $0) }
-        let fd = try descriptor.requireOpen("sendmsg")
         try withUnsafeBytes(of: &head) { (h: UnsafeRawBufferPointer) throws(VFIOError) in
             try sendLock.withLock { _ throws(VFIOError) in
                 try Self.sendAll(fd, h, first, second, fds, whenFull: whenFull)
             }
+        }
+    }
+
+    private static func sendSmall(_ fd: Int32, _ bytes: UnsafeRawBufferPointer,
+                                  whenFull: (() throws(VFIOError) -> Void)?) throws(VFIOError) {
+        var done = 0
+        let flags = Int32(MSG_NOSIGNAL) | (whenFull == nil ? 0 : Int32(MSG_DONTWAIT))
+        while done < bytes.count {
+            let sent = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, flags)
+            if sent < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
+                    try whenFull()
+                    continue
+                }
+                throw .errno("send", code)
+            }
+            done += sent
         }
     }
 
