@@ -5,23 +5,20 @@ import VFIO
 /// A file descriptor this process owns: closed exactly once, by `close()` or when the last
 /// reference goes away.
 public final class OwnedDescriptor: Sendable {
-    private let state: Mutex<Int32>
+    private let state: Atomic<Int32>
 
     /// Takes ownership of `raw` (which must be open).
     public init(_ raw: Int32) {
         precondition(raw >= 0, "an owned descriptor must be open")
-        state = Mutex(raw)
+        state = Atomic(raw)
     }
 
     /// The descriptor number, or -1 once closed.
-    public var raw: Int32 { state.withLock { $0 } }
+    public var raw: Int32 { state.load(ordering: .acquiring) }
 
     /// Closes the descriptor now. Later calls do nothing.
     public func close() {
-        let fd = state.withLock { fd -> Int32 in
-            defer { fd = -1 }
-            return fd
-        }
+        let fd = state.exchange(-1, ordering: .acquiringAndReleasing)
         if fd >= 0 { _ = Glibc.close(fd) }
     }
 

@@ -289,6 +289,9 @@ public final class VFIOUserSocket: Sendable {
     func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
         let box = inbox
         precondition(box.payloadLeft == 0, "finishMessage before the payload was read")
+        if box.late.isEmpty && !box.lateTruncated && (box.batches.isEmpty || box.batches[0].mark >= box.messageEnd) {
+            return .success([])
+        }
         var (fds, truncated) = box.take(before: box.messageEnd)
         fds += box.late
         truncated = truncated || box.lateTruncated
@@ -400,22 +403,47 @@ public final class VFIOUserSocket: Sendable {
 final class Inbox: @unchecked Sendable {
     static let capacity = 8 * 1024
     let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
+
+    /// The fields, kept behind a pointer: one reader at a time uses them, and class
+    /// properties would pay a dynamic exclusivity check on every access.
+    struct Fields {
+        var start = 0
+        var end = 0
+        var base: UInt64 = 0
+        var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
+        var received = [Int32](repeating: -1, count: Int(CVFIO_MAX_FDS) + 1)
+        var messageEnd: UInt64 = 0
+        var payloadLeft = 0
+        var late: [Int32] = []
+        var lateTruncated = false
+    }
+    private let fields: UnsafeMutablePointer<Fields> = {
+        let p = UnsafeMutablePointer<Fields>.allocate(capacity: 1)
+        p.initialize(to: Fields())
+        return p
+    }()
+
     /// The unread bytes are storage[start..<end].
-    var start = 0
-    var end = 0
+    var start: Int { get { fields.pointee.start } set { fields.pointee.start = newValue } }
+    var end: Int { get { fields.pointee.end } set { fields.pointee.end = newValue } }
     /// The stream position of storage[0].
-    var base: UInt64 = 0
+    var base: UInt64 { get { fields.pointee.base } set { fields.pointee.base = newValue } }
     /// Descriptors (and whether some were cut off) by the stream position of the last byte
     /// of the read that brought them.
-    var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
-    private var received = [Int32](repeating: -1, count: Int(CVFIO_MAX_FDS) + 1)
+    var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] {
+        get { fields.pointee.batches }
+        _modify { yield &fields.pointee.batches }
+    }
     /// The stream position just past the message being read.
-    var messageEnd: UInt64 = 0
+    var messageEnd: UInt64 { get { fields.pointee.messageEnd } set { fields.pointee.messageEnd = newValue } }
     /// Payload bytes of the message being read that are not read yet.
-    var payloadLeft = 0
+    var payloadLeft: Int { get { fields.pointee.payloadLeft } set { fields.pointee.payloadLeft = newValue } }
     /// Descriptors that came with payload bytes read straight into a caller's buffer.
-    var late: [Int32] = []
-    var lateTruncated = false
+    var late: [Int32] {
+        get { fields.pointee.late }
+        _modify { yield &fields.pointee.late }
+    }
+    var lateTruncated: Bool { get { fields.pointee.lateTruncated } set { fields.pointee.lateTruncated = newValue } }
 
     var count: Int { end - start }
     /// The stream position of the first unread byte.
@@ -454,8 +482,8 @@ final class Inbox: @unchecked Sendable {
             var iov = iovec(iov_base: storage + end, iov_len: Inbox.capacity - end)
             var got: Int32 = 0
             var cut: Int32 = 0
-            let limit = min(maxFDs, received.count)
-            let n = received.withUnsafeMutableBufferPointer { r in
+            let limit = min(maxFDs, fields.pointee.received.count)
+            let n = fields.pointee.received.withUnsafeMutableBufferPointer { r in
                 cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(limit), &got, &cut, 0)
             }
             if n < 0 {
@@ -465,7 +493,7 @@ final class Inbox: @unchecked Sendable {
             }
             end += n
             if got > 0 || cut != 0 {
-                batches.append((mark: base + UInt64(max(end, 1) - 1), fds: Array(received[0..<Int(got)]), truncated: cut != 0))
+                batches.append((mark: base + UInt64(max(end, 1) - 1), fds: Array(fields.pointee.received[0..<Int(got)]), truncated: cut != 0))
             }
             return n
         }
@@ -488,6 +516,8 @@ final class Inbox: @unchecked Sendable {
     deinit {
         closeAll()
         storage.deallocate()
+        fields.deinitialize(count: 1)
+        fields.deallocate()
     }
 }
 
