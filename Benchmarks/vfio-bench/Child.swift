@@ -140,9 +140,14 @@ final class EchoClient {
 ///   reply (`afterReply`), `repetitions` transfers of `length` bytes at the address.
 /// - 0x20 (RO, 8) nanoseconds the last command took (server clock). 0x28 (RO, 4) number of
 ///   commands completed; 0x2C (RO, 4) errno of the last one (0 = fine).
-final class BenchDevice: DeviceModel, @unchecked Sendable {
+///
+/// It migrates (STOP_COPY only): its saved state is `migrationStateSize` bytes of memory
+/// content, filled with a pattern once; a load must bring back exactly that many bytes.
+/// It can be reset (VFIO_USER_DEVICE_RESET), which takes it back to RUNNING.
+final class BenchDevice: DeviceModel, MigratableDevice, @unchecked Sendable {
     static let memorySize: UInt64 = 2 << 20
-    let deviceFlags: DeviceInfoFlags = [.pci]
+    static let migrationStateSize = 32 << 20
+    let deviceFlags: DeviceInfoFlags = [.pci, .reset]
     let regions: [RegionDescriptor] = [
         RegionDescriptor(index: 0, size: BenchDevice.memorySize, flags: [.read, .write, .mmap],
                          backing: .memory(mmapAreas: [SparseMmapArea(offset: 0, size: BenchDevice.memorySize)])),
@@ -160,6 +165,12 @@ final class BenchDevice: DeviceModel, @unchecked Sendable {
     private var lastErrno: UInt32 = 0
     private var context: (any DeviceContext)?
     private var staging = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BenchDevice.memorySize), alignment: 64)
+    /// The state that migrates (guarded by `lock`).
+    private let migrationMemory: UnsafeMutableRawBufferPointer = {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchDevice.migrationStateSize, alignment: 64)
+        for i in 0..<memory.count / 8 { memory.storeBytes(of: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, toByteOffset: i * 8, as: UInt64.self) }
+        return memory
+    }()
 
     func attach(_ context: any DeviceContext) { self.context = context }
     func reset() throws(VFIOError) {}
@@ -216,6 +227,26 @@ final class BenchDevice: DeviceModel, @unchecked Sendable {
             }
         default: break
         }
+    }
+}
+
+extension BenchDevice {
+    var migration: (any MigratableDevice)? { self }
+    var migrationFeatures: MigrationFeatures { [.stopCopy] }
+    var migrationIdentity: MigrationIdentity { MigrationIdentity(name: "vfio-bench", version: 1) }
+
+    /// The bench device starts no work of its own: nothing to stop.
+    func setMigrationRunState(_ state: MigrationRunState) throws(VFIOError) {}
+
+    func saveState() throws(VFIOError) -> [UInt8] {
+        lock.locked { [UInt8](UnsafeRawBufferPointer(migrationMemory)) }
+    }
+
+    func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError) {
+        guard state.count == migrationMemory.count else {
+            throw .malformed("vfio-bench state", "\(state.count) byte(s), \(migrationMemory.count) expected")
+        }
+        lock.locked { state.withUnsafeBytes { migrationMemory.copyMemory(from: $0) } }
     }
 }
 
