@@ -267,7 +267,11 @@ public final class VFIOUserServer: @unchecked Sendable {
     @discardableResult
     func pumpOne(_ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
-        let received = try socket.receive(maxPayload: maxPayload, maxFDs: Int(configuration.capabilities.maxMessageFDs))
+        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+        // Migration data goes between the socket and the migration driver without arrays.
+        if try serveMigrationData(header, socket, maxPayload: maxPayload) { return true }
+        let received = try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
         switch received {
         case .endOfStream:
             return false
