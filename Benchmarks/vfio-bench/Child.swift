@@ -67,14 +67,17 @@ func spawnChild(_ mode: String, cpu: Int? = nil) -> Child {
 // MARK: The floor: a plain socket echo
 
 /// Floor messages: a 16-byte header like vfio-user's (size at offset 4), the size of the
-/// answer wanted at offset 12. The echo server reads greedily into a stream buffer (one
-/// `read` may take several pipelined messages) and answers each whole message with one
-/// `write` of the size asked: the fewest system calls a byte stream allows.
+/// answer wanted at offset 12, and at offset 8 where in the echo's 40 MiB answer buffer the
+/// answer's bytes start (so a stream of answers can walk through as much memory as a
+/// device's state). The echo server reads greedily into a stream buffer (one `read` may
+/// take several pipelined messages) and answers each whole message with one `write` of the
+/// size asked: the fewest system calls a byte stream allows.
 func runEchoServer(_ fd: Int32) -> Never {
     let capacity = 4 << 20
+    let answerCapacity = echoSourceCapacity
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-    let reply = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-    memset(reply, 0x5a, capacity)
+    let reply = UnsafeMutableRawPointer.allocate(byteCount: answerCapacity, alignment: 64)
+    memset(reply, 0x5a, answerCapacity)
     var have = 0
     while true {
         let n = Glibc.read(fd, buffer + have, capacity - have)
@@ -86,8 +89,10 @@ func runEchoServer(_ fd: Int32) -> Never {
             guard size >= 16, size <= capacity else { exit(2) }
             if have - at < size { break }
             let answer = Int(buffer.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self))
-            reply.storeBytes(of: UInt32(answer), toByteOffset: 4, as: UInt32.self)
-            writeAll(fd, reply, answer)
+            let source = Int(buffer.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+            guard source + answer <= answerCapacity else { exit(2) }
+            (reply + source).storeBytes(of: UInt32(answer), toByteOffset: 4, as: UInt32.self)
+            writeAll(fd, reply + source, answer)
             at += size
         }
         if at > 0 {
@@ -96,6 +101,9 @@ func runEchoServer(_ fd: Int32) -> Never {
         }
     }
 }
+
+/// The size of the memory floor messages may be sent from (both sides).
+let echoSourceCapacity = 40 << 20
 
 func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) {
     var done = 0
@@ -123,22 +131,27 @@ final class EchoClient {
     let input: UnsafeMutableRawPointer
     init(fd: Int32) {
         self.fd = fd
-        out = .allocate(byteCount: 4 << 20, alignment: 64)
+        out = .allocate(byteCount: echoSourceCapacity, alignment: 64)
         input = .allocate(byteCount: 4 << 20, alignment: 64)
-        memset(out, 0xa5, 4 << 20)
+        memset(out, 0xa5, echoSourceCapacity)
     }
 
-    func send(size: Int, answer: Int) {
-        out.storeBytes(of: UInt32(size), toByteOffset: 4, as: UInt32.self)
-        out.storeBytes(of: UInt32(answer), toByteOffset: 12, as: UInt32.self)
-        writeAll(fd, out, size)
+    /// Sends `size` bytes from `source` bytes into this side's memory, asking for `answer`
+    /// bytes taken from `answerSource` bytes into the echo's memory.
+    func send(size: Int, answer: Int, source: Int = 0, answerSource: Int = 0) {
+        precondition(source + size <= echoSourceCapacity && answerSource + answer <= echoSourceCapacity)
+        let message = out + source
+        message.storeBytes(of: UInt32(size), toByteOffset: 4, as: UInt32.self)
+        message.storeBytes(of: UInt32(answerSource), toByteOffset: 8, as: UInt32.self)
+        message.storeBytes(of: UInt32(answer), toByteOffset: 12, as: UInt32.self)
+        writeAll(fd, message, size)
     }
 
     func receive(_ answer: Int) { readAll(fd, input, answer) }
 
     /// One round trip: `size` bytes out, `answer` bytes back.
-    func pingPong(size: Int, answer: Int) {
-        send(size: size, answer: answer)
+    func pingPong(size: Int, answer: Int, source: Int = 0, answerSource: Int = 0) {
+        send(size: size, answer: answer, source: source, answerSource: answerSource)
         receive(answer)
     }
 }
@@ -154,9 +167,14 @@ final class EchoClient {
 ///   reply (`afterReply`), `repetitions` transfers of `length` bytes at the address.
 /// - 0x20 (RO, 8) nanoseconds the last command took (server clock). 0x28 (RO, 4) number of
 ///   commands completed; 0x2C (RO, 4) errno of the last one (0 = fine).
-final class BenchDevice: DeviceModel, @unchecked Sendable {
+///
+/// It migrates (STOP_COPY only): its saved state is `migrationStateSize` bytes of memory
+/// content, filled with a pattern once; a load must bring back exactly that many bytes.
+/// It can be reset (VFIO_USER_DEVICE_RESET), which takes it back to RUNNING.
+final class BenchDevice: DeviceModel, MigratableDevice, @unchecked Sendable {
     static let memorySize: UInt64 = 2 << 20
-    let deviceFlags: DeviceInfoFlags = [.pci]
+    static let migrationStateSize = 32 << 20
+    let deviceFlags: DeviceInfoFlags = [.pci, .reset]
     let regions: [RegionDescriptor] = [
         RegionDescriptor(index: 0, size: BenchDevice.memorySize, flags: [.read, .write, .mmap],
                          backing: .memory(mmapAreas: [SparseMmapArea(offset: 0, size: BenchDevice.memorySize)])),
@@ -174,6 +192,12 @@ final class BenchDevice: DeviceModel, @unchecked Sendable {
     private var lastErrno: UInt32 = 0
     private var context: (any DeviceContext)?
     private var staging = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(BenchDevice.memorySize), alignment: 64)
+    /// The state that migrates (guarded by `lock`).
+    private let migrationMemory: UnsafeMutableRawBufferPointer = {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchDevice.migrationStateSize, alignment: 64)
+        for i in 0..<memory.count / 8 { memory.storeBytes(of: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, toByteOffset: i * 8, as: UInt64.self) }
+        return memory
+    }()
 
     func attach(_ context: any DeviceContext) { self.context = context }
     func reset() throws(VFIOError) {}
@@ -230,6 +254,26 @@ final class BenchDevice: DeviceModel, @unchecked Sendable {
             }
         default: break
         }
+    }
+}
+
+extension BenchDevice {
+    var migration: (any MigratableDevice)? { self }
+    var migrationFeatures: MigrationFeatures { [.stopCopy] }
+    var migrationIdentity: MigrationIdentity { MigrationIdentity(name: "vfio-bench", version: 1) }
+
+    /// The bench device starts no work of its own: nothing to stop.
+    func setMigrationRunState(_ state: MigrationRunState) throws(VFIOError) {}
+
+    func saveState() throws(VFIOError) -> [UInt8] {
+        lock.locked { [UInt8](UnsafeRawBufferPointer(migrationMemory)) }
+    }
+
+    func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError) {
+        guard state.count == migrationMemory.count else {
+            throw .malformed("vfio-bench state", "\(state.count) byte(s), \(migrationMemory.count) expected")
+        }
+        lock.locked { state.withUnsafeBytes { migrationMemory.copyMemory(from: $0) } }
     }
 }
 

@@ -2,7 +2,7 @@
 //
 //   swift run -c release vfio-bench [--json] [--quick] [--only GROUP] [--iterations N] [--rounds R]
 //
-// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma (read4, write4 and
+// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma, migration (read4, write4 and
 // pingpong run one loop only, for counting system calls with strace).
 // Every figure is printed beside its floor and as a ratio; absolute times depend on the
 // machine and its load, the ratios much less.
@@ -271,7 +271,11 @@ if wanted("dma") {
     try client.unmapAllDMA()
 }
 
-notes.append("(f) migration stream (MIG_DATA_READ): not measured yet")
+// (f) Migration stream.
+if wanted("migration") {
+    log("(f) migration stream…")
+    rows += try MigrationBenchmark(client: client, echo: echo, rounds: rounds).run()
+}
 
 client.close()
 echoChild.finish()

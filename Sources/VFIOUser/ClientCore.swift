@@ -11,6 +11,9 @@ import VFIOSystem
 struct DirectReply {
     var prefix: UnsafeMutableRawBufferPointer
     var data: UnsafeMutableRawBufferPointer
+    /// A reply with less data than `data.count` is taken too (the count lands in the
+    /// reply's `directDataCount`); otherwise the size must match exactly.
+    var acceptsShorter = false
 }
 
 /// A caller waiting for the reply to its request.
@@ -378,12 +381,15 @@ final class ClientCore: @unchecked Sendable {
         }
         if let direct, let id, header.isReply, header.messageID == id, !header.isError,
            header.messageSize >= UInt32(VFIOUserHeader.size),
-           header.payloadSize == direct.prefix.count + direct.data.count {
+           direct.acceptsShorter
+               ? header.payloadSize >= direct.prefix.count && header.payloadSize - direct.prefix.count <= direct.data.count
+               : header.payloadSize == direct.prefix.count + direct.data.count {
+            let dataCount = header.payloadSize - direct.prefix.count
             try socket.receivePayload(into: direct.prefix, maxFDs: maxFDs)
-            try socket.receivePayload(into: direct.data, maxFDs: maxFDs)
+            try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: direct.data[0..<dataCount]), maxFDs: maxFDs)
             switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
             case .success(let fds):
-                if fds.isEmpty { return VFIOUserMessage(directReply: header) }
+                if fds.isEmpty { return VFIOUserMessage(directReply: header, dataCount: dataCount) }
                 for f in fds { closeDescriptor(f) }
                 return errorReply(header, VFIOError.errno("\(VFIOCommandName(header.command)) reply carries descriptors", EINVAL))
             case .failure(let error):

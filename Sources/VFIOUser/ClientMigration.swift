@@ -145,12 +145,9 @@ public final class VFIOUserMigrationStream: MigrationDataStream {
         var done = 0
         while done < buffer.count {
             let want = min(chunk, buffer.count - done)
-            let data = try client.migrationDataRead(size: UInt32(want))
-            if !data.isEmpty {
-                data.withUnsafeBytes { (buffer.baseAddress! + done).copyMemory(from: $0.baseAddress!, byteCount: data.count) }
-            }
-            done += data.count
-            if data.count < want { break }
+            let got = try client.migrationDataRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + want]))
+            done += got
+            if got < want { break }
         }
         return done
     }
@@ -168,7 +165,7 @@ public final class VFIOUserMigrationStream: MigrationDataStream {
         while done < buffer.count {
             let count = min(chunk, buffer.count - done)
             do {
-                try client.migrationDataWrite(Array(UnsafeRawBufferPointer(rebasing: buffer[done..<done + count])))
+                try client.migrationDataWrite(from: UnsafeRawBufferPointer(rebasing: buffer[done..<done + count]))
             } catch {
                 throw VFIOError("\(name) (after \(done) of \(buffer.count) bytes)", error.reason)
             }

@@ -315,6 +315,8 @@ public final class VFIOUserServer: @unchecked Sendable {
         if takingServingLock { servingLock.lock() }
         defer { if takingServingLock { servingLock.unlock() } }
         if try serveRegionAccess(header, socket) { return true }
+        // Migration data goes between the socket and the migration driver without arrays.
+        if try serveMigrationData(header, socket, maxPayload: maxPayload) { return true }
         let received = try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
         switch received {
         case .endOfStream:

@@ -13,8 +13,8 @@ import VFIODeviceKit
 // | DEVICE_FEATURE MIG_DATA_SIZE (GET) | `dataSize()` |
 // | DEVICE_FEATURE DMA_LOGGING_START / STOP (SET) | `device.tracker` (ranges inline; the reply has the page size chosen) |
 // | DEVICE_FEATURE DMA_LOGGING_REPORT (GET) | `device.tracker.reportDirtyPages` (read-and-clear; bitmap inline at offset 24) |
-// | MIG_DATA_READ | `readData(max:)` repeated until `size` bytes or nothing more for now |
-// | MIG_DATA_WRITE | `writeData(_:)` |
+// | MIG_DATA_READ | `readData(max:_:)`: up to `size` bytes, in place (ServerMigrationData.swift) |
+// | MIG_DATA_WRITE | `writeData(count:_:)`: the data read from the socket into the stream (ServerMigrationData.swift) |
 //
 // Every feature request passes `DeviceFeatureCheck` (the kernel's `vfio_check_feature`)
 // first: a probe is answered with the request itself. Other features are ENOTTY.
@@ -141,7 +141,8 @@ extension VFIOUserServer {
     }
 
     /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes; fewer means nothing more for now
-    /// (PRE_COPY) or the end of the stream (STOP_COPY).
+    /// (PRE_COPY) or the end of the stream (STOP_COPY). For a message read whole: the
+    /// server's pump serves these with `serveMigrationData`, without the copies.
     func handleMigDataRead(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
         let name = VFIOUserCommand.migDataRead.cName
         let request = try VFIOUserMigData(decoding: payload)
@@ -152,17 +153,13 @@ extension VFIOUserServer {
         guard UInt64(request.size) <= limit else {
             throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size \(limit)", E2BIG)
         }
-        let wanted = Int(request.size)
         var out: [UInt8] = []
-        while out.count < wanted {
-            let chunk = try driver.readData(max: wanted - out.count)
-            if chunk.isEmpty { break }
-            out.append(contentsOf: chunk)
-        }
+        try driver.readData(max: Int(request.size)) { (data: UnsafeRawBufferPointer) throws(VFIOError) in out = Array(data) }
         return VFIOUserMigData(argsz: UInt32(VFIOUserMigData.fixedSize + out.count), size: UInt32(out.count), data: out).encoded
     }
 
-    /// `VFIO_USER_MIG_DATA_WRITE`: appends `data` to the resuming stream.
+    /// `VFIO_USER_MIG_DATA_WRITE`: appends `data` to the resuming stream. For a message
+    /// read whole: the server's pump serves these with `serveMigrationData`.
     func handleMigDataWrite(_ payload: [UInt8]) throws(VFIOError) {
         let name = VFIOUserCommand.migDataWrite.cName
         let request = try VFIOUserMigData(decoding: payload)

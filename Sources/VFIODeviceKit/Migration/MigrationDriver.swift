@@ -74,8 +74,10 @@ public final class MigrationDriver: Sendable {
     private let tracker: TrackingContext?
 
     private struct SaveStream {
-        /// Framed bytes generated and not yet read: `pending[readOffset...]`.
-        var pending: [UInt8]
+        /// Framed bytes generated and not yet read: `pending[0][readOffset...]`, then the
+        /// other pieces whole (record headers and payloads as generated, not copied
+        /// together).
+        var pending: [[UInt8]]
         var readOffset = 0
         /// Bytes of the initial record not yet read.
         var initialRemaining: Int
@@ -85,13 +87,13 @@ public final class MigrationDriver: Sendable {
         /// The final record has been generated (STOP_COPY).
         var finished: Bool
 
-        var unread: Int { pending.count - readOffset }
+        var unread: Int { pending.reduce(0) { $0 + $1.count } - readOffset }
     }
 
     private struct State {
         var current: MigrationState = .running
         var saving: SaveStream?
-        var resuming: [UInt8]?
+        var resuming: StreamBytes?
     }
 
     private let state = Mutex(State())
@@ -219,25 +221,27 @@ public final class MigrationDriver: Sendable {
     private func streamWork(_ arc: MigrationArc, _ s: inout State) throws(VFIOError) {
         switch (arc.from, arc.to) {
         case (.stop, .resuming):
-            s.resuming = []
+            s.resuming = StreamBytes()
         case (.resuming, .stop):
-            let (image, version) = try MigrationStream.decode(s.resuming ?? [], expecting: identity)
+            let stream = s.resuming ?? StreamBytes()
+            let (image, version) = try MigrationStream.decode(stream.bytes, expecting: identity)
             try device.loadState(image, version: version)
             s.resuming = nil
         case (.stop, .stopCopy):
             let image = try device.saveState()
-            let record = MigrationStream.record(kind: .image, final: true, sequence: 0, identity: identity, payload: image)
+            let record = MigrationStream.recordPieces(kind: .image, final: true, sequence: 0, identity: identity, payload: image)
             s.saving = SaveStream(pending: record, initialRemaining: 0, sentImage: image, nextSequence: 1, finished: true)
         case (.running, .preCopy), (.runningP2P, .preCopyP2P):
             let image = try device.precopyState()
-            let record = MigrationStream.record(kind: .image, final: false, sequence: 0, identity: identity, payload: image)
-            s.saving = SaveStream(pending: record, initialRemaining: record.count, sentImage: image, nextSequence: 1, finished: false)
+            let record = MigrationStream.recordPieces(kind: .image, final: false, sequence: 0, identity: identity, payload: image)
+            s.saving = SaveStream(pending: record, initialRemaining: MigrationStream.headerSize + image.count, sentImage: image,
+                                  nextSequence: 1, finished: false)
         case (.preCopy, .stopCopy), (.preCopyP2P, .stopCopy):
             guard var stream = s.saving else { preconditionFailure("PRE_COPY without a saving stream") }
             let image = try device.saveState()
             let payload = MigrationStream.delta(from: stream.sentImage, to: image) ?? MigrationStream.emptyDelta(length: image.count)
-            stream.pending.append(contentsOf: MigrationStream.record(kind: .delta, final: true, sequence: stream.nextSequence,
-                                                                     identity: identity, payload: payload))
+            stream.pending += MigrationStream.recordPieces(kind: .delta, final: true, sequence: stream.nextSequence,
+                                                           identity: identity, payload: payload)
             stream.nextSequence &+= 1
             stream.sentImage = image
             stream.finished = true
@@ -249,8 +253,9 @@ public final class MigrationDriver: Sendable {
 
     // MARK: Data
 
-    /// Reads up to `max` bytes of the saving stream (`VFIO_USER_MIG_DATA_READ`, a read on
-    /// the kernel's data_fd).
+    /// Reads up to `max` bytes of the saving stream (a read on the kernel's data_fd): the
+    /// rest of what was generated, or when all of it was read, in PRE_COPY, a delta of
+    /// what changed since.
     ///
     /// An empty result is the end of the data for now: in PRE_COPY / PRE_COPY_P2P the
     /// temporary end of stream (nothing changed since the last read; a later read may
@@ -259,49 +264,140 @@ public final class MigrationDriver: Sendable {
     ///   pre-copy delta needs a `precopyState()` and it fails (nothing is consumed).
     public func readData(max: Int) throws(VFIOError) -> [UInt8] {
         try state.withLock { (s: inout State) throws(VFIOError) -> [UInt8] in
-            guard var stream = s.saving else {
-                throw .invalidArgument("migration data read", "no saving data stream is open (the device is in \(s.current))")
-            }
+            var stream = try openSaving(s)
             guard max > 0 else { return [] }
-            if stream.unread == 0 && !stream.finished {
-                let image = try device.precopyState()
-                if let payload = MigrationStream.delta(from: stream.sentImage, to: image) {
-                    stream.pending = MigrationStream.record(kind: .delta, final: false, sequence: stream.nextSequence,
-                                                            identity: identity, payload: payload)
-                    stream.readOffset = 0
-                    stream.nextSequence &+= 1
-                    stream.sentImage = image
-                }
-            }
-            let count = min(max, stream.unread)
-            let bytes = Array(stream.pending[stream.readOffset..<(stream.readOffset + count)])
-            stream.readOffset += count
-            stream.initialRemaining -= min(stream.initialRemaining, count)
-            if stream.readOffset == stream.pending.count {
-                stream.pending = []
-                stream.readOffset = 0
-            }
+            try generateIfRead(&stream)
+            let pieces = take(max, &stream)
             s.saving = stream
-            return bytes
+            if pieces.count == 1 { return Array(pieces[0].bytes[pieces[0].range]) }
+            return pieces.flatMap { $0.bytes[$0.range] }
         }
     }
 
-    /// Appends `bytes` to the resuming stream (`VFIO_USER_MIG_DATA_WRITE`, a write on the
-    /// kernel's data_fd). Nothing is checked until RESUMING -> STOP.
+    /// Reads up to `max` bytes of the saving stream without copying them
+    /// (`VFIO_USER_MIG_DATA_READ`: `body` sends them): as many as `readData(max:)` returns
+    /// when called again until `max` bytes or an empty result. `body` gets the bytes in
+    /// place, in one piece (always in STOP_COPY; in PRE_COPY, bytes that span the end of
+    /// one record and a fresh delta are joined into a copy). Fewer than `max` bytes (none
+    /// included) is the end of the data for now, as for `readData(max:)`.
+    ///
+    /// The bytes are consumed when `body` returns; when it throws, nothing is (a delta
+    /// generated for the call is dropped and generated again by the next read). `body`
+    /// runs with the driver's lock held: it must not call the driver, and other callers
+    /// wait while it runs (it may block, on a socket say, for as long as it must).
+    /// - Returns: the number of bytes `body` got.
+    /// - Throws: `.invalidArgument` when no saving stream is open; the model's error from
+    ///   `precopyState()`; `body`'s error.
+    @discardableResult
+    public func readData(max: Int, _ body: (UnsafeRawBufferPointer) throws(VFIOError) -> Void) throws(VFIOError) -> Int {
+        try state.withLock { (s: inout State) throws(VFIOError) -> Int in
+            var stream = try openSaving(s)
+            var pieces: [(bytes: [UInt8], range: Range<Int>)] = []
+            var total = 0
+            while total < max {
+                try generateIfRead(&stream)
+                let more = take(max - total, &stream)
+                if more.isEmpty { break }
+                pieces += more
+                total += more.reduce(0) { $0 + $1.range.count }
+            }
+            if pieces.count > 1 {
+                var joined: [UInt8] = []
+                joined.reserveCapacity(total)
+                for piece in pieces { joined.append(contentsOf: piece.bytes[piece.range]) }
+                try withBytes(joined, body)
+            } else if let piece = pieces.first {
+                try withBytes(piece.bytes) { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
+                    try body(UnsafeRawBufferPointer(rebasing: raw[piece.range]))
+                }
+            } else {
+                try body(UnsafeRawBufferPointer(start: nil, count: 0))
+            }
+            s.saving = stream
+            return total
+        }
+    }
+
+    private func openSaving(_ s: State) throws(VFIOError) -> SaveStream {
+        guard let stream = s.saving else {
+            throw .invalidArgument("migration data read", "no saving data stream is open (the device is in \(s.current))")
+        }
+        return stream
+    }
+
+    /// In pre-copy, when everything generated has been read: a delta record of what
+    /// changed since (nothing when nothing did).
+    private func generateIfRead(_ stream: inout SaveStream) throws(VFIOError) {
+        guard stream.unread == 0 && !stream.finished else { return }
+        let image = try device.precopyState()
+        if let payload = MigrationStream.delta(from: stream.sentImage, to: image) {
+            stream.pending = MigrationStream.recordPieces(kind: .delta, final: false, sequence: stream.nextSequence,
+                                                          identity: identity, payload: payload)
+            stream.readOffset = 0
+            stream.nextSequence &+= 1
+            stream.sentImage = image
+        }
+    }
+
+    /// Takes up to `max` of the bytes generated and not read: the pieces that hold them
+    /// (not copied) and their ranges there, in order; none when nothing is left.
+    private func take(_ max: Int, _ stream: inout SaveStream) -> [(bytes: [UInt8], range: Range<Int>)] {
+        var pieces: [(bytes: [UInt8], range: Range<Int>)] = []
+        var left = max
+        while left > 0, let first = stream.pending.first {
+            let count = min(left, first.count - stream.readOffset)
+            if count > 0 { pieces.append((first, stream.readOffset..<(stream.readOffset + count))) }
+            stream.readOffset += count
+            stream.initialRemaining -= min(stream.initialRemaining, count)
+            left -= count
+            if stream.readOffset == first.count {
+                stream.pending.removeFirst()
+                stream.readOffset = 0
+            }
+        }
+        return pieces
+    }
+
+    /// Appends `bytes` to the resuming stream (a write on the kernel's data_fd). Nothing
+    /// is checked until RESUMING -> STOP.
     /// - Returns: the number of bytes taken (all of them).
     /// - Throws: `.invalidArgument` when the device is not RESUMING; `ENOSPC` when the
     ///   stream would exceed `maximumStreamSize`.
     @discardableResult
     public func writeData(_ bytes: UnsafeRawBufferPointer) throws(VFIOError) -> Int {
-        try state.withLock { (s: inout State) throws(VFIOError) -> Int in
-            guard s.resuming != nil else {
+        try writeData(count: bytes.count) { (target: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+            if !bytes.isEmpty { target.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        }
+        return bytes.count
+    }
+
+    /// Appends `count` bytes to the resuming stream that `fill` writes in place
+    /// (`VFIO_USER_MIG_DATA_WRITE`: a socket read straight into the stream, no copy). The
+    /// bytes count when `fill` returns; when it throws, the stream is as before. Nothing
+    /// is checked until RESUMING -> STOP.
+    ///
+    /// `fill` runs with the driver's lock held: it must not call the driver, and other
+    /// callers wait while it runs.
+    /// - Throws: `.invalidArgument` when the device is not RESUMING; `ENOSPC` when the
+    ///   stream would exceed `maximumStreamSize` (`fill` is not called then); `fill`'s
+    ///   error.
+    public func writeData(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(VFIOError) -> Void) throws(VFIOError) {
+        precondition(count >= 0, "a negative count")
+        try state.withLock { (s: inout State) throws(VFIOError) in
+            guard let stream = s.resuming else {
                 throw .invalidArgument("migration data write", "no resuming data stream is open (the device is in \(s.current))")
             }
-            guard bytes.count <= maximumStreamSize - s.resuming!.count else {
+            guard count <= maximumStreamSize - stream.count else {
                 throw .errno("migration data write", DeviceErrno.ENOSPC)
             }
-            s.resuming!.append(contentsOf: bytes)
-            return bytes.count
+            let before = stream.count
+            try stream.append(length: count, fill)
+            // Room for the first record once its header is in (the state's image, most of
+            // a stream), so the stream does not grow by copying itself again and again.
+            if before < MigrationStream.headerSize, stream.count >= MigrationStream.headerSize,
+               let size = MigrationStream.announcedRecordSize(stream.bytes) {
+                stream.reserve(total: min(size, maximumStreamSize))
+            }
         }
     }
 

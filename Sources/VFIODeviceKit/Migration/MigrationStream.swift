@@ -80,9 +80,10 @@ public enum MigrationStream {
 
     // MARK: Encoding
 
-    /// One record: header and payload.
-    static func record(kind: Kind, final: Bool, sequence: UInt32, identity: MigrationIdentity, payload: [UInt8]) -> [UInt8] {
-        var w = ByteWriter(capacity: headerSize + payload.count)
+    /// One record as its two pieces: the 64-byte header, and the payload itself (not
+    /// copied: a state of tens of MiB is framed without being copied again).
+    static func recordPieces(kind: Kind, final: Bool, sequence: UInt32, identity: MigrationIdentity, payload: [UInt8]) -> [[UInt8]] {
+        var w = ByteWriter(capacity: headerSize)
         w.u32(magic)
         w.u16(formatVersion)
         w.u8(kind.rawValue)
@@ -93,8 +94,7 @@ public enum MigrationStream {
         w.u64(UInt64(payload.count))
         w.u32(CRC32.checksum(payload))
         w.u32(CRC32.checksum(w.bytes))
-        w.append(contentsOf: payload)
-        return w.bytes
+        return [w.bytes, payload]
     }
 
     /// The delta payload turning `old` into `new`, or `nil` when they are equal.
@@ -149,14 +149,20 @@ public enum MigrationStream {
     /// Decodes and checks the header at `offset` of `bytes` (which must hold 64 bytes
     /// there): magic, header checksum, framing version, kind.
     public static func header(in bytes: [UInt8], at offset: Int, record index: Int) throws(VFIOError) -> Header {
-        var r = ByteReader(Array(bytes[offset..<(offset + headerSize)]), context: operation)
+        try withBytes(bytes) { (raw: UnsafeRawBufferPointer) throws(VFIOError) in try header(in: raw, at: offset, record: index) }
+    }
+
+    /// `header(in:at:record:)` for bytes in memory.
+    public static func header(in bytes: UnsafeRawBufferPointer, at offset: Int, record index: Int) throws(VFIOError) -> Header {
+        let raw = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + headerSize)]))
+        var r = ByteReader(raw, context: operation)
         let where_ = "record \(index) (stream byte \(offset))"
         let m = try r.u32()
         guard m == magic else {
             throw fail("\(where_): bad magic \(hex(m)), expected \(hex(magic)): not a swift-vfio migration stream, or the data is out of step")
         }
-        let stored = try ByteReader(Array(bytes[offset..<(offset + headerSize)])).peekU32(at: 60)
-        let computed = CRC32.checksum(bytes[offset..<(offset + 60)])
+        let stored = try ByteReader(raw).peekU32(at: 60)
+        let computed = CRC32.checksum(raw[0..<60])
         guard stored == computed else {
             throw fail("\(where_): header checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): the header is corrupt")
         }
@@ -180,6 +186,19 @@ public enum MigrationStream {
                       identity: MigrationIdentity(decodedName: name, version: version), payloadLength: length, payloadCRC: crc)
     }
 
+    /// The size (header and payload) of the record at the start of `bytes` as its header
+    /// announces it, when `bytes` starts with a record header (magic and header checksum
+    /// right); `nil` otherwise. Only a hint: nothing else is checked.
+    static func announcedRecordSize(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= headerSize,
+              UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self)) == magic,
+              UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
+                == CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<60])) else { return nil }
+        let length = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 48, as: UInt64.self))
+        guard length <= UInt64(Int.max - headerSize) else { return nil }
+        return headerSize + Int(length)
+    }
+
     /// Checks a whole stream written to a RESUMING device and rebuilds the final image.
     /// - Returns: the model's state and the version it was saved with.
     /// - Throws: `VFIOError.malformed("migration stream", …)` naming the first thing wrong:
@@ -188,6 +207,11 @@ public enum MigrationStream {
     ///   delta before any image, a payload cut short (truncated) or corrupt (checksum), a
     ///   delta that does not fit its image, no final record (truncated), bytes after it.
     public static func decode(_ bytes: [UInt8], expecting identity: MigrationIdentity) throws(VFIOError) -> (state: [UInt8], version: UInt32) {
+        try withBytes(bytes) { (raw: UnsafeRawBufferPointer) throws(VFIOError) in try decode(raw, expecting: identity) }
+    }
+
+    /// `decode(_:expecting:)` for a stream in memory (read in place, not copied).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, expecting identity: MigrationIdentity) throws(VFIOError) -> (state: [UInt8], version: UInt32) {
         guard !bytes.isEmpty else {
             throw fail("empty: no data was written while RESUMING")
         }
@@ -220,18 +244,19 @@ public enum MigrationStream {
             }
             let start = offset + headerSize
             let end = start + Int(h.payloadLength)
-            let crc = CRC32.checksum(bytes[start..<end])
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            let crc = CRC32.checksum(payload)
             guard crc == h.payloadCRC else {
                 throw fail("\(where_): payload checksum mismatch (stored \(hex(h.payloadCRC)), computed \(hex(crc))): the data is corrupt")
             }
             switch h.kind {
             case .image:
                 guard index == 0 else { throw fail("\(where_): an image record after the first record") }
-                image = Array(bytes[start..<end])
+                image = Array(payload)
                 version = h.identity.version
             case .delta:
                 guard var current = image else { throw fail("\(where_): a delta record before any image") }
-                try apply(bytes[start..<end], to: &current, record: where_)
+                try apply(payload, to: &current, record: where_)
                 image = current
             }
             offset = end
@@ -246,7 +271,7 @@ public enum MigrationStream {
         throw fail("truncated: the stream ends after record \(index - 1) (\(bytes.count) bytes) without its final record: the STOP_COPY data is missing")
     }
 
-    private static func apply(_ payload: ArraySlice<UInt8>, to image: inout [UInt8], record: String) throws(VFIOError) {
+    private static func apply(_ payload: UnsafeRawBufferPointer, to image: inout [UInt8], record: String) throws(VFIOError) {
         var r = ByteReader(Array(payload), context: operation)
         let length = try r.u64()
         guard length <= UInt64(Int32.max) else { throw fail("\(record): delta image length \(length) is too large") }
@@ -272,19 +297,10 @@ public enum MigrationStream {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib's `crc32`.
-enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
+/// Calls `body` with the bytes of `array` (`withUnsafeBytes` keeping the typed throw).
+func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(VFIOError) -> R) throws(VFIOError) -> R {
+    let result = array.withUnsafeBytes { raw -> Result<R, VFIOError> in
+        do throws(VFIOError) { return .success(try body(raw)) } catch { return .failure(error) }
     }
-
-    static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        table.withUnsafeBufferPointer { t in
-            for byte in bytes { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        }
-        return crc ^ 0xFFFF_FFFF
-    }
+    return try result.get()
 }

@@ -1,0 +1,65 @@
+import VFIO
+
+/// The bytes of a resuming stream as they arrive: storage that grows at the end and can be
+/// written in place (a socket read straight into it), unlike an array, which must
+/// initialize what it appends.
+///
+/// Capacity doubles (from 64 KiB), so a stream of n bytes costs its n bytes of copying
+/// once more at most. Not thread-safe: the driver's lock guards it.
+final class StreamBytes: @unchecked Sendable {
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    /// The bytes held.
+    private(set) var count = 0
+
+    init() {}
+
+    deinit { storage?.deallocate() }
+
+    /// The bytes held, valid until the next change.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
+
+    /// Appends a copy of `source`.
+    func append(_ source: UnsafeRawBufferPointer) {
+        guard !source.isEmpty else { return }
+        reserve(source.count)
+        (storage! + count).copyMemory(from: source.baseAddress!, byteCount: source.count)
+        count += source.count
+    }
+
+    /// Appends `length` bytes that `fill` writes in place. They count only when `fill`
+    /// returns; when it throws, nothing is appended.
+    func append(length: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(VFIOError) -> Void) throws(VFIOError) {
+        guard length > 0 else {
+            try fill(UnsafeMutableRawBufferPointer(start: nil, count: 0))
+            return
+        }
+        reserve(length)
+        try fill(UnsafeMutableRawBufferPointer(start: storage! + count, count: length))
+        count += length
+    }
+
+    /// Makes room for `total` bytes in all (nothing when there is room already), so that
+    /// appending up to there copies nothing.
+    func reserve(total: Int) {
+        if total > capacity { reallocate(total) }
+    }
+
+    private func reserve(_ more: Int) {
+        let needed = count + more
+        guard needed > capacity else { return }
+        var grown = max(capacity * 2, 64 << 10)
+        while grown < needed { grown *= 2 }
+        reallocate(grown)
+    }
+
+    private func reallocate(_ grown: Int) {
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 64)
+        if let storage {
+            fresh.copyMemory(from: storage, byteCount: count)
+            storage.deallocate()
+        }
+        storage = fresh
+        capacity = grown
+    }
+}
