@@ -31,7 +31,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// How long the connection must be quiet (no request sent, no reply taken) before
         /// the client's receive thread takes over reading the socket. A message the server
         /// sends while no request is in flight (DMA_READ / DMA_WRITE after a reply) is read
-        /// by the next request or after this delay at the latest. Shorter makes such
+        /// by the next request or within twice this delay. Shorter makes such
         /// messages wait less; every request that comes while the receive thread reads
         /// costs a thread hop, and while requests keep coming the receive thread wakes
         /// about once per delay to look. Default 5 ms.
@@ -84,6 +84,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
                 throw VFIOError.unsupported("VFIO_USER_VERSION", "server answered version \(version.major).\(version.minor) to \(configuration.major).\(configuration.minor)")
             }
             serverVersion = version
+            transferChunk = Int(min(version.capabilities.maxDataTransferSize, configuration.capabilities.maxDataTransferSize))
             core.serverCapabilities = version.capabilities
         } catch {
             core.close()
@@ -161,9 +162,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     /// The largest data count one REGION/DMA message may carry in each direction.
-    var transferChunk: Int {
-        Int(min(serverCapabilities.maxDataTransferSize, configuration.capabilities.maxDataTransferSize))
-    }
+    let transferChunk: Int
 
     public func read(region index: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         guard buffer.count > 0 else { return }

@@ -38,17 +38,19 @@ final class ReplyWaiter: @unchecked Sendable {
 /// no thread hop.
 ///
 /// Between requests the receive thread reads, but not at once: it takes the token only
-/// once the connection has been quiet for `idleReadDelay` (a caller's next request would
+/// once the connection has been quiet for `idleReadDelay` (it looks once per delay, so
+/// it notices between one and two delays after the last reply; a caller's next request would
 /// otherwise find the socket taken and its reply would need a hop through that thread).
 /// A caller whose send finds the socket full reads while it waits for room when nobody
 /// else does (the server may be blocked writing to us).
 /// A message the server sends while no request is in flight is therefore read by the
-/// next request, or after `idleReadDelay` at the latest.
+/// next request, or within twice `idleReadDelay`.
 final class ClientCore: @unchecked Sendable {
     struct State {
         var nextID: UInt16 = 1
-        /// Callers whose request has an id and no reply taken yet.
-        var waiters: [UInt16: ReplyWaiter] = [:]
+        /// Callers whose request has an id and no reply taken yet (a handful at most: a
+        /// list is quicker than hashing).
+        var waiters: [ReplyWaiter] = []
         var spareWaiters: [ReplyWaiter] = []
         var failure: VFIOError?
         var mappings: [ClientDMAMapping] = []
@@ -61,8 +63,9 @@ final class ClientCore: @unchecked Sendable {
         var reading = false
         /// The receive thread holds the token.
         var receiveThreadReading = false
-        /// When a request was last sent or a reply last taken (monotonic ns).
-        var lastActivity: UInt64 = 0
+        /// Counts requests sent and replies taken: the receive thread sees the connection
+        /// quiet when it does not move for `idleReadDelay`.
+        var activity: UInt64 = 0
     }
 
     let socket: VFIOUserSocket
@@ -85,15 +88,19 @@ final class ClientCore: @unchecked Sendable {
     /// Set once after VERSION; read by readers only afterwards.
     var serverCapabilities = VFIOUserCapabilities.defaults
     private let idleDelay: UInt64
+    /// Larger payloads are dropped (E2BIG): what this client accepts, and room for headers.
+    private let maxPayload: Int
+    private let maxFDs: Int
 
     init(socket: VFIOUserSocket, configuration: VFIOUserClient.Configuration) {
         self.socket = socket
         self.configuration = configuration
         idleDelay = configuration.idleReadDelayNanoseconds
+        maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
+        maxFDs = Int(configuration.capabilities.maxMessageFDs)
     }
 
     func start() {
-        monitor.withLock { $0.lastActivity = monotonicNanoseconds() }
         thread = WorkerThread(name: "vfio-user-client") { [self] in receiveLoop() }
         dmaThread = WorkerThread(name: "vfio-user-dma") { [self] in dmaLoop() }
     }
@@ -119,7 +126,7 @@ final class ClientCore: @unchecked Sendable {
     func fail(_ error: VFIOError) {
         monitor.withLock { state in
             if state.failure == nil { state.failure = error }
-            for waiter in state.waiters.values { waiter.condition.signal() }
+            for waiter in state.waiters { waiter.condition.signal() }
             receiveCondition.signal()
         }
         dmaQueue.update { $0.closed = true }
@@ -136,14 +143,15 @@ final class ClientCore: @unchecked Sendable {
         let waiter = try monitor.withLock { (state: inout State) throws(VFIOError) -> ReplyWaiter in
             if let failure = state.failure { throw failure }
             var id = state.nextID
-            while state.waiters[id] != nil { id &+= 1 }
+            while state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
             state.nextID = id &+ 1
             let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
             waiter.id = id
             waiter.awaiting = false
             waiter.reply = nil
             waiter.handedToken = false
-            state.waiters[id] = waiter
+            state.waiters.append(waiter)
+            state.activity &+= 1
             return waiter
         }
         let header = VFIOUserHeader(messageID: waiter.id, command: command,
@@ -239,7 +247,7 @@ final class ClientCore: @unchecked Sendable {
 
     /// Removes a waiter whose request is over (lock held) and keeps it for reuse.
     private func retire(_ waiter: ReplyWaiter, _ state: inout State) {
-        state.waiters.removeValue(forKey: waiter.id)
+        if let i = state.waiters.firstIndex(where: { $0 === waiter }) { state.waiters.swapAt(i, state.waiters.count - 1) ; state.waiters.removeLast() }
         waiter.reply = nil
         waiter.awaiting = false
         waiter.handedToken = false
@@ -249,7 +257,7 @@ final class ClientCore: @unchecked Sendable {
     /// Gives the reading token (held by the caller of this function, lock held) to a caller
     /// waiting for its reply; returns false when there is none (the token is still held).
     private func handOffToken(_ state: inout State) -> Bool {
-        for waiter in state.waiters.values where waiter.awaiting && waiter.reply == nil && !waiter.handedToken {
+        for waiter in state.waiters where waiter.awaiting && waiter.reply == nil && !waiter.handedToken {
             waiter.handedToken = true
             waiter.condition.signal()
             return true
@@ -263,7 +271,7 @@ final class ClientCore: @unchecked Sendable {
         let outcome = monitor.wait(on: waiter.condition) { (state: inout State) -> Result<VFIOUserMessage?, VFIOError>? in
             waiter.awaiting = true
             if let reply = waiter.reply {
-                state.lastActivity = monotonicNanoseconds()
+                state.activity &+= 1
                 retire(waiter, &state)
                 return .success(reply)
             }
@@ -305,7 +313,7 @@ final class ClientCore: @unchecked Sendable {
             if let mine {
                 monitor.withLock { state in
                     retire(waiter, &state)
-                    state.lastActivity = monotonicNanoseconds()
+                    state.activity &+= 1
                     if !handOffToken(&state) { state.reading = false }
                 }
                 return mine
@@ -320,19 +328,22 @@ final class ClientCore: @unchecked Sendable {
     /// would block.
     private func receiveLoop() {
         let delay = idleDelay
+        // The activity count last seen, and when it was seen to change.
+        var seen: UInt64 = 0
+        var changed = monotonicNanoseconds()
         while true {
-            let go = monitor.wait(on: receiveCondition, deadline: { state in
-                // Re-check when the connection will have been quiet long enough.
-                max(state.lastActivity &+ delay, monotonicNanoseconds() &+ delay / 4 &+ 1_000)
-            }, until: { state -> Bool? in
+            let go = monitor.wait(on: receiveCondition, deadline: { _ in changed &+ delay }, until: { state -> Bool? in
                 if state.failure != nil { return false }
-                guard !state.reading else { return nil }
-                if monotonicNanoseconds() &- state.lastActivity >= delay {
-                    state.reading = true
-                    state.receiveThreadReading = true
-                    return true
+                let now = monotonicNanoseconds()
+                if state.activity != seen || state.reading {
+                    if state.activity != seen { seen = state.activity; changed = now }
+                    if now &- changed >= delay { changed = now }   // a long request: look again later
+                    return nil
                 }
-                return nil
+                guard now &- changed >= delay else { return nil }
+                state.reading = true
+                state.receiveThreadReading = true
+                return true
             })
             guard go == true else {
                 if go == false { return }
@@ -359,7 +370,7 @@ final class ClientCore: @unchecked Sendable {
                             state.receiveThreadReading = false
                             return false
                         }
-                        if state.waiters.isEmpty && monotonicNanoseconds() &- state.lastActivity >= delay { return true }
+                        if state.waiters.isEmpty && state.activity == seen { return true }
                     }
                     state.receiveThreadReading = false
                     state.reading = false
@@ -374,8 +385,6 @@ final class ClientCore: @unchecked Sendable {
     /// is the reply to `id`.
     /// - Throws: when the connection failed or ended.
     private func receiveOne(for id: UInt16?, direct: DirectReply?) throws(VFIOError) -> VFIOUserMessage? {
-        let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
-        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
         guard let header = try socket.receiveHeader(maxFDs: maxFDs) else {
             throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
         }
@@ -429,7 +438,7 @@ final class ClientCore: @unchecked Sendable {
     /// Hands a reply to the caller waiting for it (replies nobody waits for are dropped).
     private func deliver(_ reply: VFIOUserMessage) {
         monitor.withLock { state in
-            guard let waiter = state.waiters[reply.header.messageID] else { return }
+            guard let waiter = state.waiters.first(where: { $0.id == reply.header.messageID }) else { return }
             waiter.reply = reply
             waiter.condition.signal()
         }

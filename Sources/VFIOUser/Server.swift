@@ -1,6 +1,7 @@
 import CVFIO
 import Glibc
 import Logging
+import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
@@ -55,6 +56,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var thread: WorkerThread?
     /// Runs `afterReply` work queued from other threads (guarded by `monitor`).
     private var workThread: WorkerThread?
+    /// `stop()` was called (read without the monitor on every message).
+    private let stopRequested = Atomic(false)
     /// `afterReply` work queued on the serving thread (only that thread touches it).
     private var servingThreadWork: [@Sendable () -> Void] = []
     /// Held while a message is handled or queued work runs: model callbacks and queued
@@ -63,6 +66,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     private(set) var context: ServerDeviceContext!
     /// The model's regions by index (they do not change).
     let regionTable: [RegionDescriptor]
+    /// What a region access needs to know, without reference-counted parts.
+    let regionFastPaths: [RegionFastPath]
     /// Room for region data a model reads or writes through callbacks (serving thread only).
     var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The model as the kit hosts it: attached to a `TrackingContext` around the server's
@@ -84,6 +89,14 @@ public final class VFIOUserServer: @unchecked Sendable {
             regionFiles[region.index] = try RegionMemoryFile(index: region.index, size: Int(region.size))
         }
         regionTable = model.regions
+        let files = regionFiles
+        regionFastPaths = regionTable.map { region in
+            let areas = region.mmapAreas
+            return RegionFastPath(size: region.size, readable: region.flags.contains(.read), writable: region.flags.contains(.write),
+                                  memory: files[region.index]?.memory.bytes,
+                                  window: areas.count == 1 ? areas[0].offset..<(areas[0].offset &+ areas[0].size) : nil,
+                                  otherAreas: areas.count > 1)
+        }
         context = ServerDeviceContext(server: self)
         device = try AttachedDevice(model: model, context: context)
     }
@@ -122,6 +135,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     public func stop() {
         let socket = monitor.update { state -> VFIOUserSocket? in
             state.stopping = true
+            stopRequested.store(true, ordering: .releasing)
             return state.session.socket
         }
         signalWake()
@@ -215,7 +229,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         var reason = "the client closed the connection"
         // The thread blocks in recvmsg (the protocol's minimum of system calls): stop()
         // shuts the socket down to end it.
-        while !monitor.withLock({ $0.stopping }) {
+        while !stopRequested.load(ordering: .acquiring) {
             runDeferredWork()
             do throws(VFIOError) {
                 if try !pumpOne(socket, takingServingLock: true) { break }

@@ -47,9 +47,7 @@ extension VFIOUserServer {
             guard UInt64(count) <= configuration.capabilities.maxDataTransferSize else {
                 throw .errno("\(command.cName): count \(count) exceeds max_data_xfer_size", E2BIG)
             }
-            let region = Int(index) < regionTable.count ? regionTable[Int(index)] : nil
-            memory = try DeviceAccess.memory(for: region, context: context, offset: offset, count: count, writing: !isRead)
-                ?? scratchBuffer(count)
+            memory = try regionMemory(index, offset: offset, count: count, writing: !isRead) ?? scratchBuffer(count)
         } catch {
             failure = error
         }
@@ -89,6 +87,27 @@ extension VFIOUserServer {
         return true
     }
 
+    /// As `DeviceAccess.memory(for:context:offset:count:writing:)`, from the table made at
+    /// start: the region memory an access is served from, nil when the model serves it.
+    /// - Throws: `EINVAL` for an unknown region, an empty or out-of-range access, or a
+    ///   region without READ / WRITE.
+    private func regionMemory(_ index: UInt32, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
+        let operation = writing ? "region write" : "region read"
+        guard Int(index) < regionFastPaths.count else { throw .errno(operation, EINVAL) }
+        let region = regionFastPaths[Int(index)]
+        guard region.size > 0, writing ? region.writable : region.readable,
+              count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
+            throw .errno(operation, EINVAL)
+        }
+        if region.otherAreas {
+            return try DeviceAccess.memory(for: regionTable[Int(index)], context: context, offset: offset, count: count, writing: writing)
+        }
+        guard let window = region.window, let memory = region.memory,
+              offset >= window.lowerBound, offset + UInt64(count) <= window.upperBound,
+              offset + UInt64(count) <= UInt64(memory.count) else { return nil }
+        return UnsafeMutableRawBufferPointer(rebasing: memory[Int(offset)..<Int(offset) + count])
+    }
+
     /// True when `buffer` lies in the region memory (not in the scratch buffer).
     private func isInRegionMemory(_ buffer: UnsafeMutableRawBufferPointer) -> Bool {
         guard let base = buffer.baseAddress, let scratchBase = scratch.baseAddress else { return buffer.baseAddress != nil }
@@ -103,4 +122,17 @@ extension VFIOUserServer {
         }
         return UnsafeMutableRawBufferPointer(rebasing: scratch[0..<count])
     }
+}
+
+/// A region as the region-access path sees it (made once: regions do not change).
+struct RegionFastPath {
+    var size: UInt64
+    var readable: Bool
+    var writable: Bool
+    /// The server's memory for a memory-backed region.
+    var memory: UnsafeMutableRawBufferPointer?
+    /// The one mmap area, when there is exactly one.
+    var window: Range<UInt64>?
+    /// More than one mmap area: the general lookup decides.
+    var otherAreas: Bool
 }
