@@ -16,16 +16,39 @@ struct DirectReply {
     var acceptsShorter = false
 }
 
-/// A caller waiting for the reply to its request.
+/// A caller waiting for the reply to its request. Its fields change with the client's
+/// monitor held only (they sit behind a pointer: class properties would pay a dynamic
+/// exclusivity check on every access).
 final class ReplyWaiter: @unchecked Sendable {
+    struct Fields {
+        var id: UInt16 = 0
+        /// The request is sent: this caller waits for (or reads) its reply, and may be
+        /// handed the reading token.
+        var awaiting = false
+        var reply: VFIOUserMessage?
+        /// The reading token was handed to this caller by the thread that held it.
+        var handedToken = false
+    }
+
     let condition = Condition()
-    var id: UInt16 = 0
-    /// The request is sent: this caller waits for (or reads) its reply, and may be handed
-    /// the reading token.
-    var awaiting = false
-    var reply: VFIOUserMessage?
-    /// The reading token was handed to this caller by the thread that held it.
-    var handedToken = false
+    private let fields: UnsafeMutablePointer<Fields> = {
+        let p = UnsafeMutablePointer<Fields>.allocate(capacity: 1)
+        p.initialize(to: Fields())
+        return p
+    }()
+
+    var id: UInt16 { get { fields.pointee.id } set { fields.pointee.id = newValue } }
+    var awaiting: Bool { get { fields.pointee.awaiting } set { fields.pointee.awaiting = newValue } }
+    var reply: VFIOUserMessage? {
+        get { fields.pointee.reply }
+        set { fields.pointee.reply = newValue }
+    }
+    var handedToken: Bool { get { fields.pointee.handedToken } set { fields.pointee.handedToken = newValue } }
+
+    deinit {
+        fields.deinitialize(count: 1)
+        fields.deallocate()
+    }
 }
 
 /// The connection of a `VFIOUserClient`: requests, replies and the threads that read.

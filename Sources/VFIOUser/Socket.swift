@@ -105,9 +105,7 @@ public final class VFIOUserSocket: Sendable {
         let total = VFIOUserHeader.size + first.count + second.count
         if fds.isEmpty && total <= 128 {
             // A small message goes out from one buffer with send(): no iovec to import.
-            var bytes = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
-                         UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-            try withUnsafeMutableBytes(of: &bytes) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+            try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 16) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
                 header.store(into: raw)
                 if first.count > 0 { (raw.baseAddress! + 16).copyMemory(from: first.baseAddress!, byteCount: first.count) }
                 if second.count > 0 {

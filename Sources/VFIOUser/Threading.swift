@@ -4,10 +4,13 @@ import Glibc
 final class Monitor<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    private var state: State
+    /// Behind a pointer: the mutex already makes access exclusive, and a class property
+    /// would pay a dynamic exclusivity check on every access.
+    private let state: UnsafeMutablePointer<State>
 
     init(_ initial: State) {
-        state = initial
+        state = .allocate(capacity: 1)
+        state.initialize(to: initial)
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -23,13 +26,15 @@ final class Monitor<State>: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         condition.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     /// Runs `body` with the lock held.
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&state.pointee)
     }
 
     /// Waits (lock held inside `body`) until `body` returns a value, re-checking after
@@ -38,7 +43,7 @@ final class Monitor<State>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while true {
-            if let result = try body(&state) { return result }
+            if let result = try body(&state.pointee) { return result }
             pthread_cond_wait(condition, mutex)
         }
     }
@@ -49,7 +54,7 @@ final class Monitor<State>: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         let mutex = self.mutex
-        return try body(&state) { condition, deadline in
+        return try body(&state.pointee) { condition, deadline in
             if let deadline {
                 var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
                 _ = pthread_cond_timedwait(condition, mutex, &t)
@@ -73,7 +78,7 @@ final class Monitor<State>: @unchecked Sendable {
             pthread_cond_broadcast(condition)
             pthread_mutex_unlock(mutex)
         }
-        return body(&state)
+        return body(&state.pointee)
     }
 }
 
