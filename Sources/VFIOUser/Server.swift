@@ -58,6 +58,10 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var workThread: WorkerThread?
     /// `stop()` was called (read without the monitor on every message).
     private let stopRequested = Atomic(false)
+    /// A client request is being handled.
+    let requestGate = RequestGate()
+    /// The current client has negotiated VERSION.
+    let negotiated = Atomic(false)
     /// `afterReply` work queued on the serving thread (only that thread touches it).
     private var servingThreadWork: [@Sendable () -> Void] = []
     /// Held while a message is handled or queued work runs: model callbacks and queued
@@ -219,6 +223,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     }
 
     private func serveConnection(_ socket: VFIOUserSocket) {
+        negotiated.store(false, ordering: .releasing)
         let number = monitor.update { state -> Int in
             state.session = SessionState()
             state.session.socket = socket
@@ -245,6 +250,7 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     /// Drops a session's descriptors and mappings; the device keeps its state.
     private func endSession(_ socket: VFIOUserSocket) {
+        negotiated.store(false, ordering: .releasing)
         let (mappings, indices) = monitor.update { state -> ([ServerDMAMapping], [UInt32]) in
             let session = state.session
             state.session = SessionState()
@@ -365,7 +371,7 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     private func handleCommand(_ message: VFIOUserMessage, _ socket: VFIOUserSocket) throws(VFIOError) {
         let header = message.header
-        monitor.withLock { $0.session.inRequest = true }
+        requestGate.enter()
         let outcome: Result<([UInt8], [Int32]), VFIOError>
         do throws(VFIOError) {
             outcome = .success(try handle(message))
@@ -373,7 +379,7 @@ public final class VFIOUserServer: @unchecked Sendable {
             outcome = .failure(error)
         }
         message.closeDescriptors()   // whatever the handler did not take
-        defer { monitor.update { $0.session.inRequest = false } }
+        defer { requestGate.leave(monitor) }
         switch outcome {
         case .success(let (payload, fds)):
             logger.trace("handled", metadata: ["header": "\(header)"])
@@ -396,8 +402,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         guard let command = VFIOUserCommand(rawValue: header.command) else {
             throw .errno("command \(header.command)", ENOSYS)
         }
-        let negotiated = monitor.withLock { $0.session.negotiated }
-        if command != .version && !negotiated {
+        if command != .version && !negotiated.load(ordering: .acquiring) {
             throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL)
         }
         if !message.fds.isEmpty && command != .dmaMap && command != .deviceSetIRQs {
@@ -488,16 +493,15 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     private func handleVersion(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
         let proposal = try VFIOUserVersion(decoding: payload)
-        let already = monitor.withLock { $0.session.negotiated }
-        if already { throw .errno("VFIO_USER_VERSION sent twice", EINVAL) }
+        if negotiated.load(ordering: .acquiring) { throw .errno("VFIO_USER_VERSION sent twice", EINVAL) }
         guard proposal.major == VFIOUserVersion.major else {
             throw .errno("VFIO_USER_VERSION \(proposal.major).\(proposal.minor): only major 0 is spoken", ENOTSUP)
         }
         let minor = min(proposal.minor, VFIOUserVersion.minor)
         monitor.withLock { state in
-            state.session.negotiated = true
             state.session.clientCapabilities = proposal.capabilities
         }
+        negotiated.store(true, ordering: .releasing)
         logger.debug("version negotiated", metadata: ["client": "\(proposal.major).\(proposal.minor) \(proposal.capabilities.json)"])
         return VFIOUserVersion(major: VFIOUserVersion.major, minor: minor, capabilities: configuration.capabilities).encoded
     }
@@ -776,7 +780,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     private func messageDMA(iova: UInt64, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(VFIOError) {
         let command: VFIOUserCommand = write ? .dmaWrite : .dmaRead
         let onServingThread = monitor.withLock { $0.isServingThread() }
-        if onServingThread && monitor.withLock({ $0.session.inRequest }) {
+        if onServingThread && requestGate.isBusy {
             throw .errno("\(command.cName) from inside a request handler (the client waits for the reply): queue it with afterReply", EDEADLK)
         }
         let chunk = Int(monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
@@ -803,16 +807,18 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// Sends a server-initiated command and waits for its reply.
     private func serverRequest(_ command: VFIOUserCommand, payload: [UInt8], onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
         // Wait until no client request is being handled, then claim an id.
-        let (socket, id) = try monitor.wait { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
+        let (socket, id) = try requestGate.whileWaiting { () throws(VFIOError) -> (VFIOUserSocket, UInt16) in
+          try monitor.wait { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
             guard let socket = state.session.socket, !state.session.connectionFailed else {
                 throw .errno("\(command.cName): no client is connected", EFAULT)
             }
-            if state.session.inRequest && !onServingThread { return nil }
+            if requestGate.isBusy && !onServingThread { return nil }
             var id = state.session.nextID
             while state.session.waiting.contains(id) { id &+= 1 }
             state.session.nextID = id &+ 1
             state.session.waiting.insert(id)
             return (socket, id)
+          }
         }
         defer { monitor.withLock { state in
             state.session.waiting.remove(id)

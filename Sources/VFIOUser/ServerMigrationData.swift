@@ -33,8 +33,8 @@ extension VFIOUserServer {
             return true
         }
 
-        monitor.withLock { $0.session.inRequest = true }
-        defer { monitor.update { $0.session.inRequest = false } }
+        requestGate.enter()
+        defer { requestGate.leave(monitor) }
         // struct vfio_user_mig_data: argsz, size (little-endian u32s).
         let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: VFIOUserMigData.fixedSize, alignment: 4)
         defer { prefix.deallocate() }
@@ -108,7 +108,7 @@ extension VFIOUserServer {
     /// that follow.
     private func migDataPrefix(_ command: VFIOUserCommand, _ prefix: UnsafeMutableRawBufferPointer, _ count: Int,
                                dataCount: Int) throws(VFIOError) -> (size: UInt32, dataCount: Int) {
-        guard monitor.withLock({ $0.session.negotiated }) else {
+        guard negotiated.load(ordering: .acquiring) else {
             throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL)
         }
         let name = VFIOUserMigData.cName

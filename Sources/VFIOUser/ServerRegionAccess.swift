@@ -30,11 +30,9 @@ extension VFIOUserServer {
         let count = Int(UInt32(truncatingIfNeeded: word >> 32))
         let dataBytes = header.payloadSize - 16
 
-        let negotiated = monitor.withLock { state -> Bool in
-            state.session.inRequest = true
-            return state.session.negotiated
-        }
-        defer { monitor.update { $0.session.inRequest = false } }
+        requestGate.enter()
+        defer { requestGate.leave(monitor) }
+        let negotiated = self.negotiated.load(ordering: .acquiring)
 
         // Where the data comes from (reads) or goes to (writes); nil after a failure.
         var failure: VFIOError?

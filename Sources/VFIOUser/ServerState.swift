@@ -1,5 +1,6 @@
 import CVFIO
 import Glibc
+import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
@@ -59,14 +60,11 @@ final class ServerDMAMapping: @unchecked Sendable {
 /// The per-connection state, guarded by the server's monitor.
 struct SessionState {
     var socket: VFIOUserSocket?
-    var negotiated = false
     var clientCapabilities = VFIOUserCapabilities.defaults
     /// Eventfds for (index, vector) of TRIGGER.
     var triggers: [UInt32: [UInt32: OwnedDescriptor]] = [:]
     /// DMA mappings, sorted by start, non-overlapping.
     var mappings: [ServerDMAMapping] = []
-    /// A client request is being handled (message DMA must wait).
-    var inRequest = false
     /// Server-initiated messages waiting for their reply.
     var nextID: UInt16 = 1
     var waiting: Set<UInt16> = []
@@ -103,5 +101,31 @@ func replyErrno(_ error: VFIOError) -> Int32 {
     case .errno(let code): return code == 0 ? EIO : code
     case .malformed, .invalidArgument: return EINVAL
     case .unsupported: return EOPNOTSUPP
+    }
+}
+
+/// Whether a client request is being handled, set and read without the server's monitor
+/// (it changes twice per request). Message DMA from other threads waits for the end of
+/// a request: `waitUntilIdle` inside `monitor.wait`, the serving thread's `leave`
+/// broadcasts only when someone waits (sequentially consistent, so no wake is lost).
+final class RequestGate: Sendable {
+    private let busy = Atomic(false)
+    private let idleWaiters = Atomic(0)
+
+    var isBusy: Bool { busy.load(ordering: .sequentiallyConsistent) }
+
+    func enter() { busy.store(true, ordering: .sequentiallyConsistent) }
+
+    func leave(_ monitor: Monitor<ServerState>) {
+        busy.store(false, ordering: .sequentiallyConsistent)
+        if idleWaiters.load(ordering: .sequentiallyConsistent) > 0 { monitor.broadcast() }
+    }
+
+    /// Counts the caller as waiting for the end of a request while `body` runs (a
+    /// `monitor.wait` whose condition reads `isBusy`).
+    func whileWaiting<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        idleWaiters.add(1, ordering: .sequentiallyConsistent)
+        defer { idleWaiters.subtract(1, ordering: .sequentiallyConsistent) }
+        return try body()
     }
 }
