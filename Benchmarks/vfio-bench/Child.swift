@@ -294,8 +294,8 @@ final class Monitor: @unchecked Sendable {
 func runVFIOUserServer(_ fd: Int32) -> Never {
     do {
         let server = try VFIOUserServer(model: BenchDevice())
-        server.serve(connection: VFIOUserSocket(adopting: fd))
-        server.wait()
+        // On this (the main) thread, as the floor's echo runs on its main thread.
+        server.run(connection: VFIOUserSocket(adopting: fd))
         exit(0)
     } catch {
         writeStandardError("vfio-bench child: \(error)\n")

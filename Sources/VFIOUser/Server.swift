@@ -134,6 +134,16 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
+    /// Serves one connected socket on the calling thread, until the client closes it or
+    /// `stop()` is called from another thread; then returns. For a process whose thread
+    /// has nothing else to do (a device server's main thread): no thread is started, and
+    /// a process that stays single-threaded makes its system calls a little cheaper.
+    public func run(connection socket: VFIOUserSocket) {
+        precondition(thread == nil, "VFIOUserServer serves one listener or one connection")
+        monitor.withLock { $0.servingThread = pthread_self() }
+        serveConnection(socket)
+    }
+
     /// Stops serving: the current connection is shut down, the listening socket closed and
     /// its file removed. Returns once the serving thread has ended.
     public func stop() {
