@@ -111,6 +111,13 @@ final class ClientCore: @unchecked Sendable {
     /// Set once after VERSION; read by readers only afterwards.
     var serverCapabilities = VFIOUserCapabilities.defaults
     private let idleDelay: UInt64
+    /// Replies the token holder has read for other callers, not handed over yet (token
+    /// holder only).
+    private let undelivered: UnsafeMutablePointer<[VFIOUserMessage]> = {
+        let p = UnsafeMutablePointer<[VFIOUserMessage]>.allocate(capacity: 1)
+        p.initialize(to: [])
+        return p
+    }()
     /// Larger payloads are dropped (E2BIG): what this client accepts, and room for headers.
     private let maxPayload: Int
     private let maxFDs: Int
@@ -121,6 +128,11 @@ final class ClientCore: @unchecked Sendable {
         idleDelay = configuration.idleReadDelayNanoseconds
         maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         maxFDs = Int(configuration.capabilities.maxMessageFDs)
+    }
+
+    deinit {
+        undelivered.deinitialize(count: 1)
+        undelivered.deallocate()
     }
 
     func start() {
@@ -220,11 +232,15 @@ final class ClientCore: @unchecked Sendable {
             do {
                 repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
             } catch {
-                monitor.withLock { $0.reading = false }
+                monitor.withLock { state in
+                    handOver(&state)
+                    state.reading = false
+                }
                 fail(error)
                 throw error
             }
             monitor.withLock { state in
+                handOver(&state)
                 if !handOffToken(&state) { state.reading = false }
             }
         }
@@ -327,6 +343,7 @@ final class ClientCore: @unchecked Sendable {
                 if mine != nil { while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) } }
             } catch {
                 monitor.withLock { state in
+                    handOver(&state)
                     state.reading = false
                     retire(waiter, &state)
                 }
@@ -335,12 +352,15 @@ final class ClientCore: @unchecked Sendable {
             }
             if let mine {
                 monitor.withLock { state in
+                    handOver(&state)
                     retire(waiter, &state)
                     state.activity &+= 1
                     if !handOffToken(&state) { state.reading = false }
                 }
                 return mine
             }
+            // About to block reading: the callers whose replies came go on meanwhile.
+            if !socket.hasBufferedMessage { handOverPending() }
         }
     }
 
@@ -379,6 +399,7 @@ final class ClientCore: @unchecked Sendable {
                     _ = try receiveOne(for: nil, direct: nil)
                 } catch {
                     monitor.withLock { state in
+                        handOver(&state)
                         state.reading = false
                         state.receiveThreadReading = false
                     }
@@ -387,6 +408,7 @@ final class ClientCore: @unchecked Sendable {
                 }
                 if socket.hasBufferedMessage { continue }
                 let keep = monitor.withLock { state -> Bool in
+                    handOver(&state)
                     if state.failure == nil {
                         // A caller waiting for its reply reads for itself from now on.
                         if handOffToken(&state) {
@@ -458,12 +480,27 @@ final class ClientCore: @unchecked Sendable {
                         payload: [])
     }
 
-    /// Hands a reply to the caller waiting for it (replies nobody waits for are dropped).
+    /// Keeps a reply for the caller waiting for it; the reader hands them over in a batch
+    /// (`handOver`) before it blocks or gives the token up.
     private func deliver(_ reply: VFIOUserMessage) {
-        monitor.withLock { state in
-            guard let waiter = state.waiters.first(where: { $0.id == reply.header.messageID }) else { return }
+        undelivered.pointee.append(reply)
+    }
+
+    /// Hands the replies read so far to their callers (lock held; replies nobody waits
+    /// for are dropped).
+    private func handOver(_ state: inout State) {
+        guard !undelivered.pointee.isEmpty else { return }
+        for reply in undelivered.pointee {
+            guard let waiter = state.waiters.first(where: { $0.id == reply.header.messageID }) else { continue }
             waiter.reply = reply
             waiter.condition.signal()
         }
+        undelivered.pointee.removeAll(keepingCapacity: true)
+    }
+
+    /// `handOver` with the lock taken, when there is something to hand over.
+    private func handOverPending() {
+        guard !undelivered.pointee.isEmpty else { return }
+        monitor.withLock { handOver(&$0) }
     }
 }
