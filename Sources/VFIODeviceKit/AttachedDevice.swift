@@ -23,16 +23,19 @@ public final class AttachedDevice: Sendable {
     public let migration: MigrationDriver?
 
     /// Wraps `context`, attaches `model` to the wrapper (`attach(_:)` is called here: the
-    /// server must not call it itself) and builds the migration driver.
+    /// server must not call it itself) and builds the migration driver, which keeps a
+    /// resuming stream (up to `maximumStreamSize` bytes) in memory from `bufferAllocator`.
     /// - Throws: `VFIOError.invalidArgument` when the model's migration features lack
     ///   STOP_COPY.
-    public init(model: any DeviceModel, context: any DeviceContext, maximumStreamSize: Int = 1 << 30) throws(VFIOError) {
+    public init(model: any DeviceModel, context: any DeviceContext, maximumStreamSize: Int = 1 << 30,
+                bufferAllocator: any BufferAllocator = HeapBufferAllocator()) throws(VFIOError) {
         self.model = model
         let tracker = TrackingContext(wrapping: context)
         self.tracker = tracker
         model.attach(tracker)
         if let migratable = model.migration {
-            migration = try MigrationDriver(device: migratable, tracker: tracker, maximumStreamSize: maximumStreamSize)
+            migration = try MigrationDriver(device: migratable, tracker: tracker, maximumStreamSize: maximumStreamSize,
+                                            bufferAllocator: bufferAllocator)
         } else {
             migration = nil
         }

@@ -102,7 +102,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                                   otherAreas: areas.count > 1)
         }
         context = ServerDeviceContext(server: self)
-        device = try AttachedDevice(model: model, context: context)
+        device = try AttachedDevice(model: model, context: context, bufferAllocator: MappedBufferAllocator())
     }
 
     deinit {

@@ -71,6 +71,8 @@ public final class MigrationDriver: Sendable {
     public let identity: MigrationIdentity
     /// The most bytes a resuming stream may hold (writes beyond fail with ENOSPC).
     public let maximumStreamSize: Int
+    /// Where a resuming stream's bytes are kept.
+    public let bufferAllocator: any BufferAllocator
     private let tracker: TrackingContext?
 
     private struct SaveStream {
@@ -103,8 +105,10 @@ public final class MigrationDriver: Sendable {
     ///   - tracker: the context the model is attached to, when it is a `TrackingContext`:
     ///     its interrupts are held while the device is stopped.
     ///   - maximumStreamSize: bound on a resuming stream (default 1 GiB).
+    ///   - bufferAllocator: where a resuming stream's bytes are kept (default: the heap).
     /// - Throws: `VFIOError.invalidArgument` when the features lack STOP_COPY.
-    public init(device: any MigratableDevice, tracker: TrackingContext? = nil, maximumStreamSize: Int = 1 << 30) throws(VFIOError) {
+    public init(device: any MigratableDevice, tracker: TrackingContext? = nil, maximumStreamSize: Int = 1 << 30,
+                bufferAllocator: any BufferAllocator = HeapBufferAllocator()) throws(VFIOError) {
         let features = device.migrationFeatures.intersection([.stopCopy, .p2p, .preCopy])
         try MigrationStateMachine.validate(features)
         self.device = device
@@ -112,6 +116,7 @@ public final class MigrationDriver: Sendable {
         self.identity = device.migrationIdentity
         self.tracker = tracker
         self.maximumStreamSize = maximumStreamSize
+        self.bufferAllocator = bufferAllocator
     }
 
     /// `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` GET: the state the device is in.
@@ -221,9 +226,9 @@ public final class MigrationDriver: Sendable {
     private func streamWork(_ arc: MigrationArc, _ s: inout State) throws(VFIOError) {
         switch (arc.from, arc.to) {
         case (.stop, .resuming):
-            s.resuming = StreamBytes()
+            s.resuming = StreamBytes(allocator: bufferAllocator)
         case (.resuming, .stop):
-            let stream = s.resuming ?? StreamBytes()
+            let stream = s.resuming ?? StreamBytes(allocator: bufferAllocator)
             let (image, version) = try MigrationStream.decode(stream.bytes, expecting: identity)
             try device.loadState(image, version: version)
             s.resuming = nil

@@ -7,14 +7,24 @@ import VFIO
 /// Capacity doubles (from 64 KiB), so a stream of n bytes costs its n bytes of copying
 /// once more at most. Not thread-safe: the driver's lock guards it.
 final class StreamBytes: @unchecked Sendable {
+    private let allocator: any BufferAllocator
     private var storage: UnsafeMutableRawPointer?
+    /// Whether `storage` came from the heap because `allocator` had none.
+    private var storageFromHeap = false
     private var capacity = 0
     /// The bytes held.
     private(set) var count = 0
 
-    init() {}
+    init(allocator: any BufferAllocator = HeapBufferAllocator()) {
+        self.allocator = allocator
+    }
 
-    deinit { storage?.deallocate() }
+    deinit { release() }
+
+    private func release() {
+        guard let storage else { return }
+        if storageFromHeap { storage.deallocate() } else { allocator.deallocate(storage, byteCount: capacity) }
+    }
 
     /// The bytes held, valid until the next change.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
@@ -54,12 +64,12 @@ final class StreamBytes: @unchecked Sendable {
     }
 
     private func reallocate(_ grown: Int) {
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 64)
-        if let storage {
-            fresh.copyMemory(from: storage, byteCount: count)
-            storage.deallocate()
-        }
+        let given = allocator.allocate(byteCount: grown)
+        let fresh = given ?? UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 64)
+        if let storage { fresh.copyMemory(from: storage, byteCount: count) }
+        release()
         storage = fresh
+        storageFromHeap = given == nil
         capacity = grown
     }
 }
