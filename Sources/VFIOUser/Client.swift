@@ -187,12 +187,12 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
                               noReply: Bool = false) throws(VFIOError) {
         var request = (offset.littleEndian, (UInt64(UInt32(count)) << 32 | UInt64(index)).littleEndian)
         var answer = (UInt64(0), UInt64(0))
-        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage? in
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply? in
             if noReply {
                 try core.post(command.rawValue, head, writeData)
                 return nil
             }
-            return try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+            return try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> ExchangeReply in
                 try core.exchange(command.rawValue, head, writeData, direct: DirectReply(prefix: prefix, data: replyData))
             }
         }
@@ -433,8 +433,8 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         let size = UInt32(buffer.count)
         var request = ((UInt32(VFIOUserMigData.fixedSize) + size).littleEndian, size.littleEndian)
         var answer = (UInt32(0), UInt32(0))
-        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
-            try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
+            try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> ExchangeReply in
                 try core.exchange(VFIOUserCommand.migDataRead.rawValue, head,
                                   direct: DirectReply(prefix: prefix, data: buffer, acceptsShorter: true))
             }
@@ -465,7 +465,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
         }
         var request = (UInt32(VFIOUserMigData.fixedSize).littleEndian, UInt32(buffer.count).littleEndian)
-        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
             try core.exchange(VFIOUserCommand.migDataWrite.rawValue, head, buffer)
         }
         try reply.checkReply(name)

@@ -16,6 +16,40 @@ struct DirectReply {
     var acceptsShorter = false
 }
 
+/// The reply `exchange` returns: a whole message, or, when the caller's `DirectReply`
+/// fitted, the header alone with the payload already in the caller's buffers (no message
+/// is built for it).
+struct ExchangeReply {
+    let header: VFIOUserHeader
+    /// `nil` when the payload went into the caller's buffers.
+    let message: VFIOUserMessage?
+    /// With a direct reply: the bytes that went into the caller's data buffer.
+    let directDataCount: Int
+
+    init(_ message: VFIOUserMessage) {
+        header = message.header
+        self.message = message
+        directDataCount = 0
+    }
+
+    init(direct header: VFIOUserHeader, dataCount: Int) {
+        self.header = header
+        message = nil
+        directDataCount = dataCount
+    }
+
+    var receivedDirectly: Bool { message == nil }
+    var payload: [UInt8] { message?.payload ?? [] }
+
+    /// Throws the reply's error when it has the ERROR flag (errno 0 becomes `EIO`).
+    func checkReply(_ operation: String) throws(VFIOError) {
+        if header.isError {
+            let code = Int32(bitPattern: header.error)
+            throw .errno(operation, code == 0 ? EIO : code)
+        }
+    }
+}
+
 /// A caller waiting for the reply to its request. Its fields change with the client's
 /// monitor held only (they sit behind a pointer: class properties would pay a dynamic
 /// exclusivity check on every access).
@@ -174,7 +208,7 @@ final class ClientCore: @unchecked Sendable {
     /// of the expected size lands in the caller's buffers.
     func exchange(_ command: UInt16, _ first: UnsafeRawBufferPointer,
                   _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-                  fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> VFIOUserMessage {
+                  fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> ExchangeReply {
         let waiter = try monitor.withLock { (state: inout State) throws(VFIOError) -> ReplyWaiter in
             if let failure = state.failure { throw failure }
             var id = state.nextID
@@ -266,14 +300,14 @@ final class ClientCore: @unchecked Sendable {
                 try post(command, bytes, fds: fds, flags: flags)
                 return nil
             }
-            return try exchange(command, bytes, fds: fds, flags: flags)
+            return try exchange(command, bytes, fds: fds, flags: flags).message
         }
     }
 
     /// Sends a command and returns its reply, or throws the errno of an error reply.
     func request(_ command: VFIOUserCommand, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) -> VFIOUserMessage {
         let reply = try payload.withBytes { (bytes: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
-            try exchange(command.rawValue, bytes, fds: fds)
+            try exchange(command.rawValue, bytes, fds: fds).message!
         }
         try reply.checkReply(command.cName)
         return reply
@@ -306,7 +340,7 @@ final class ClientCore: @unchecked Sendable {
 
     /// Waits for the reply to `waiter`'s request, reading the socket itself whenever the
     /// token is free or handed to it.
-    private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?) throws(VFIOError) -> VFIOUserMessage {
+    private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
         let outcome = monitor.wait(on: waiter.condition) { (state: inout State) -> Result<VFIOUserMessage?, VFIOError>? in
             waiter.awaiting = true
             if let reply = waiter.reply {
@@ -330,12 +364,12 @@ final class ClientCore: @unchecked Sendable {
         }!
         switch outcome {
         case .failure(let error): throw error
-        case .success(let reply?): return reply
+        case .success(let reply?): return ExchangeReply(reply)
         case .success(nil): break
         }
         // This thread holds the reading token until its reply has come.
         while true {
-            let mine: VFIOUserMessage?
+            let mine: ExchangeReply?
             do {
                 mine = try receiveOne(for: waiter.id, direct: direct)
                 // Messages read ahead with the reply are handed on before the token goes:
@@ -429,7 +463,7 @@ final class ClientCore: @unchecked Sendable {
     /// Reads one message (reading token held) and hands it on; returns it instead when it
     /// is the reply to `id`.
     /// - Throws: when the connection failed or ended.
-    private func receiveOne(for id: UInt16?, direct: DirectReply?) throws(VFIOError) -> VFIOUserMessage? {
+    private func receiveOne(for id: UInt16?, direct: DirectReply?) throws(VFIOError) -> ExchangeReply? {
         guard let header = try socket.receiveHeader(maxFDs: maxFDs) else {
             throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
         }
@@ -443,11 +477,11 @@ final class ClientCore: @unchecked Sendable {
             try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: direct.data[0..<dataCount]), maxFDs: maxFDs)
             switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
             case .success(let fds):
-                if fds.isEmpty { return VFIOUserMessage(directReply: header, dataCount: dataCount) }
+                if fds.isEmpty { return ExchangeReply(direct: header, dataCount: dataCount) }
                 for f in fds { closeDescriptor(f) }
-                return errorReply(header, VFIOError.errno("\(VFIOCommandName(header.command)) reply carries descriptors", EINVAL))
+                return ExchangeReply(errorReply(header, VFIOError.errno("\(VFIOCommandName(header.command)) reply carries descriptors", EINVAL)))
             case .failure(let error):
-                return errorReply(header, error)
+                return ExchangeReply(errorReply(header, error))
             }
         }
         switch try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs) {
@@ -456,7 +490,7 @@ final class ClientCore: @unchecked Sendable {
         case .rejected(let header, let error):
             if header.isReply {
                 let reply = errorReply(header, error)
-                if header.messageID == id { return reply }
+                if header.messageID == id { return ExchangeReply(reply) }
                 deliver(reply)
             } else if header.wantsReply {
                 try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
@@ -464,7 +498,7 @@ final class ClientCore: @unchecked Sendable {
             }
         case .message(let message):
             if message.header.isReply {
-                if message.header.messageID == id { return message }
+                if message.header.messageID == id { return ExchangeReply(message) }
                 deliver(message)
             } else {
                 dmaQueue.update { $0.messages.append(message) }

@@ -177,26 +177,11 @@ public final class VFIOUserMessage: @unchecked Sendable {
     public let header: VFIOUserHeader
     public let payload: [UInt8]
     private var descriptors: [Int32]
-    /// The payload went straight into the buffers the caller gave for its reply (see
-    /// `DirectReply`); `payload` is empty then.
-    let receivedDirectly: Bool
-    /// With `receivedDirectly`: the bytes that went into the caller's data buffer.
-    let directDataCount: Int
 
     public init(header: VFIOUserHeader, payload: [UInt8], descriptors: [Int32] = []) {
         self.header = header
         self.payload = payload
         self.descriptors = descriptors
-        receivedDirectly = false
-        directDataCount = 0
-    }
-
-    init(directReply header: VFIOUserHeader, dataCount: Int) {
-        self.header = header
-        payload = []
-        descriptors = []
-        receivedDirectly = true
-        directDataCount = dataCount
     }
 
     /// The descriptors still owned by the message.
