@@ -123,6 +123,8 @@ final class ClientCore: @unchecked Sendable {
         /// Counts requests sent and replies taken: the receive thread sees the connection
         /// quiet when it does not move for `idleReadDelay`.
         var activity: UInt64 = 0
+        /// The id of a request whose caller took the token before sending (no waiter).
+        var soloID: UInt16?
     }
 
     let socket: VFIOUserSocket
@@ -209,10 +211,25 @@ final class ClientCore: @unchecked Sendable {
     func exchange(_ command: UInt16, _ first: UnsafeRawBufferPointer,
                   _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                   fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> ExchangeReply {
+        // Alone (nobody reads, nobody waits): take the token at once and read the reply
+        // without registering a waiter.
+        let soloID = try monitor.withLock { (state: inout State) throws(VFIOError) -> UInt16? in
+            if let failure = state.failure { throw failure }
+            guard !state.reading, state.waiters.isEmpty else { return nil }
+            let id = state.nextID
+            state.nextID = id &+ 1
+            state.reading = true
+            state.soloID = id
+            state.activity &+= 1
+            return id
+        }
+        if let soloID {
+            return try soloExchange(soloID, command, first, second, fds: fds, flags: flags, direct: direct)
+        }
         let waiter = try monitor.withLock { (state: inout State) throws(VFIOError) -> ReplyWaiter in
             if let failure = state.failure { throw failure }
             var id = state.nextID
-            while state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
+            while id == state.soloID || state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
             state.nextID = id &+ 1
             let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
             waiter.id = id
@@ -240,10 +257,56 @@ final class ClientCore: @unchecked Sendable {
         return try awaitReply(waiter, direct: direct)
     }
 
+    /// `exchange` for a caller that took the reading token before sending (see there).
+    private func soloExchange(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+                              fds: [Int32], flags: VFIOUserMessageFlags, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
+        let header = VFIOUserHeader(messageID: id, command: command,
+                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
+        var mine: ExchangeReply?
+        do {
+            try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom(holdingToken: true) })
+        } catch {
+            monitor.withLock { state in
+                handOver(&state)
+                state.soloID = nil
+                if !handOffToken(&state) { state.reading = false }
+            }
+            // The server closed the connection before a reader saw it.
+            if error.errnoValue == EPIPE {
+                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
+                fail(closed)
+                throw closed
+            }
+            throw error
+        }
+        do {
+            while mine == nil {
+                mine = try receiveOne(for: id, direct: direct)
+                if mine == nil && !socket.hasBufferedMessage { handOverPending() }
+            }
+            while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) }
+        } catch {
+            monitor.withLock { state in
+                handOver(&state)
+                state.soloID = nil
+                if !handOffToken(&state) { state.reading = false }
+            }
+            fail(error)
+            throw error
+        }
+        monitor.withLock { state in
+            handOver(&state)
+            state.soloID = nil
+            state.activity &+= 1
+            if !handOffToken(&state) { state.reading = false }
+        }
+        return mine!
+    }
+
     /// A send found the socket full: waits until it takes more, reading meanwhile when the
     /// server has sent something and nobody else reads (the server may be blocked writing
     /// to us, and then it would never read what we write).
-    private func waitForRoom() throws(VFIOError) {
+    private func waitForRoom(holdingToken: Bool = false) throws(VFIOError) {
         let fd = socket.fd
         while true {
             var p = pollfd(fd: fd, events: Int16(POLLOUT | POLLIN), revents: 0)
@@ -252,6 +315,11 @@ final class ClientCore: @unchecked Sendable {
                 throw .errno("poll", errno)
             }
             if p.revents & Int16(POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 { return }
+            if holdingToken {
+                repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
+                handOverPending()
+                continue
+            }
             let mine = monitor.withLock { state -> Bool in
                 if state.failure != nil || state.reading { return false }
                 state.reading = true
