@@ -543,6 +543,7 @@ final class ClientCore: @unchecked Sendable {
             let dataCount = header.payloadSize - direct.prefix.count
             try socket.receivePayload(into: direct.prefix, maxFDs: maxFDs)
             try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: direct.data[0..<dataCount]), maxFDs: maxFDs)
+            if socket.finishMessageWithoutDescriptors() { return ExchangeReply(direct: header, dataCount: dataCount) }
             switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
             case .success(let fds):
                 if fds.isEmpty { return ExchangeReply(direct: header, dataCount: dataCount) }

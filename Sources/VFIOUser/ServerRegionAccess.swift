@@ -56,7 +56,8 @@ extension VFIOUserServer {
         } else {
             try socket.receivePayload(into: served, maxFDs: maxFDs)
         }
-        if case .failure(let error) = socket.finishMessage(maxFDs: maxFDs, command: header.command), failure == nil {
+        if !socket.finishMessageWithoutDescriptors(),
+           case .failure(let error) = socket.finishMessage(maxFDs: maxFDs, command: header.command), failure == nil {
             failure = error
         }
         if failure == nil && throughModel {

@@ -284,6 +284,16 @@ public final class VFIOUserSocket: Sendable {
 
     /// Ends the current message (its payload read or skipped): its descriptors, or an
     /// error (`EINVAL`) when more than `maxFDs` came (then none are kept open).
+    /// Ends the current message when no descriptor came with it (the common case: then
+    /// there is nothing to collect) and returns true; false means `finishMessage` must be
+    /// called.
+    @inline(__always)
+    func finishMessageWithoutDescriptors() -> Bool {
+        let box = inbox
+        return box.payloadLeft == 0 && box.late.isEmpty && !box.lateTruncated
+            && (box.batches.isEmpty || box.batches[0].mark >= box.messageEnd)
+    }
+
     func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
         let box = inbox
         precondition(box.payloadLeft == 0, "finishMessage before the payload was read")
