@@ -818,7 +818,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     private func serverRequest(_ command: VFIOUserCommand, payload: [UInt8], onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
         // Wait until no client request is being handled, then claim an id.
         let (socket, id) = try requestGate.whileWaiting { () throws(VFIOError) -> (VFIOUserSocket, UInt16) in
-          try monitor.wait { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
+          try monitor.wait(recheckingEvery: RequestGate.recheckInterval) { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
             guard let socket = state.session.socket, !state.session.connectionFailed else {
                 throw .errno("\(command.cName): no client is connected", EFAULT)
             }

@@ -106,23 +106,27 @@ func replyErrno(_ error: VFIOError) -> Int32 {
 
 /// Whether a client request is being handled, set and read without the server's monitor
 /// (it changes twice per request). Message DMA from other threads waits for the end of
-/// a request: `waitUntilIdle` inside `monitor.wait`, the serving thread's `leave`
-/// broadcasts only when someone waits (sequentially consistent, so no wake is lost).
+/// a request inside `monitor.wait(recheckingEvery:)` while counted with `whileWaiting`;
+/// `leave` broadcasts when it sees a waiter. The flags carry no fence (a full barrier
+/// twice per request would cost more than the rest of the bookkeeping), so a waiter that
+/// counts itself just as a request ends may miss the broadcast: it looks again within
+/// `recheckInterval`.
 final class RequestGate: Sendable {
+    /// How soon a waiter looks again without a broadcast (1 ms).
+    static let recheckInterval: UInt64 = 1_000_000
     private let busy = Atomic(false)
     private let idleWaiters = Atomic(0)
 
-    var isBusy: Bool { busy.load(ordering: .sequentiallyConsistent) }
+    var isBusy: Bool { busy.load(ordering: .acquiring) }
 
-    func enter() { busy.store(true, ordering: .sequentiallyConsistent) }
+    func enter() { busy.store(true, ordering: .releasing) }
 
     func leave(_ monitor: Monitor<ServerState>) {
-        busy.store(false, ordering: .sequentiallyConsistent)
-        if idleWaiters.load(ordering: .sequentiallyConsistent) > 0 { monitor.broadcast() }
+        busy.store(false, ordering: .releasing)
+        if idleWaiters.load(ordering: .acquiring) > 0 { monitor.broadcast() }
     }
 
-    /// Counts the caller as waiting for the end of a request while `body` runs (a
-    /// `monitor.wait` whose condition reads `isBusy`).
+    /// Counts the caller as waiting for the end of a request while `body` runs.
     func whileWaiting<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         idleWaiters.add(1, ordering: .sequentiallyConsistent)
         defer { idleWaiters.subtract(1, ordering: .sequentiallyConsistent) }

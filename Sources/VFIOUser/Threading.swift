@@ -64,6 +64,19 @@ final class Monitor<State>: @unchecked Sendable {
         }
     }
 
+    /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
+    /// broadcast (for state that changes without the lock).
+    func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state.pointee) { return result }
+            let deadline = monotonicNanoseconds() &+ interval
+            var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+            _ = pthread_cond_timedwait(condition, mutex, &t)
+        }
+    }
+
     /// Wakes every waiter (call after changing the state).
     func broadcast() {
         pthread_mutex_lock(mutex)
