@@ -101,7 +101,9 @@ final class ReplyWaiter: @unchecked Sendable {
 /// A caller whose send finds the socket full reads while it waits for room when nobody
 /// else does (the server may be blocked writing to us).
 /// A message the server sends while no request is in flight is therefore read by the
-/// next request, or within twice `idleReadDelay`.
+/// next request, or within twice `idleReadDelay`; once the DMA thread has answered one,
+/// the receive thread reads at once (server commands come in runs: a DMA transfer in
+/// pieces).
 final class ClientCore: @unchecked Sendable {
     struct State {
         var nextID: UInt16 = 1
@@ -125,6 +127,10 @@ final class ClientCore: @unchecked Sendable {
         var activity: UInt64 = 0
         /// The id of a request whose caller took the token before sending (no waiter).
         var soloID: UInt16?
+        /// The DMA thread has just answered a server command: the server is likely to send
+        /// the next at once (a DMA transfer in pieces), so the receive thread reads without
+        /// waiting for a quiet connection.
+        var serverBusy = false
     }
 
     let socket: VFIOUserSocket
@@ -191,6 +197,14 @@ final class ClientCore: @unchecked Sendable {
         if let thread, !thread.isCurrent { thread.join() }
         if let dmaThread, !dmaThread.isCurrent { dmaThread.join() }
         socket.close()
+    }
+
+    /// The DMA thread answered a server command: let the receive thread read now.
+    func serverCommandAnswered() {
+        monitor.withLock { state in
+            state.serverBusy = true
+            if !state.reading { receiveCondition.signal() }
+        }
     }
 
     /// Records the first failure and wakes every thread that waits.
@@ -269,7 +283,7 @@ final class ClientCore: @unchecked Sendable {
             monitor.withLock { state in
                 handOver(&state)
                 state.soloID = nil
-                if !handOffToken(&state) { state.reading = false }
+                releaseToken(&state)
             }
             // The server closed the connection before a reader saw it.
             if error.errnoValue == EPIPE {
@@ -289,7 +303,7 @@ final class ClientCore: @unchecked Sendable {
             monitor.withLock { state in
                 handOver(&state)
                 state.soloID = nil
-                if !handOffToken(&state) { state.reading = false }
+                releaseToken(&state)
             }
             fail(error)
             throw error
@@ -298,7 +312,7 @@ final class ClientCore: @unchecked Sendable {
             handOver(&state)
             state.soloID = nil
             state.activity &+= 1
-            if !handOffToken(&state) { state.reading = false }
+            releaseToken(&state)
         }
         return mine!
     }
@@ -343,7 +357,7 @@ final class ClientCore: @unchecked Sendable {
             }
             monitor.withLock { state in
                 handOver(&state)
-                if !handOffToken(&state) { state.reading = false }
+                releaseToken(&state)
             }
         }
     }
@@ -406,6 +420,15 @@ final class ClientCore: @unchecked Sendable {
         return false
     }
 
+    /// Gives the reading token up (lock held, token held by the caller): to a caller
+    /// waiting for its reply, else to nobody, waking the receive thread when the server is
+    /// in a run of commands.
+    private func releaseToken(_ state: inout State) {
+        if handOffToken(&state) { return }
+        state.reading = false
+        if state.serverBusy { receiveCondition.signal() }
+    }
+
     /// Waits for the reply to `waiter`'s request, reading the socket itself whenever the
     /// token is free or handed to it.
     private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
@@ -457,7 +480,7 @@ final class ClientCore: @unchecked Sendable {
                     handOver(&state)
                     retire(waiter, &state)
                     state.activity &+= 1
-                    if !handOffToken(&state) { state.reading = false }
+                    releaseToken(&state)
                 }
                 return mine
             }
@@ -479,6 +502,13 @@ final class ClientCore: @unchecked Sendable {
         while true {
             let go = monitor.wait(on: receiveCondition, deadline: { _ in changed &+ delay }, until: { state -> Bool? in
                 if state.failure != nil { return false }
+                if state.serverBusy && !state.reading {
+                    // The server is sending commands (DMA): more are likely to follow now.
+                    state.serverBusy = false
+                    state.reading = true
+                    state.receiveThreadReading = true
+                    return true
+                }
                 let now = monotonicNanoseconds()
                 if state.activity != seen || state.reading {
                     if state.activity != seen { seen = state.activity; changed = now }

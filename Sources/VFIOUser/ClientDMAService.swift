@@ -16,6 +16,7 @@ extension ClientCore {
             }
             guard let message = next else { return }
             serve(message)
+            serverCommandAnswered()
         }
     }
 
