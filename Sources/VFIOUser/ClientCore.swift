@@ -112,7 +112,6 @@ final class ClientCore: @unchecked Sendable {
         var waiters: [ReplyWaiter] = []
         var spareWaiters: [ReplyWaiter] = []
         var failure: VFIOError?
-        var mappings: [ClientDMAMapping] = []
         var served = 0
         /// The migration state as last read or set through this client (`nil`: unknown).
         /// One client at a time talks to a server, and the server changes the state only
@@ -141,6 +140,10 @@ final class ClientCore: @unchecked Sendable {
     /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
     /// that the DMA thread is not woken by replies).
     let dmaQueue = Monitor(DMAQueue())
+    /// The memory mapped with `mapDMA`, sorted by IOVA. Held while the DMA thread copies
+    /// or sends from it, so an unmap waits for a transfer in progress (the memory stays
+    /// valid until the transfer is over).
+    let dmaTable = Monitor([ClientDMAMapping]())
     struct DMAQueue {
         var messages: [VFIOUserMessage] = []
         var closed = false

@@ -23,80 +23,111 @@ extension ClientCore {
     // MARK: DMA table
 
     func addMapping(_ mapping: ClientDMAMapping) {
-        monitor.withLock { state in
-            state.mappings.append(mapping)
-            state.mappings.sort { $0.range.start < $1.range.start }
+        dmaTable.withLock { table in
+            table.append(mapping)
+            table.sort { $0.range.start < $1.range.start }
         }
     }
 
     func removeMappings(inside range: IOVARange) {
-        monitor.withLock { state in
-            state.mappings.removeAll { $0.range.start >= range.start && $0.range.last <= range.last }
+        dmaTable.withLock { table in
+            table.removeAll { $0.range.start >= range.start && $0.range.last <= range.last }
         }
     }
 
     func removeAllMappings() {
-        monitor.withLock { $0.mappings.removeAll() }
+        dmaTable.withLock { $0.removeAll() }
     }
 
-    /// Copies between client memory and `buffer` for a server DMA message; every byte must
-    /// be mapped with `access`.
-    private func copyDMA(address: UInt64, count: Int, access: DMAAccess, _ body: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Bool {
-        monitor.withLock { state in
-            var pieces: [(UnsafeMutableRawPointer, Int, Int)] = []
-            var at = address
-            var done = 0
-            while done < count {
-                guard let m = state.mappings.first(where: { $0.range.contains(at) }), m.access.contains(access) else { return false }
-                let available = (m.range.last - at) &+ 1
-                let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
-                pieces.append((m.base + Int(at - m.range.start), done, length))
-                done += length
-                at &+= UInt64(length)
-            }
-            for piece in pieces { body(piece.0, piece.1, piece.2) }
-            return true
+    /// The client memory of `[address, address + count)`, in pieces (table lock held), or
+    /// nil when a byte is not mapped with `access`.
+    private static func pieces(_ table: [ClientDMAMapping], address: UInt64, count: Int,
+                               access: DMAAccess) -> [UnsafeMutableRawBufferPointer]? {
+        var pieces: [UnsafeMutableRawBufferPointer] = []
+        var at = address
+        var done = 0
+        while done < count {
+            guard let m = table.first(where: { $0.range.contains(at) }), m.access.contains(access) else { return nil }
+            let available = (m.range.last - at) &+ 1
+            let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
+            pieces.append(UnsafeMutableRawBufferPointer(start: m.base + Int(at - m.range.start), count: length))
+            done += length
+            at &+= UInt64(length)
         }
+        return pieces
     }
 
-    /// Serves a server-initiated command: DMA_READ and DMA_WRITE; anything else gets ENOSYS.
+    /// Serves a server-initiated command: DMA_READ and DMA_WRITE; anything else gets
+    /// ENOSYS. A DMA_READ's reply goes out from the client's memory itself when it lies in
+    /// one mapping (gathered by the send, no copy); a DMA_WRITE's data is copied from the
+    /// message into the memory.
     func serve(_ message: VFIOUserMessage) {
         let header = message.header
         message.closeDescriptors()
-        func answer(_ payload: [UInt8]) {
-            guard header.wantsReply else { return }
-            try? socket.send(id: header.messageID, command: header.command, flags: .reply, payload: payload)
-        }
         func refuse(_ code: Int32) {
             guard header.wantsReply else { return }
             try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(code))
         }
         let limit = UInt64(configuration.capabilities.maxDataTransferSize)
-        switch VFIOUserCommand(rawValue: header.command) {
+        let payload = message.payload
+        // struct vfio_user_dma_region_access: address, count (u64 each), then data.
+        let command = VFIOUserCommand(rawValue: header.command)
+        guard command == .dmaRead || command == .dmaWrite else { return refuse(ENOSYS) }
+        guard payload.count >= VFIOUserDMAAccess.headerSize else { return refuse(EINVAL) }
+        let (address, count) = payload.withUnsafeBytes { raw in
+            (UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)), UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+        let dataBytes = payload.count - VFIOUserDMAAccess.headerSize
+        switch command {
         case .dmaRead:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload), request.data.isEmpty else { return refuse(EINVAL) }
-            guard request.count <= limit else { return refuse(E2BIG) }
-            var data = [UInt8](repeating: 0, count: Int(request.count))
-            let ok = data.withUnsafeMutableBytes { raw in
-                copyDMA(address: request.address, count: Int(request.count), access: .read) { pointer, at, length in
-                    (raw.baseAddress! + at).copyMemory(from: pointer, byteCount: length)
+            guard dataBytes == 0 else { return refuse(EINVAL) }
+            guard count <= limit else { return refuse(E2BIG) }
+            let served = dmaTable.withLock { table -> Bool in
+                guard let pieces = Self.pieces(table, address: address, count: Int(count), access: .read) else { return false }
+                guard header.wantsReply else { return true }
+                let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
+                                           messageSize: UInt32(VFIOUserHeader.size + VFIOUserDMAAccess.headerSize) + UInt32(count), flags: .reply)
+                payload.withUnsafeBytes { prefix in
+                    let echo = UnsafeRawBufferPointer(rebasing: prefix[0..<VFIOUserDMAAccess.headerSize])
+                    if pieces.count <= 1 {
+                        try? socket.send(reply, echo, UnsafeRawBufferPointer(pieces.first ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)))
+                    } else {
+                        let joined = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 16)
+                        defer { joined.deallocate() }
+                        var at = 0
+                        for piece in pieces {
+                            (joined.baseAddress! + at).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+                            at += piece.count
+                        }
+                        try? socket.send(reply, echo, UnsafeRawBufferPointer(joined))
+                    }
                 }
+                return true
             }
-            guard ok else { return refuse(EFAULT) }
+            guard served else { return refuse(EFAULT) }
             monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count, data: data).encoded)
         case .dmaWrite:
-            guard let request = try? VFIOUserDMAAccess(decoding: message.payload),
-                  UInt64(request.data.count) == request.count else { return refuse(EINVAL) }
-            guard request.count <= limit else { return refuse(E2BIG) }
-            let ok = request.data.withUnsafeBytes { raw in
-                copyDMA(address: request.address, count: Int(request.count), access: .write) { pointer, at, length in
-                    pointer.copyMemory(from: raw.baseAddress! + at, byteCount: length)
+            guard UInt64(dataBytes) == count else { return refuse(EINVAL) }
+            guard count <= limit else { return refuse(E2BIG) }
+            let written = dmaTable.withLock { table -> Bool in
+                guard let pieces = Self.pieces(table, address: address, count: Int(count), access: .write) else { return false }
+                payload.withUnsafeBytes { raw in
+                    var at = VFIOUserDMAAccess.headerSize
+                    for piece in pieces {
+                        piece.baseAddress!.copyMemory(from: raw.baseAddress! + at, byteCount: piece.count)
+                        at += piece.count
+                    }
                 }
+                return true
             }
-            guard ok else { return refuse(EFAULT) }
+            guard written else { return refuse(EFAULT) }
             monitor.withLock { $0.served += 1 }
-            answer(VFIOUserDMAAccess(address: request.address, count: request.count).encoded)
+            guard header.wantsReply else { return }
+            payload.withUnsafeBytes { prefix in
+                let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
+                                           messageSize: UInt32(VFIOUserHeader.size + VFIOUserDMAAccess.headerSize), flags: .reply)
+                try? socket.send(reply, UnsafeRawBufferPointer(rebasing: prefix[0..<VFIOUserDMAAccess.headerSize]))
+            }
         default:
             refuse(ENOSYS)
         }

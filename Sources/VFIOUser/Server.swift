@@ -799,23 +799,27 @@ public final class VFIOUserServer: @unchecked Sendable {
             let length = min(chunk, buffer.count - done)
             let address = iova + UInt64(done)
             let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + length])
-            let request = VFIOUserDMAAccess(address: address, count: UInt64(length),
-                                            data: write ? Array(UnsafeRawBufferPointer(piece)) : [])
-            let reply = try serverRequest(command, payload: request.encoded, onServingThread: onServingThread)
+            // struct vfio_user_dma_region_access, then (DMA_WRITE) the data from where it lies.
+            var prefix = (address.littleEndian, UInt64(length).littleEndian)
+            let reply = try withUnsafeBytes(of: &prefix) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> VFIOUserMessage in
+                try serverRequest(command, head, write ? UnsafeRawBufferPointer(piece) : UnsafeRawBufferPointer(start: nil, count: 0),
+                                  onServingThread: onServingThread)
+            }
             try reply.checkReply(command.cName)
             if !write {
-                let answer = try VFIOUserDMAAccess(decoding: reply.payload)
-                guard answer.data.count == length else {
-                    throw .malformed(command.cName, "asked for \(length) byte(s), the reply has \(answer.data.count)")
+                let payload = reply.payload
+                guard payload.count == VFIOUserDMAAccess.headerSize + length else {
+                    throw .malformed(command.cName, "asked for \(length) byte(s), the reply has \(max(0, payload.count - VFIOUserDMAAccess.headerSize))")
                 }
-                answer.data.withUnsafeBytes { piece.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: length) }
+                payload.withUnsafeBytes { piece.baseAddress!.copyMemory(from: $0.baseAddress! + VFIOUserDMAAccess.headerSize, byteCount: length) }
             }
             done += length
         }
     }
 
     /// Sends a server-initiated command and waits for its reply.
-    private func serverRequest(_ command: VFIOUserCommand, payload: [UInt8], onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
+    private func serverRequest(_ command: VFIOUserCommand, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+                               onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
         // Wait until no client request is being handled, then claim an id.
         let (socket, id) = try requestGate.whileWaiting { () throws(VFIOError) -> (VFIOUserSocket, UInt16) in
           try monitor.wait(recheckingEvery: RequestGate.recheckInterval) { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
@@ -841,7 +845,9 @@ public final class VFIOUserServer: @unchecked Sendable {
                 guard try pumpOne(socket) else { throw .errno("\(command.cName): the client closed the connection", ECONNRESET) }
             }
         }
-        try socket.send(id: id, command: command.rawValue, flags: [], payload: payload)
+        try socket.send(VFIOUserHeader(messageID: id, command: command.rawValue,
+                                       messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: []),
+                        first, second)
         if onServingThread {
             // Keep serving the client's requests meanwhile (their own deferred work waits).
             while true {
