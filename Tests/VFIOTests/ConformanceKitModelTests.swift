@@ -55,7 +55,9 @@ final class InProcessModelDevice: VFIODevice, DeviceContext {
     init(name: String = "inprocess:edu", model: any DeviceModel) {
         self.name = name
         self.model = model
-        model.attach(self)
+        // The model keeps its context: a weak link back, or device and model keep each
+        // other alive.
+        model.attach(WeakContext(self))
     }
 
     deinit {
@@ -230,4 +232,27 @@ final class InProcessModelDevice: VFIODevice, DeviceContext {
         #expect(Set(report.skipped.map(\.name)) == ["registers-mmap", "ioeventfd", "hot-reset-info"], "\(report)")
         #expect(report.summary == "12 passed, 0 failed, 3 skipped")
     }
+}
+
+/// A `DeviceContext` that forwards to a context it does not keep alive.
+final class WeakContext: DeviceContext, @unchecked Sendable {
+    private weak var target: InProcessModelDevice?
+
+    init(_ target: InProcessModelDevice) { self.target = target }
+
+    func triggerIRQ(index: UInt32, vector: UInt32) { target?.triggerIRQ(index: index, vector: vector) }
+
+    func dmaRead(iova: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        guard let target else { throw .errno("dmaRead", EFAULT) }
+        try target.dmaRead(iova: iova, into: buffer)
+    }
+
+    func dmaWrite(iova: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        guard let target else { throw .errno("dmaWrite", EFAULT) }
+        try target.dmaWrite(iova: iova, from: buffer)
+    }
+
+    func memory(forRegion index: UInt32) -> RegionMemory? { target?.memory(forRegion: index) }
+
+    func afterReply(_ work: @escaping @Sendable () -> Void) { target?.afterReply(work) }
 }
