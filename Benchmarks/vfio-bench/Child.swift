@@ -313,3 +313,47 @@ func writeStandardError(_ text: String) {
         offset += written
     }
 }
+
+/// A vfio-user client reduced to raw bytes (a diagnostic of the server's share of a
+/// round trip): VERSION once, then 4-byte REGION_READs of region 1 with one `write` and
+/// one `read` each, as the floor's client does.
+final class RawVFIOUserPeer {
+    let fd: Int32
+    private let request = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 16)
+    private let reply = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+
+    init(fd: Int32) {
+        self.fd = fd
+        // REGION_READ (9) of 4 bytes at offset 0 of region 1.
+        request.storeBytes(of: UInt16(1), toByteOffset: 0, as: UInt16.self)
+        request.storeBytes(of: UInt16(9), toByteOffset: 2, as: UInt16.self)
+        request.storeBytes(of: UInt32(32), toByteOffset: 4, as: UInt32.self)
+        request.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
+        request.storeBytes(of: UInt32(0), toByteOffset: 12, as: UInt32.self)
+        request.storeBytes(of: UInt64(0), toByteOffset: 16, as: UInt64.self)
+        request.storeBytes(of: UInt32(1), toByteOffset: 24, as: UInt32.self)
+        request.storeBytes(of: UInt32(4), toByteOffset: 28, as: UInt32.self)
+    }
+
+    /// VFIO_USER_VERSION 0.0 with no capabilities; the reply is read and dropped.
+    func negotiate() {
+        let json = Array("{}".utf8) + [0]
+        var message: [UInt8] = []
+        let size = 16 + 4 + json.count
+        withUnsafeBytes(of: UInt16(0).littleEndian) { message += $0 }
+        withUnsafeBytes(of: UInt16(1).littleEndian) { message += $0 }
+        withUnsafeBytes(of: UInt32(size).littleEndian) { message += $0 }
+        message += [UInt8](repeating: 0, count: 8)
+        message += [0, 0, 0, 0] + json
+        message.withUnsafeBytes { writeAll(fd, $0.baseAddress!, $0.count) }
+        readAll(fd, reply, 16)
+        let replySize = Int(reply.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        if replySize > 16 { readAll(fd, reply + 16, replySize - 16) }
+        precondition(reply.loadUnaligned(fromByteOffset: 8, as: UInt32.self) & 0x20 == 0, "VERSION refused")
+    }
+
+    func read4() {
+        writeAll(fd, request, 32)
+        readAll(fd, reply, 36)
+    }
+}

@@ -80,6 +80,20 @@ let regionAccessSize = 16 + 16   // header + struct vfio_user_region_access
 func read4() throws { try client.read(region: 1, offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: register[0..<4])) }
 func write4() throws { try client.write(region: 1, offset: 0, from: UnsafeRawBufferPointer(rebasing: register[0..<4])) }
 
+// The server's share alone: 4-byte REGION_READs written and read as raw bytes (no
+// VFIOUserClient) to a server of its own, timed against the floor in alternating blocks.
+if only == "rawread4" {
+    let raw = spawnChild("vfio-user", cpu: serverCPU)
+    let rawSocket = RawVFIOUserPeer(fd: raw.fd)
+    rawSocket.negotiate()
+    let (f, s) = interleavedLatency(rounds: rounds, iterations: iterations, warmup: 500,
+                                    floor: { echo.pingPong(size: regionAccessSize, answer: regionAccessSize + 4) },
+                                    subject: { rawSocket.read4() })
+    log("raw REGION_READ 4 B median \(s.median / 1000) us, floor \(f.median / 1000) us, ratio \(s.median / f.median)")
+    client.close(); echoChild.finish(); userChild.finish(); raw.finish()
+    exit(0)
+}
+
 // Single-loop modes, for strace -c.
 if let only, ["read4", "write4", "pingpong"].contains(only) {
     let t = now()

@@ -348,6 +348,13 @@ final class ClientCore: @unchecked Sendable {
                 while poll(&q, 1, -1) < 0 && errno == EINTR {}
                 return
             }
+            // Another reader may have taken the input between the poll and the token: read
+            // only what is there, or this sender would wait for a message while the server
+            // waits for the rest of ours.
+            if !socket.hasInput() {
+                monitor.withLock { releaseToken(&$0) }
+                continue
+            }
             do {
                 repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
             } catch {
