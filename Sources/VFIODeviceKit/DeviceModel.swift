@@ -452,7 +452,7 @@ public enum DeviceAccess {
     ///   region without READ; whatever the model throws.
     public static func read(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
                             offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let region = try check(model, index, offset, buffer.count, .read, "region read")
+        let region = try check(model, index, offset, buffer.count, writing: false)
         if region.mmapArea(containing: offset, count: buffer.count) != nil,
            let memory = context?.memory(forRegion: index) {
             try memory.read(at: offset, into: buffer)
@@ -464,7 +464,7 @@ public enum DeviceAccess {
     /// Serves a region write (`pwrite`, `VFIO_USER_REGION_WRITE`); as `read`.
     public static func write(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
                              offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let region = try check(model, index, offset, buffer.count, .write, "region write")
+        let region = try check(model, index, offset, buffer.count, writing: true)
         if region.mmapArea(containing: offset, count: buffer.count) != nil,
            let memory = context?.memory(forRegion: index) {
             try memory.write(at: offset, from: buffer)
@@ -481,28 +481,29 @@ public enum DeviceAccess {
     /// - Throws: as `read` and `write`.
     public static func memory(for region: RegionDescriptor?, context: (any DeviceContext)?, offset: UInt64, count: Int,
                               writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
-        let operation = writing ? "region write" : "region read"
-        guard let region, region.size > 0, region.flags.contains(writing ? .write : .read) else {
-            throw .errno(operation, DeviceErrno.EINVAL)
-        }
-        guard count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
-            throw .errno(operation, DeviceErrno.EINVAL)
-        }
-        guard region.mmapArea(containing: offset, count: count) != nil,
+        try checkAccess(regionSize: region?.size ?? 0, allowed: region?.flags.contains(writing ? .write : .read) ?? false,
+                        offset: offset, count: count, writing: writing)
+        guard let region, region.mmapArea(containing: offset, count: count) != nil,
               let memory = context?.memory(forRegion: region.index),
               offset <= UInt64(memory.count), UInt64(count) <= UInt64(memory.count) - offset else { return nil }
         return UnsafeMutableRawBufferPointer(rebasing: memory.bytes[Int(offset)..<Int(offset) + count])
     }
 
+    /// The rule every region access passes before anything serves it: the region exists
+    /// (`regionSize` > 0; an absent region has size 0), it allows the access (`allowed`:
+    /// its READ or WRITE flag), and `[offset, offset + count)` is not empty and lies inside.
+    /// - Throws: `EINVAL`, the operation named "region read" or "region write".
+    public static func checkAccess(regionSize: UInt64, allowed: Bool, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) {
+        guard regionSize > 0, allowed, count > 0, offset < regionSize, UInt64(count) <= regionSize - offset else {
+            throw .errno(writing ? "region write" : "region read", DeviceErrno.EINVAL)
+        }
+    }
+
     private static func check(_ model: any DeviceModel, _ index: UInt32, _ offset: UInt64, _ count: Int,
-                              _ flag: RegionInfoFlags, _ operation: String) throws(VFIOError) -> RegionDescriptor {
-        guard let region = model.region(index), region.size > 0 else {
-            throw .errno(operation, DeviceErrno.EINVAL)
-        }
-        guard region.flags.contains(flag) else { throw .errno(operation, DeviceErrno.EINVAL) }
-        guard count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
-            throw .errno(operation, DeviceErrno.EINVAL)
-        }
-        return region
+                              writing: Bool) throws(VFIOError) -> RegionDescriptor {
+        let region = model.region(index)
+        try checkAccess(regionSize: region?.size ?? 0, allowed: region?.flags.contains(writing ? .write : .read) ?? false,
+                        offset: offset, count: count, writing: writing)
+        return region!
     }
 }

@@ -85,7 +85,6 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             }
             serverVersion = version
             transferChunk = Int(min(version.capabilities.maxDataTransferSize, configuration.capabilities.maxDataTransferSize))
-            core.serverCapabilities = version.capabilities
         } catch {
             core.close()
             throw error

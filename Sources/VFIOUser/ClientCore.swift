@@ -51,8 +51,7 @@ struct ExchangeReply {
 }
 
 /// A caller waiting for the reply to its request. Its fields change with the client's
-/// monitor held only (they sit behind a pointer: class properties would pay a dynamic
-/// exclusivity check on every access).
+/// monitor held only (see `UncheckedCell`).
 final class ReplyWaiter: @unchecked Sendable {
     struct Fields {
         var id: UInt16 = 0
@@ -65,11 +64,8 @@ final class ReplyWaiter: @unchecked Sendable {
     }
 
     let condition = Condition()
-    private let fields: UnsafeMutablePointer<Fields> = {
-        let p = UnsafeMutablePointer<Fields>.allocate(capacity: 1)
-        p.initialize(to: Fields())
-        return p
-    }()
+    private let cell = UncheckedCell(Fields())
+    private var fields: UnsafeMutablePointer<Fields> { cell.pointer }
 
     var id: UInt16 { get { fields.pointee.id } set { fields.pointee.id = newValue } }
     var awaiting: Bool { get { fields.pointee.awaiting } set { fields.pointee.awaiting = newValue } }
@@ -79,10 +75,6 @@ final class ReplyWaiter: @unchecked Sendable {
     }
     var handedToken: Bool { get { fields.pointee.handedToken } set { fields.pointee.handedToken = newValue } }
 
-    deinit {
-        fields.deinitialize(count: 1)
-        fields.deallocate()
-    }
 }
 
 /// The connection of a `VFIOUserClient`: requests, replies and the threads that read.
@@ -119,8 +111,6 @@ final class ClientCore: @unchecked Sendable {
         var knownMigrationState: MigrationState?
         /// A thread holds the reading token: only it calls `socket.receive…`.
         var reading = false
-        /// The receive thread holds the token.
-        var receiveThreadReading = false
         /// Counts requests sent and replies taken: the receive thread sees the connection
         /// quiet when it does not move for `idleReadDelay`.
         var activity: UInt64 = 0
@@ -153,16 +143,11 @@ final class ClientCore: @unchecked Sendable {
     /// must keep reading replies, or a large reply and a large request in flight at once
     /// could block both peers).
     private var dmaThread: WorkerThread?
-    /// Set once after VERSION; read by readers only afterwards.
-    var serverCapabilities = VFIOUserCapabilities.defaults
     private let idleDelay: UInt64
     /// Replies the token holder has read for other callers, not handed over yet (token
     /// holder only).
-    private let undelivered: UnsafeMutablePointer<[VFIOUserMessage]> = {
-        let p = UnsafeMutablePointer<[VFIOUserMessage]>.allocate(capacity: 1)
-        p.initialize(to: [])
-        return p
-    }()
+    private let undeliveredCell = UncheckedCell([VFIOUserMessage]())
+    private var undelivered: UnsafeMutablePointer<[VFIOUserMessage]> { undeliveredCell.pointer }
     /// Larger payloads are dropped (E2BIG): what this client accepts, and room for headers.
     private let maxPayload: Int
     private let maxFDs: Int
@@ -173,11 +158,6 @@ final class ClientCore: @unchecked Sendable {
         idleDelay = configuration.idleReadDelayNanoseconds
         maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         maxFDs = Int(configuration.capabilities.maxMessageFDs)
-    }
-
-    deinit {
-        undelivered.deinitialize(count: 1)
-        undelivered.deallocate()
     }
 
     func start() {
@@ -257,45 +237,52 @@ final class ClientCore: @unchecked Sendable {
             state.activity &+= 1
             return waiter
         }
-        let header = VFIOUserHeader(messageID: waiter.id, command: command,
-                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
         do {
-            try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom() })
+            try sendRequest(waiter.id, command, first, second, fds: fds, flags: flags, holdingToken: false)
         } catch {
             monitor.withLock { state in retire(waiter, &state) }
-            // The server closed the connection before a reader saw it.
-            if error.errnoValue == EPIPE {
-                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
-                fail(closed)
-                throw closed
-            }
             throw error
         }
         return try awaitReply(waiter, direct: direct)
     }
 
+    /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:)` does). A server
+    /// that closed the connection (`EPIPE`: before a reader saw it) fails the connection
+    /// with `ECONNRESET`.
+    private func sendRequest(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+                             fds: [Int32], flags: VFIOUserMessageFlags, holdingToken: Bool) throws(VFIOError) {
+        let header = VFIOUserHeader(messageID: id, command: command,
+                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
+        do {
+            try socket.send(header, first, second, fds: fds,
+                            whenFull: { [self] () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken) })
+        } catch {
+            guard error.errnoValue == EPIPE else { throw error }
+            let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
+            fail(closed)
+            throw closed
+        }
+    }
+
     /// `exchange` for a caller that took the reading token before sending (see there).
     private func soloExchange(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
                               fds: [Int32], flags: VFIOUserMessageFlags, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
-        let header = VFIOUserHeader(messageID: id, command: command,
-                                    messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
-        var mine: ExchangeReply?
-        do {
-            try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom(holdingToken: true) })
-        } catch {
+        /// Hands over what was read, gives the token up and ends the solo request.
+        func end(replied: Bool) {
             monitor.withLock { state in
                 handOver(&state)
                 state.soloID = nil
+                if replied { state.activity &+= 1 }
                 releaseToken(&state)
             }
-            // The server closed the connection before a reader saw it.
-            if error.errnoValue == EPIPE {
-                let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
-                fail(closed)
-                throw closed
-            }
+        }
+        do {
+            try sendRequest(id, command, first, second, fds: fds, flags: flags, holdingToken: true)
+        } catch {
+            end(replied: false)
             throw error
         }
+        var mine: ExchangeReply?
         do {
             while mine == nil {
                 mine = try receiveOne(for: id, direct: direct)
@@ -303,20 +290,11 @@ final class ClientCore: @unchecked Sendable {
             }
             while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) }
         } catch {
-            monitor.withLock { state in
-                handOver(&state)
-                state.soloID = nil
-                releaseToken(&state)
-            }
+            end(replied: false)
             fail(error)
             throw error
         }
-        monitor.withLock { state in
-            handOver(&state)
-            state.soloID = nil
-            state.activity &+= 1
-            releaseToken(&state)
-        }
+        end(replied: true)
         return mine!
     }
 
@@ -516,7 +494,6 @@ final class ClientCore: @unchecked Sendable {
                     // The server is sending commands (DMA): more are likely to follow now.
                     state.serverBusy = false
                     state.reading = true
-                    state.receiveThreadReading = true
                     return true
                 }
                 let now = monotonicNanoseconds()
@@ -527,7 +504,6 @@ final class ClientCore: @unchecked Sendable {
                 }
                 guard now &- changed >= delay else { return nil }
                 state.reading = true
-                state.receiveThreadReading = true
                 return true
             })
             guard go == true else {
@@ -543,7 +519,6 @@ final class ClientCore: @unchecked Sendable {
                     monitor.withLock { state in
                         handOver(&state)
                         state.reading = false
-                        state.receiveThreadReading = false
                     }
                     fail(error)
                     return
@@ -551,16 +526,13 @@ final class ClientCore: @unchecked Sendable {
                 if socket.hasBufferedMessage { continue }
                 let keep = monitor.withLock { state -> Bool in
                     handOver(&state)
-                    if state.failure == nil {
-                        // A caller waiting for its reply reads for itself from now on.
-                        if handOffToken(&state) {
-                            state.receiveThreadReading = false
-                            return false
-                        }
-                        if state.waiters.isEmpty && state.activity == seen { return true }
+                    if state.failure != nil {
+                        state.reading = false
+                        return false
                     }
-                    state.receiveThreadReading = false
-                    state.reading = false
+                    if state.waiters.isEmpty && state.activity == seen { return true }
+                    // Callers are active: one waiting for its reply reads for itself now.
+                    releaseToken(&state)
                     return false
                 }
                 if !keep { break }

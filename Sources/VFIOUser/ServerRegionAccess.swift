@@ -34,9 +34,11 @@ extension VFIOUserServer {
         defer { requestGate.leave(monitor) }
         let negotiated = self.negotiated.load(ordering: .acquiring)
 
-        // Where the data comes from (reads) or goes to (writes); nil after a failure.
+        // Where the data comes from (reads) or goes to (writes): region memory, or the
+        // scratch buffer when the model serves the access (`throughModel`).
         var failure: VFIOError?
-        var memory: UnsafeMutableRawBufferPointer?
+        var served = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        var throughModel = false
         do throws(VFIOError) {
             guard negotiated else { throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL) }
             if !isRead && dataBytes != count {
@@ -45,12 +47,15 @@ extension VFIOUserServer {
             guard UInt64(count) <= configuration.capabilities.maxDataTransferSize else {
                 throw .errno("\(command.cName): count \(count) exceeds max_data_xfer_size", E2BIG)
             }
-            memory = try regionMemory(index, offset: offset, count: count, writing: !isRead) ?? scratchBuffer(count)
+            if let memory = try regionMemory(index, offset: offset, count: count, writing: !isRead) {
+                served = memory
+            } else {
+                served = scratchBuffer(count)
+                throughModel = true
+            }
         } catch {
             failure = error
         }
-        let served = failure == nil ? memory! : UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        let throughModel = failure == nil && !isInRegionMemory(served)
         if isRead || failure != nil {
             try socket.skipPayload()
         } else {
@@ -91,13 +96,10 @@ extension VFIOUserServer {
     /// - Throws: `EINVAL` for an unknown region, an empty or out-of-range access, or a
     ///   region without READ / WRITE.
     private func regionMemory(_ index: UInt32, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
-        let operation = writing ? "region write" : "region read"
-        guard Int(index) < regionFastPaths.count else { throw .errno(operation, EINVAL) }
-        let region = regionFastPaths[Int(index)]
-        guard region.size > 0, writing ? region.writable : region.readable,
-              count > 0, offset < region.size, UInt64(count) <= region.size - offset else {
-            throw .errno(operation, EINVAL)
-        }
+        let region = Int(index) < regionFastPaths.count ? regionFastPaths[Int(index)] : nil
+        try DeviceAccess.checkAccess(regionSize: region?.size ?? 0, allowed: (writing ? region?.writable : region?.readable) ?? false,
+                                     offset: offset, count: count, writing: writing)
+        guard let region else { return nil }
         if region.otherAreas {
             return try DeviceAccess.memory(for: regionTable[Int(index)], context: context, offset: offset, count: count, writing: writing)
         }
@@ -105,12 +107,6 @@ extension VFIOUserServer {
               offset >= window.lowerBound, offset + UInt64(count) <= window.upperBound,
               offset + UInt64(count) <= UInt64(memory.count) else { return nil }
         return UnsafeMutableRawBufferPointer(rebasing: memory[Int(offset)..<Int(offset) + count])
-    }
-
-    /// True when `buffer` lies in the region memory (not in the scratch buffer).
-    private func isInRegionMemory(_ buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        guard let base = buffer.baseAddress, let scratchBase = scratch.baseAddress else { return buffer.baseAddress != nil }
-        return base < scratchBase || base >= scratchBase + scratch.count
     }
 
     /// The reused buffer for data a model serves by callbacks, at least `count` bytes.

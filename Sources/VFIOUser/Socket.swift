@@ -131,17 +131,25 @@ public final class VFIOUserSocket: Sendable {
         var done = 0
         let flags = Int32(MSG_NOSIGNAL) | (whenFull == nil ? 0 : Int32(MSG_DONTWAIT))
         while done < bytes.count {
-            let sent = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, flags)
-            if sent < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
-                    try whenFull()
-                    continue
-                }
-                throw .errno("send", code)
+            done += try sendRetrying("send", whenFull: whenFull) { Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, flags) }
+        }
+    }
+
+    /// Calls `send` (one send system call) until it takes bytes: again on `EINTR`, after
+    /// `whenFull` on `EAGAIN` (non-blocking sends only). Returns the bytes taken.
+    /// - Throws: the call's errno, named `operation`; what `whenFull` throws.
+    private static func sendRetrying(_ operation: String, whenFull: (() throws(VFIOError) -> Void)?,
+                                     _ send: () -> Int) throws(VFIOError) -> Int {
+        while true {
+            let sent = send()
+            if sent >= 0 { return sent }
+            let code = errno
+            if code == EINTR { continue }
+            if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
+                try whenFull()
+                continue
             }
-            done += sent
+            throw .errno(operation, code)
         }
     }
 
@@ -158,18 +166,11 @@ public final class VFIOUserSocket: Sendable {
             while count > 0 && vector[count - 1].iov_len == 0 { count -= 1 }
             while first < count && vector[first].iov_len == 0 { first += 1 }
             while first < count {
-                let flags = whenFull == nil ? 0 : Int32(MSG_DONTWAIT)
-                let sent = pendingFDs.withUnsafeBufferPointer { fdBuffer in
-                    cvfio_sendmsg_fds(fd, vector.baseAddress! + first, Int32(count - first), fdBuffer.baseAddress, Int32(fdBuffer.count), flags)
-                }
-                if sent < 0 {
-                    let code = errno
-                    if code == EINTR { continue }
-                    if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
-                        try whenFull()
-                        continue
+                let sent = try sendRetrying("sendmsg", whenFull: whenFull) {
+                    pendingFDs.withUnsafeBufferPointer { fdBuffer in
+                        cvfio_sendmsg_fds(fd, vector.baseAddress! + first, Int32(count - first), fdBuffer.baseAddress,
+                                          Int32(fdBuffer.count), whenFull == nil ? 0 : Int32(MSG_DONTWAIT))
                     }
-                    throw .errno("sendmsg", code)
                 }
                 pendingFDs = []   // the descriptors went with the first byte
                 var left = sent
@@ -412,8 +413,7 @@ final class Inbox: @unchecked Sendable {
     static let capacity = 8 * 1024
     let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
 
-    /// The fields, kept behind a pointer: one reader at a time uses them, and class
-    /// properties would pay a dynamic exclusivity check on every access.
+    /// The fields: one reader at a time uses them (see `UncheckedCell`).
     struct Fields {
         var start = 0
         var end = 0
@@ -425,11 +425,8 @@ final class Inbox: @unchecked Sendable {
         var late: [Int32] = []
         var lateTruncated = false
     }
-    private let fields: UnsafeMutablePointer<Fields> = {
-        let p = UnsafeMutablePointer<Fields>.allocate(capacity: 1)
-        p.initialize(to: Fields())
-        return p
-    }()
+    private let cell = UncheckedCell(Fields())
+    private var fields: UnsafeMutablePointer<Fields> { cell.pointer }
 
     /// The unread bytes are storage[start..<end].
     var start: Int { get { fields.pointee.start } set { fields.pointee.start = newValue } }
@@ -524,8 +521,6 @@ final class Inbox: @unchecked Sendable {
     deinit {
         closeAll()
         storage.deallocate()
-        fields.deinitialize(count: 1)
-        fields.deallocate()
     }
 }
 

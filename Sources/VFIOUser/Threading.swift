@@ -4,13 +4,12 @@ import Glibc
 final class Monitor<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    /// Behind a pointer: the mutex already makes access exclusive, and a class property
-    /// would pay a dynamic exclusivity check on every access.
-    private let state: UnsafeMutablePointer<State>
+    /// The mutex makes access exclusive (see `UncheckedCell`).
+    private let storage: UncheckedCell<State>
+    private var state: UnsafeMutablePointer<State> { storage.pointer }
 
     init(_ initial: State) {
-        state = .allocate(capacity: 1)
-        state.initialize(to: initial)
+        storage = UncheckedCell(initial)
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -26,8 +25,6 @@ final class Monitor<State>: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         condition.deallocate()
-        state.deinitialize(count: 1)
-        state.deallocate()
     }
 
     /// Runs `body` with the lock held.
@@ -190,5 +187,23 @@ final class PlainLock: @unchecked Sendable {
     deinit {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
+    }
+}
+
+/// Storage for state whose exclusive use its owner already guarantees (a lock, the
+/// reading token), reached through a pointer: a class's stored `var` would pay a dynamic
+/// exclusivity check on every access, which on the message paths costs more than the
+/// work around it. The storage is freed with the cell.
+struct UncheckedCell<Value>: ~Copyable {
+    let pointer: UnsafeMutablePointer<Value>
+
+    init(_ value: Value) {
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: value)
+    }
+
+    deinit {
+        pointer.deinitialize(count: 1)
+        pointer.deallocate()
     }
 }
