@@ -414,18 +414,24 @@ public enum EduConformance {
     static func leaks(_ open: @escaping DeviceFactory, _ options: ConformanceOptions) async throws {
         try await leakCycle(open)   // warm-up: thread pools, the eventfd poller, caches
         let baseline = ProcessResources.current()
+        let baselineTargets = ProcessResources.descriptorTargets()
         for _ in 0..<options.leakCycles { try await leakCycle(open) }
         // Another part of the process (a test running in parallel, a transport's thread
         // finishing its close) may hold something for a moment: take the best of a few
         // samples. A leak stays, and grows with the cycles.
         var best = ProcessResources.current()
+        var extra = ProcessResources.added(ProcessResources.descriptorTargets(), since: baselineTargets)
         for _ in 0..<20 {
             if best.descriptors <= baseline.descriptors && best.mappings <= baseline.mappings + mappingSlack { return }
             try await Task.sleep(for: .milliseconds(25))
             let now = ProcessResources.current()
+            if now.descriptors > baseline.descriptors {
+                extra = ProcessResources.added(ProcessResources.descriptorTargets(), since: baselineTargets)
+            }
             best = ProcessResources(descriptors: min(best.descriptors, now.descriptors), mappings: min(best.mappings, now.mappings))
         }
-        throw CheckFailed("after \(options.leakCycles) open/close cycles: \(best), baseline \(baseline)")
+        throw CheckFailed("after \(options.leakCycles) open/close cycles: \(best), baseline \(baseline)"
+                          + (extra.isEmpty ? "" : "; descriptors open now and not before: \(extra.joined(separator: ", "))"))
     }
 
     /// File mappings the leak check tolerates above baseline: none (anonymous mappings,

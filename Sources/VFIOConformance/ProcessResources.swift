@@ -34,6 +34,36 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         return count - 1   // the directory stream's own descriptor
     }
 
+    /// What each open descriptor refers to (the targets of /proc/self/fd's links, e.g.
+    /// `anon_inode:[eventfd]`, `/memfd:vfio-dma (deleted)`), for naming what a leak holds.
+    public static func descriptorTargets() -> [String] {
+        guard let dir = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(dir) }
+        let own = dirfd(dir)
+        var targets: [String] = []
+        var buffer = [CChar](repeating: 0, count: 512)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name != ".", name != "..", Int32(name) != own else { continue }
+            let n = readlink("/proc/self/fd/\(name)", &buffer, buffer.count - 1)
+            guard n > 0 else { continue }
+            targets.append(String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return targets
+    }
+
+    /// The entries of `now` beyond those of `before` (as multisets).
+    public static func added(_ now: [String], since before: [String]) -> [String] {
+        var left = Dictionary(before.map { ($0, 1) }, uniquingKeysWith: +)
+        var extra: [String] = []
+        for target in now {
+            if let n = left[target], n > 0 { left[target] = n - 1 } else { extra.append(target) }
+        }
+        return extra
+    }
+
     static func countMappings() -> Int {
         let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return -1 }
