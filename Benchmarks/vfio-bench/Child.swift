@@ -265,6 +265,8 @@ extension BenchDevice {
     /// The bench device starts no work of its own: nothing to stop.
     func setMigrationRunState(_ state: MigrationRunState) throws(VFIOError) {}
 
+    var stateSizeHint: Int? { BenchDevice.migrationStateSize }
+
     func saveState() throws(VFIOError) -> [UInt8] {
         lock.locked { [UInt8](UnsafeRawBufferPointer(migrationMemory)) }
     }

@@ -10,11 +10,14 @@ import VFIOUser
 ///   the whole stream read with `VFIOUserMigrationStream.read(into:)` into a 1 MiB buffer
 ///   (one MIG_DATA_READ per call); the floor answers requests of the same sizes (the
 ///   24-byte request, a 24-byte header plus the data back, to the final empty answer).
-/// - resuming: RUNNING -> RESUMING, the stream written back with `write(from:)` (1 MiB
-///   MIG_DATA_WRITEs), then RESUMING -> STOP (timed alone: the server checks the stream
-///   and loads it); the floor sends messages of the same sizes, a 16-byte answer each.
+/// - resuming: RUNNING -> RESUMING (timed alone: the server reserves and faults in the
+///   memory for the stream, as the bench device gives a `stateSizeHint`), the stream
+///   written back with `write(from:)` (1 MiB MIG_DATA_WRITEs), then RESUMING -> STOP
+///   (timed alone: the server checks the stream and loads it); the floor sends messages
+///   of the same sizes into a buffer it wrote before, a 16-byte answer each.
 /// - reset (VFIO_USER_DEVICE_RESET) back to RUNNING, untimed.
-/// The serialization and load times are set beside a memcpy of the state in this process.
+/// The preparation, serialization and load times are set beside a memcpy of the state in
+/// this process.
 struct MigrationBenchmark {
     let client: VFIOUserClient
     let echo: EchoClient
@@ -40,7 +43,7 @@ struct MigrationBenchmark {
 
         var floorRead: [Double] = [], subjectRead: [Double] = []
         var floorWrite: [Double] = [], subjectWrite: [Double] = []
-        var copyTimes: [Double] = [], saveTimes: [Double] = [], loadTimes: [Double] = []
+        var copyTimes: [Double] = [], saveTimes: [Double] = [], loadTimes: [Double] = [], prepareTimes: [Double] = []
         for _ in 0..<rounds {
             // The floor moves the same bytes: answers walk through a state-sized buffer.
             var t = now()
@@ -65,6 +68,7 @@ struct MigrationBenchmark {
             let r = try restore(stream)
             subjectWrite.append(Double(length) / r.write)
             loadTimes.append(r.load)
+            prepareTimes.append(r.prepare)
 
             t = now()
             memcpy(copy.baseAddress!, saved.baseAddress!, stateSize)
@@ -80,6 +84,8 @@ struct MigrationBenchmark {
                 floorName: "socket \(fixed) B + \(label) / 16 B", floor: median(floorWrite) / 1e6, lowerIsBetter: false,
                 target: ">= 0.8x"),
             Row(group: "f", name: "save \(mib) (-> STOP_COPY)", unit: "ms", subject: median(saveTimes) * 1e3,
+                floorName: "memcpy \(mib)", floor: median(copyTimes) * 1e3, lowerIsBetter: true),
+            Row(group: "f", name: "prepare \(mib) (-> RESUMING)", unit: "ms", subject: median(prepareTimes) * 1e3,
                 floorName: "memcpy \(mib)", floor: median(copyTimes) * 1e3, lowerIsBetter: true),
             Row(group: "f", name: "load \(mib) (RESUMING -> STOP)", unit: "ms", subject: median(loadTimes) * 1e3,
                 floorName: "memcpy \(mib)", floor: median(copyTimes) * 1e3, lowerIsBetter: true),
@@ -119,18 +125,20 @@ struct MigrationBenchmark {
     }
 
     /// RUNNING -> RESUMING, `stream` written, RESUMING -> STOP, reset. Times in seconds.
-    private func restore(_ stream: UnsafeRawBufferPointer) throws -> (write: Double, load: Double) {
+    private func restore(_ stream: UnsafeRawBufferPointer) throws -> (prepare: Double, write: Double, load: Double) {
+        var t = now()
         guard let resuming = try client.setMigrationStateReturningStream(.resuming) else {
             fatalError("RUNNING -> RESUMING opened no stream")
         }
-        var t = now()
+        let prepare = seconds(since: t)
+        t = now()
         try resuming.write(from: stream)
         let write = seconds(since: t)
         t = now()
         _ = try client.setMigrationState(.stop)
         let load = seconds(since: t)
         try client.reset()
-        return (write, load)
+        return (prepare, write, load)
     }
 
     private func seconds(since start: UInt64) -> Double { Double(now() - start) / 1e9 }

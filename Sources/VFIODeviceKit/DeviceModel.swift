@@ -436,10 +436,19 @@ public protocol MigratableDevice: AnyObject, Sendable {
     /// (only its bulk memory, say); the final `saveState()` is sent as a delta against
     /// what was sent, so whatever pre-copy did not carry goes then.
     func precopyState() throws(VFIOError) -> [UInt8]
+
+    /// About how many bytes `saveState()` returns, when the model knows without saving
+    /// (its memory size, say); `nil` (the default) when it does not. On STOP -> RESUMING
+    /// the kit then reserves that much for the incoming stream and faults it in, so that
+    /// the memory is ready before the data arrives (a destination enters RESUMING before
+    /// the source stops) instead of being zeroed page by page as the data comes in. A
+    /// wrong guess costs only memory or speed: the stream grows past it as needed.
+    var stateSizeHint: Int? { get }
 }
 
 extension MigratableDevice {
     public func precopyState() throws(VFIOError) -> [UInt8] { try saveState() }
+    public var stateSizeHint: Int? { nil }
 }
 
 // MARK: - Region access routing (shared by every server)

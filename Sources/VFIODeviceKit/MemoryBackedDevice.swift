@@ -211,6 +211,9 @@ public final class MemoryBackedDevice: DeviceModel, MigratableDevice {
         state.withLock { $0.runState = runState }
     }
 
+    /// The memory area and about 512 bytes of registers and config space.
+    public var stateSizeHint: Int? { Int(Self.mmapArea.size) + 512 }
+
     public func saveState() throws(VFIOError) -> [UInt8] {
         var w = ByteWriter(capacity: Int(Self.mmapArea.size) + 512)
         if let area = areaMemory {

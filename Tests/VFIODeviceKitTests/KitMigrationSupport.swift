@@ -26,8 +26,11 @@ final class RecordingModel: DeviceModel, MigratableDevice {
     let regions: [RegionDescriptor] = []
     let irqs = [IRQDescriptor(index: 0, count: 1, flags: [.eventfd])]
 
+    let stateSizeHint: Int?
+
     init(features: MigrationFeatures = [.stopCopy, .p2p, .preCopy], name: String = "recorder", version: UInt32 = 2,
-         data: [UInt8] = Array(0..<200).map { UInt8($0 & 0xFF) }) {
+         data: [UInt8] = Array(0..<200).map { UInt8($0 & 0xFF) }, stateSizeHint: Int? = nil) {
+        self.stateSizeHint = stateSizeHint
         migrationFeatures = features
         migrationIdentity = MigrationIdentity(name: name, version: version)
         log = Mutex(Log(data: data))

@@ -226,7 +226,11 @@ public final class MigrationDriver: Sendable {
     private func streamWork(_ arc: MigrationArc, _ s: inout State) throws(VFIOError) {
         switch (arc.from, arc.to) {
         case (.stop, .resuming):
-            s.resuming = StreamBytes(allocator: bufferAllocator)
+            let stream = StreamBytes(allocator: bufferAllocator)
+            if let hint = device.stateSizeHint, hint > 0 {
+                stream.prepare(total: min(MigrationStream.headerSize + hint, maximumStreamSize))
+            }
+            s.resuming = stream
         case (.resuming, .stop):
             let stream = s.resuming ?? StreamBytes(allocator: bufferAllocator)
             let (image, version) = try MigrationStream.decode(stream.bytes, expecting: identity)

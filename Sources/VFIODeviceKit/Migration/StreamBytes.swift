@@ -1,3 +1,4 @@
+import Glibc
 import VFIO
 
 /// The bytes of a resuming stream as they arrive: storage that grows at the end and can be
@@ -53,6 +54,24 @@ final class StreamBytes: @unchecked Sendable {
     /// appending up to there copies nothing.
     func reserve(total: Int) {
         if total > capacity { reallocate(total) }
+    }
+
+    /// `reserve(total:)`, and the memory up to `total` faulted in now
+    /// (`MADV_POPULATE_WRITE`, or a write to every page where the kernel refuses it), so
+    /// that appending there later takes no page fault.
+    func prepare(total: Int) {
+        reserve(total: total)
+        guard let storage, total > count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: storage + count) + page - 1) / page * page
+        let end = Int(bitPattern: storage + total)
+        guard end > start else { return }
+        if madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_POPULATE_WRITE) == 0 { return }
+        var at = start
+        while at < end {
+            UnsafeMutableRawPointer(bitPattern: at)!.storeBytes(of: 0, as: UInt8.self)
+            at += page
+        }
     }
 
     private func reserve(_ more: Int) {
