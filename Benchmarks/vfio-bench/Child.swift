@@ -1,5 +1,6 @@
 import CVFIO
 import Glibc
+import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
@@ -279,17 +280,12 @@ extension BenchDevice {
     }
 }
 
-/// A plain mutex (the benchmark's own; VFIOUser's is internal).
-final class Monitor: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-        return m
-    }()
-    func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
+/// A plain mutex for the bench device's registers: `Synchronization.Mutex`, what a
+/// device written in Swift 6 would take.
+final class Monitor: Sendable {
+    private let mutex = Mutex(())
+    func locked<R>(_ body: () -> sending R) -> sending R {
+        mutex.withLock { _ in body() }
     }
 }
 

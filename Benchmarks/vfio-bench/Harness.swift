@@ -22,14 +22,16 @@ struct Samples {
     var p99: Double { percentile(0.99) }
 }
 
-/// Runs `floor` and `subject` in alternating blocks (`rounds` of each), so that a change in
-/// the machine's load hits both alike; every call is timed alone.
-func interleavedLatency(rounds: Int, iterations: Int, warmup: Int,
+/// Runs `floor` and `subject` in alternating blocks of `block` calls (`iterations` calls of
+/// each in all), so that a change in the machine's load hits both alike: blocks of about
+/// a millisecond, shorter than the swings of a shared VM's speed (tens of ms), long enough
+/// that each block runs warm. Every call is timed alone.
+func interleavedLatency(iterations: Int, block: Int = 100, warmup: Int,
                         floor: () throws -> Void, subject: () throws -> Void) rethrows -> (floor: Samples, subject: Samples) {
     var f = Samples(), s = Samples()
     for _ in 0..<warmup { try floor(); try subject() }
-    let per = max(1, iterations / rounds)
-    for _ in 0..<rounds {
+    let per = max(1, min(block, iterations))
+    for _ in 0..<max(1, iterations / per) {
         for _ in 0..<per { let t = now(); try floor(); f.add(now() - t) }
         for _ in 0..<per { let t = now(); try subject(); s.add(now() - t) }
     }

@@ -31,7 +31,7 @@ func option(_ name: String) -> String? {
 nonisolated(unsafe) let json = arguments.contains("--json")
 let quick = arguments.contains("--quick")
 let only = option("--only")
-let iterations = Int(option("--iterations") ?? "") ?? (quick ? 4000 : 20000)
+let iterations = Int(option("--iterations") ?? "") ?? (quick ? 4000 : 40000)
 let rounds = Int(option("--rounds") ?? "") ?? (quick ? 3 : 5)
 func wanted(_ group: String) -> Bool { only == nil || only == group }
 
@@ -86,7 +86,7 @@ if only == "rawread4" {
     let raw = spawnChild("vfio-user", cpu: serverCPU)
     let rawSocket = RawVFIOUserPeer(fd: raw.fd)
     rawSocket.negotiate()
-    let (f, s) = interleavedLatency(rounds: rounds, iterations: iterations, warmup: 500,
+    let (f, s) = interleavedLatency(iterations: iterations, warmup: 500,
                                     floor: { echo.pingPong(size: regionAccessSize, answer: regionAccessSize + 4) },
                                     subject: { rawSocket.read4() })
     log("raw REGION_READ 4 B median \(s.median / 1000) us, floor \(f.median / 1000) us, ratio \(s.median / f.median)")
@@ -114,7 +114,7 @@ if wanted("latency") {
     log("(a) 4-byte round trips…")
     for (name, subject, out, back) in [("REGION_READ 4 B", read4 as () throws -> Void, regionAccessSize, regionAccessSize + 4),
                                        ("REGION_WRITE 4 B", write4, regionAccessSize + 4, regionAccessSize)] {
-        let (f, s) = try interleavedLatency(rounds: rounds, iterations: iterations, warmup: 500,
+        let (f, s) = try interleavedLatency(iterations: iterations, warmup: 500,
                                             floor: { echo.pingPong(size: out, answer: back) }, subject: subject)
         let floorName = "ping-pong \(out)/\(back) B"
         rows.append(Row(group: "a", name: "\(name) median", unit: "us", subject: s.median / 1000, floorName: floorName,

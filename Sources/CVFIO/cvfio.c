@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -68,7 +69,7 @@ ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
         cmsg->cmsg_len = CMSG_LEN(payload);
         memcpy(CMSG_DATA(cmsg), fds, payload);
     }
-    return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+    return syscall(SYS_sendmsg, sock, &msg, flags | MSG_NOSIGNAL);
 }
 
 ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
@@ -92,7 +93,7 @@ ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
     } control;
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof(control.buf);
-    ssize_t n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+    ssize_t n = syscall(SYS_recvmsg, sock, &msg, flags | MSG_CMSG_CLOEXEC);
     if (n < 0)
         return n;
     if (msg.msg_flags & MSG_CTRUNC)
@@ -117,6 +118,16 @@ ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
     }
     *nfds = stored;
     return n;
+}
+
+ssize_t cvfio_send(int sock, const void *buf, size_t len, int flags)
+{
+    return syscall(SYS_sendto, sock, buf, len, flags | MSG_NOSIGNAL, NULL, 0);
+}
+
+ssize_t cvfio_recv(int sock, void *buf, size_t len, int flags)
+{
+    return syscall(SYS_recvfrom, sock, buf, len, flags, NULL, NULL);
 }
 
 int cvfio_errno(void)

@@ -5,7 +5,7 @@ import VFIO
 /// A file descriptor this process owns: closed exactly once, by `close()` or when the last
 /// reference goes away.
 public final class OwnedDescriptor: Sendable {
-    private let state: Atomic<Int32>
+    @usableFromInline let state: Atomic<Int32>
 
     /// Takes ownership of `raw` (which must be open).
     public init(_ raw: Int32) {
@@ -14,7 +14,7 @@ public final class OwnedDescriptor: Sendable {
     }
 
     /// The descriptor number, or -1 once closed.
-    public var raw: Int32 { state.load(ordering: .acquiring) }
+    @inlinable public var raw: Int32 { state.load(ordering: .acquiring) }
 
     /// Closes the descriptor now. Later calls do nothing.
     public func close() {
@@ -24,6 +24,7 @@ public final class OwnedDescriptor: Sendable {
 
     /// The descriptor number for a call that must not see a closed descriptor.
     /// - Throws: `EBADF` naming `operation` once closed.
+    @inlinable
     public func requireOpen(_ operation: @autoclosure () -> String) throws(VFIOError) -> Int32 {
         let fd = raw
         if fd < 0 { throw .errno(operation(), EBADF) }

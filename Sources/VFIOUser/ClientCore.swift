@@ -42,10 +42,10 @@ struct ExchangeReply {
     var payload: [UInt8] { message?.payload ?? [] }
 
     /// Throws the reply's error when it has the ERROR flag (errno 0 becomes `EIO`).
-    func checkReply(_ operation: String) throws(VFIOError) {
+    func checkReply(_ operation: @autoclosure () -> String) throws(VFIOError) {
         if header.isError {
             let code = Int32(bitPattern: header.error)
-            throw .errno(operation, code == 0 ? EIO : code)
+            throw .errno(operation(), code == 0 ? EIO : code)
         }
     }
 }
@@ -96,6 +96,13 @@ final class ReplyWaiter: @unchecked Sendable {
 /// next request, or within twice `idleReadDelay`; once the DMA thread has answered one,
 /// the receive thread reads at once (server commands come in runs: a DMA transfer in
 /// pieces).
+///
+/// Plain reads: a lone caller whose reply carries no descriptors (a `DirectReply`: region
+/// and migration data) reads with `recv`, which costs less than `recvmsg`; descriptors
+/// that come anyway are closed by the kernel. Only replies to requests without a
+/// `DirectReply` may carry descriptors (region info, I/O fds, raw requests), so such a
+/// request is not sent while a plain reader holds the token: no byte of its reply can
+/// reach a plain read. Server commands (DMA_READ / DMA_WRITE) carry none.
 final class ClientCore: @unchecked Sendable {
     struct State {
         var nextID: UInt16 = 1
@@ -116,6 +123,11 @@ final class ClientCore: @unchecked Sendable {
         var activity: UInt64 = 0
         /// The id of a request whose caller took the token before sending (no waiter).
         var soloID: UInt16?
+        /// The solo caller reads with `recv` (see "Plain reads" above): requests whose
+        /// replies may carry descriptors wait on `plainReadEnded` before they are sent.
+        var plainReading = false
+        /// A request waits on `plainReadEnded`.
+        var plainReadWaited = false
         /// The DMA thread has just answered a server command: the server is likely to send
         /// the next at once (a DMA transfer in pieces), so the receive thread reads without
         /// waiting for a quiet connection.
@@ -127,6 +139,9 @@ final class ClientCore: @unchecked Sendable {
     let monitor = Monitor(State())
     /// The receive thread waits on this while it does not read.
     private let receiveCondition = Condition()
+    /// Requests whose replies may carry descriptors wait on this while a plain read may
+    /// be under way.
+    private let plainReadEnded = Condition()
     /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
     /// that the DMA thread is not woken by replies).
     let dmaQueue = Monitor(DMAQueue())
@@ -196,6 +211,7 @@ final class ClientCore: @unchecked Sendable {
             if state.failure == nil { state.failure = error }
             for waiter in state.waiters { waiter.condition.signal() }
             receiveCondition.signal()
+            plainReadEnded.broadcast()
         }
         dmaQueue.update { $0.closed = true }
     }
@@ -217,14 +233,19 @@ final class ClientCore: @unchecked Sendable {
             state.nextID = id &+ 1
             state.reading = true
             state.soloID = id
+            state.plainReading = direct != nil
             state.activity &+= 1
             return id
         }
         if let soloID {
             return try soloExchange(soloID, command, first, second, fds: fds, flags: flags, direct: direct)
         }
-        let waiter = try monitor.withLock { (state: inout State) throws(VFIOError) -> ReplyWaiter in
+        let waiter = try monitor.wait(on: plainReadEnded) { (state: inout State) throws(VFIOError) -> ReplyWaiter? in
             if let failure = state.failure { throw failure }
+            if direct == nil && state.plainReading {
+                state.plainReadWaited = true
+                return nil
+            }
             var id = state.nextID
             while id == state.soloID || state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
             state.nextID = id &+ 1
@@ -236,7 +257,7 @@ final class ClientCore: @unchecked Sendable {
             state.waiters.append(waiter)
             state.activity &+= 1
             return waiter
-        }
+        }!
         do {
             try sendRequest(waiter.id, command, first, second, fds: fds, flags: flags, holdingToken: false)
         } catch {
@@ -255,7 +276,7 @@ final class ClientCore: @unchecked Sendable {
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
         do {
             try socket.send(header, first, second, fds: fds,
-                            whenFull: { [self] () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken) })
+                            whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken) })
         } catch {
             guard error.errnoValue == EPIPE else { throw error }
             let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
@@ -273,6 +294,7 @@ final class ClientCore: @unchecked Sendable {
                 handOver(&state)
                 state.soloID = nil
                 if replied { state.activity &+= 1 }
+                endPlainReading(&state)
                 releaseToken(&state)
             }
         }
@@ -285,7 +307,7 @@ final class ClientCore: @unchecked Sendable {
         var mine: ExchangeReply?
         do {
             while mine == nil {
-                mine = try receiveOne(for: id, direct: direct)
+                mine = try receiveOne(for: id, direct: direct, plain: direct != nil)
                 if mine == nil && !socket.hasBufferedMessage { handOverPending() }
             }
             while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) }
@@ -361,7 +383,7 @@ final class ClientCore: @unchecked Sendable {
         }
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
-        try socket.send(header, first, second, fds: fds, whenFull: { [self] () throws(VFIOError) in try waitForRoom() })
+        try socket.send(header, first, second, fds: fds, whenFull: { () throws(VFIOError) in try waitForRoom() })
     }
 
     func rawRequest(command: UInt16, payload: [UInt8], fds: [Int32], flags: VFIOUserMessageFlags) throws(VFIOError) -> VFIOUserMessage? {
@@ -406,6 +428,15 @@ final class ClientCore: @unchecked Sendable {
             return true
         }
         return false
+    }
+
+    /// Ends a solo caller's plain reads (lock held): requests held back meanwhile go out.
+    private func endPlainReading(_ state: inout State) {
+        state.plainReading = false
+        if state.plainReadWaited {
+            state.plainReadWaited = false
+            plainReadEnded.broadcast()
+        }
     }
 
     /// Gives the reading token up (lock held, token held by the caller): to a caller
@@ -541,10 +572,10 @@ final class ClientCore: @unchecked Sendable {
     }
 
     /// Reads one message (reading token held) and hands it on; returns it instead when it
-    /// is the reply to `id`.
+    /// is the reply to `id`. With `plain`, reads ahead with `recv` (see "Plain reads").
     /// - Throws: when the connection failed or ended.
-    private func receiveOne(for id: UInt16?, direct: DirectReply?) throws(VFIOError) -> ExchangeReply? {
-        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else {
+    private func receiveOne(for id: UInt16?, direct: DirectReply?, plain: Bool = false) throws(VFIOError) -> ExchangeReply? {
+        guard let header = try socket.receiveHeader(maxFDs: maxFDs, plain: plain) else {
             throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
         }
         if let direct, let id, header.isReply, header.messageID == id, !header.isError,

@@ -73,36 +73,50 @@ public final class VFIOUserSocket: Sendable {
     // MARK: Sending
 
     /// Sends `header` (whose size must be 16 + `payload.count`), `payload` and `fds`
-    /// (borrowed: the caller keeps them).
+    /// (borrowed: the caller keeps them), blocking while the socket is full.
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone; `EINVAL` for more than
     ///   `CVFIO_MAX_FDS` descriptors.
-    /// `whenFull`, when given, makes the sends non-blocking: it is called each time the
-    /// socket cannot take more, and must return once it may (it waits for `POLLOUT`, and
-    /// may read the socket meanwhile); what it throws ends the send.
-    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
+    public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) {
         try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
-            try send(header, p, fds: fds, whenFull: whenFull)
+            try send(header, p, fds: fds)
         }
     }
 
-    /// Builds the header for `payload` and sends.
+    /// Builds the header for `payload` and sends (blocking while the socket is full).
     public func send(id: UInt16, command: UInt16, flags: VFIOUserMessageFlags, error: UInt32 = 0,
-                     payload: [UInt8] = [], fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
+                     payload: [UInt8] = [], fds: [Int32] = []) throws(VFIOError) {
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + payload.count), flags: flags, error: error)
-        try send(header, payload: payload, fds: fds, whenFull: whenFull)
+        try send(header, payload: payload, fds: fds)
     }
 
     /// Sends `header` and a payload in up to two pieces (`first`, then `second`) with one
     /// `sendmsg` where the kernel takes it all: the payload is gathered from where it lies,
     /// not copied into one buffer first. The header's size must be 16 + both counts.
+    /// Blocks while the socket is full.
     public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
                      _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-                     fds: [Int32] = [], whenFull: (() throws(VFIOError) -> Void)? = nil) throws(VFIOError) {
+                     fds: [Int32] = []) throws(VFIOError) {
+        try transmit(header, first, second, fds, nonBlocking: false, whenFull: {})
+    }
+
+    /// `send(_:_:_:fds:)` with non-blocking sends: `whenFull` is called each time the
+    /// socket cannot take more, and must return once it may (it waits for `POLLOUT`, and
+    /// may read the socket meanwhile); what it throws ends the send. (A non-escaping
+    /// closure: the request path allocates nothing for it.)
+    public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
+                     _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                     fds: [Int32] = [], whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
+        try transmit(header, first, second, fds, nonBlocking: true, whenFull: whenFull)
+    }
+
+    private func transmit(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+                          _ fds: [Int32], nonBlocking: Bool, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         precondition(Int(header.messageSize) == VFIOUserHeader.size + first.count + second.count,
                      "header size does not match the payload")
         let fd = try descriptor.requireOpen("sendmsg")
         let total = VFIOUserHeader.size + first.count + second.count
+        let flags = Int32(MSG_NOSIGNAL) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0)
         if fds.isEmpty && total <= 128 {
             // A small message goes out from one buffer with send(): no iovec to import.
             try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 16) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
@@ -112,7 +126,7 @@ public final class VFIOUserSocket: Sendable {
                     (raw.baseAddress! + 16 + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
                 }
                 try sendLock.withLock { _ throws(VFIOError) in
-                    try Self.sendSmall(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), whenFull: whenFull)
+                    try Self.sendSmall(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), flags: flags, whenFull: whenFull)
                 }
             }
             return
@@ -121,31 +135,30 @@ public final class VFIOUserSocket: Sendable {
         withUnsafeMutableBytes(of: &head) { header.store(into: $0) }
         try withUnsafeBytes(of: &head) { (h: UnsafeRawBufferPointer) throws(VFIOError) in
             try sendLock.withLock { _ throws(VFIOError) in
-                try Self.sendAll(fd, h, first, second, fds, whenFull: whenFull)
+                try Self.sendAll(fd, h, first, second, fds, flags: flags, whenFull: whenFull)
             }
         }
     }
 
-    private static func sendSmall(_ fd: Int32, _ bytes: UnsafeRawBufferPointer,
-                                  whenFull: (() throws(VFIOError) -> Void)?) throws(VFIOError) {
+    private static func sendSmall(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32,
+                                  whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         var done = 0
-        let flags = Int32(MSG_NOSIGNAL) | (whenFull == nil ? 0 : Int32(MSG_DONTWAIT))
         while done < bytes.count {
-            done += try sendRetrying("send", whenFull: whenFull) { Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, flags) }
+            done += try sendRetrying("send", whenFull: whenFull) { cvfio_send(fd, bytes.baseAddress! + done, bytes.count - done, flags) }
         }
     }
 
     /// Calls `send` (one send system call) until it takes bytes: again on `EINTR`, after
-    /// `whenFull` on `EAGAIN` (non-blocking sends only). Returns the bytes taken.
+    /// `whenFull` on `EAGAIN` (which only non-blocking sends see). Returns the bytes taken.
     /// - Throws: the call's errno, named `operation`; what `whenFull` throws.
-    private static func sendRetrying(_ operation: String, whenFull: (() throws(VFIOError) -> Void)?,
+    private static func sendRetrying(_ operation: String, whenFull: () throws(VFIOError) -> Void,
                                      _ send: () -> Int) throws(VFIOError) -> Int {
         while true {
             let sent = send()
             if sent >= 0 { return sent }
             let code = errno
             if code == EINTR { continue }
-            if (code == EAGAIN || code == EWOULDBLOCK), let whenFull {
+            if code == EAGAIN || code == EWOULDBLOCK {
                 try whenFull()
                 continue
             }
@@ -154,7 +167,7 @@ public final class VFIOUserSocket: Sendable {
     }
 
     private static func sendAll(_ fd: Int32, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer,
-                                _ fds: [Int32], whenFull: (() throws(VFIOError) -> Void)?) throws(VFIOError) {
+                                _ fds: [Int32], flags: Int32, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
                    iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count),
                    iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress), iov_len: c.count))
@@ -169,7 +182,7 @@ public final class VFIOUserSocket: Sendable {
                 let sent = try sendRetrying("sendmsg", whenFull: whenFull) {
                     pendingFDs.withUnsafeBufferPointer { fdBuffer in
                         cvfio_sendmsg_fds(fd, vector.baseAddress! + first, Int32(count - first), fdBuffer.baseAddress,
-                                          Int32(fdBuffer.count), whenFull == nil ? 0 : Int32(MSG_DONTWAIT))
+                                          Int32(fdBuffer.count), flags)
                     }
                 }
                 pendingFDs = []   // the descriptors went with the first byte
@@ -215,15 +228,19 @@ public final class VFIOUserSocket: Sendable {
     /// the payload with `receivePayload(into:)` (any number of times, in order) and finish
     /// with `finishMessage`, or take the rest with `receiveBody`. Returns `nil` at end of
     /// stream (at a message boundary).
+    /// - Parameter plain: read ahead with `recv` instead of `recvmsg` (cheaper: no
+    ///   message header to copy in and out), for a reader that knows no descriptor may
+    ///   come with any byte it reads: descriptors that come anyway are closed by the
+    ///   kernel, never received.
     /// - Throws: `ECONNRESET` when the stream ends inside the header; errno of `recvmsg`.
-    func receiveHeader(maxFDs: Int) throws(VFIOError) -> VFIOUserHeader? {
+    func receiveHeader(maxFDs: Int, plain: Bool = false) throws(VFIOError) -> VFIOUserHeader? {
         let fd = try descriptor.requireOpen("recvmsg")
         let box = inbox
         guard box.payloadLeft == 0 else {
             throw .errno("recvmsg (the previous message was not read to its end)", EPROTO)
         }
         while box.count < VFIOUserHeader.size {
-            let n = try box.fill(fd, maxFDs: maxFDs)
+            let n = try box.fill(fd, maxFDs: maxFDs, plain: plain)
             if n == 0 {
                 if box.count == 0 && box.batches.isEmpty { return nil }
                 box.closeAll()
@@ -248,16 +265,28 @@ public final class VFIOUserSocket: Sendable {
     /// Reads the next `buffer.count` bytes of the current message's payload into `buffer`
     /// (from what was read ahead, the rest straight from the socket).
     /// - Throws: `ECONNRESET` when the stream ends first; errno of `recvmsg`.
+    @inline(__always)
     func receivePayload(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
         let box = inbox
         precondition(buffer.count <= box.payloadLeft, "reading past the message")
-        guard buffer.count > 0 else { return }
+        // All of it read ahead (every small message): a copy, no call.
+        if buffer.count <= box.count {
+            if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffer.count) }
+            box.consume(buffer.count)
+            box.payloadLeft -= buffer.count
+            return
+        }
+        try receivePayloadFromSocket(into: buffer, maxFDs: maxFDs)
+    }
+
+    /// `receivePayload` for a buffer larger than what was read ahead.
+    private func receivePayloadFromSocket(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
+        let box = inbox
         let fd = try descriptor.requireOpen("recvmsg")
-        let buffered = min(box.count, buffer.count)
+        let buffered = box.count
         if buffered > 0 { buffer.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffered) }
         box.consume(buffered)
         box.payloadLeft -= buffered
-        if buffered == buffer.count { return }
         let rest = UnsafeMutableRawBufferPointer(rebasing: buffer[buffered...])
         let n = try Self.readFully(fd, rest, maxFDs: maxFDs, fds: &box.late, truncated: &box.lateTruncated)
         box.payloadLeft -= n
@@ -270,7 +299,13 @@ public final class VFIOUserSocket: Sendable {
     }
 
     /// Reads and drops the rest of the current message's payload.
+    @inline(__always)
     func skipPayload() throws(VFIOError) {
+        if inbox.payloadLeft == 0 { return }
+        try skipPayloadSlowly()
+    }
+
+    private func skipPayloadSlowly() throws(VFIOError) {
         let box = inbox
         let buffered = min(box.count, box.payloadLeft)
         box.consume(buffered)
@@ -419,7 +454,6 @@ final class Inbox: @unchecked Sendable {
         var end = 0
         var base: UInt64 = 0
         var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
-        var received = [Int32](repeating: -1, count: Int(CVFIO_MAX_FDS) + 1)
         var messageEnd: UInt64 = 0
         var payloadLeft = 0
         var late: [Int32] = []
@@ -427,6 +461,8 @@ final class Inbox: @unchecked Sendable {
     }
     private let cell = UncheckedCell(Fields())
     private var fields: UnsafeMutablePointer<Fields> { cell.pointer }
+    /// Where `recvmsg` puts the descriptors of one read.
+    private let received = UnsafeMutableBufferPointer<Int32>.allocate(capacity: Int(CVFIO_MAX_FDS) + 1)
 
     /// The unread bytes are storage[start..<end].
     var start: Int { get { fields.pointee.start } set { fields.pointee.start = newValue } }
@@ -436,7 +472,7 @@ final class Inbox: @unchecked Sendable {
     /// Descriptors (and whether some were cut off) by the stream position of the last byte
     /// of the read that brought them.
     var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] {
-        get { fields.pointee.batches }
+        _read { yield fields.pointee.batches }
         _modify { yield &fields.pointee.batches }
     }
     /// The stream position just past the message being read.
@@ -445,7 +481,7 @@ final class Inbox: @unchecked Sendable {
     var payloadLeft: Int { get { fields.pointee.payloadLeft } set { fields.pointee.payloadLeft = newValue } }
     /// Descriptors that came with payload bytes read straight into a caller's buffer.
     var late: [Int32] {
-        get { fields.pointee.late }
+        _read { yield fields.pointee.late }
         _modify { yield &fields.pointee.late }
     }
     var lateTruncated: Bool { get { fields.pointee.lateTruncated } set { fields.pointee.lateTruncated = newValue } }
@@ -475,8 +511,9 @@ final class Inbox: @unchecked Sendable {
         return (fds, truncated)
     }
 
-    /// One `recvmsg` into the free space; returns the bytes read (0 at end of stream).
-    func fill(_ fd: Int32, maxFDs: Int) throws(VFIOError) -> Int {
+    /// One `recvmsg` (with `plain`: `recv`, receiving no descriptors) into the free space;
+    /// returns the bytes read (0 at end of stream).
+    func fill(_ fd: Int32, maxFDs: Int, plain: Bool = false) throws(VFIOError) -> Int {
         if start > 0 {
             if count > 0 { memmove(storage, storage + start, count) }
             base += UInt64(start)
@@ -487,10 +524,9 @@ final class Inbox: @unchecked Sendable {
             var iov = iovec(iov_base: storage + end, iov_len: Inbox.capacity - end)
             var got: Int32 = 0
             var cut: Int32 = 0
-            let limit = min(maxFDs, fields.pointee.received.count)
-            let n = fields.pointee.received.withUnsafeMutableBufferPointer { r in
-                cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(limit), &got, &cut, 0)
-            }
+            let limit = min(maxFDs, received.count)
+            let n = plain ? cvfio_recv(fd, iov.iov_base, iov.iov_len, 0)
+                          : cvfio_recvmsg_fds(fd, &iov, 1, received.baseAddress, Int32(limit), &got, &cut, 0)
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
@@ -498,7 +534,7 @@ final class Inbox: @unchecked Sendable {
             }
             end += n
             if got > 0 || cut != 0 {
-                batches.append((mark: base + UInt64(max(end, 1) - 1), fds: Array(fields.pointee.received[0..<Int(got)]), truncated: cut != 0))
+                batches.append((mark: base + UInt64(max(end, 1) - 1), fds: Array(received[0..<Int(got)]), truncated: cut != 0))
             }
             return n
         }
@@ -521,6 +557,7 @@ final class Inbox: @unchecked Sendable {
     deinit {
         closeAll()
         storage.deallocate()
+        received.deallocate()
     }
 }
 

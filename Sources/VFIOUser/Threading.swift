@@ -1,3 +1,4 @@
+import CVFIO
 import Glibc
 
 /// A mutex with a condition variable (pthread), for state that threads wait on.
@@ -141,6 +142,9 @@ final class Condition: @unchecked Sendable {
     /// changing the state it waits for).
     func signal() { pthread_cond_signal(raw) }
 
+    /// Wakes every thread waiting on this condition (lock held, as for `signal`).
+    func broadcast() { pthread_cond_broadcast(raw) }
+
     deinit {
         pthread_cond_destroy(raw)
         raw.deallocate()
@@ -172,22 +176,21 @@ extension Monitor {
     }
 }
 
-/// A plain mutex whose lock and unlock may sit in different functions.
+/// A plain mutex whose lock and unlock may sit in different functions: one futex word
+/// (`cvfio_lock`), so that taking it uncontended is one atomic instruction. Not
+/// recursive; no condition goes with it (use `Monitor` for waiting).
 final class PlainLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let word: UnsafeMutablePointer<UInt32>
 
     init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    @inline(__always) func lock() { cvfio_lock(word) }
+    @inline(__always) func unlock() { cvfio_unlock(word) }
 
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
+    deinit { word.deallocate() }
 }
 
 /// Storage for state whose exclusive use its owner already guarantees (a lock, the

@@ -19,6 +19,7 @@
 
 #include "cvfio_ioctls.h"
 #include "cvfio_sys.h"
+#include "cvfio_lock.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,13 @@ int cvfio_memfd_create(const char *name, unsigned int flags);
 #define CVFIO_MAX_FDS 253
 
 /*
+ * The socket calls below enter the kernel directly (syscall(2)), not through libc's
+ * wrappers: those are pthread cancellation points, which in a process with more than one
+ * thread costs two calls around every system call. This library never cancels threads;
+ * a program that does must not cancel a thread inside these calls.
+ */
+
+/*
  * sendmsg on a stream socket with iovcnt buffers and, when nfds > 0, the descriptors in
  * fds as one SCM_RIGHTS control message. flags are sendmsg's (MSG_NOSIGNAL is added).
  * Returns the bytes sent or -1 with errno: EINVAL when nfds exceeds CVFIO_MAX_FDS, or
@@ -58,6 +66,17 @@ ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
  */
 ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
                           int *fds, int max_fds, int *nfds, int *truncated, int flags);
+
+/* send(sock, buf, len, flags | MSG_NOSIGNAL). Returns the bytes sent or -1 with errno. */
+ssize_t cvfio_send(int sock, const void *buf, size_t len, int flags);
+
+/*
+ * recv(sock, buf, len, flags): no control buffer, so descriptors that come with the
+ * bytes are closed by the kernel, never received. Cheaper than recvmsg (no msghdr to copy
+ * in and out), for a reader that knows no descriptor may come. Returns the bytes received
+ * (0 at end of stream) or -1 with errno.
+ */
+ssize_t cvfio_recv(int sock, void *buf, size_t len, int flags);
 
 /* errno of the calling thread, for Swift code that must read it right after a call. */
 int cvfio_errno(void);
