@@ -6,62 +6,55 @@ import Glibc
 /// and allocator arenas come and go with the Swift runtime's threads, and a device or DMA
 /// buffer mapping always names its file.
 public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
-    public var descriptors: Int
+    /// The open descriptors by number, each with what it refers to (the target of its
+    /// /proc/self/fd link, e.g. `anon_inode:[eventfd]`, `/memfd:vfio-dma (deleted)`).
+    public var descriptors: [Int32: String]
+    /// The number of file mappings.
     public var mappings: Int
 
-    public init(descriptors: Int, mappings: Int) {
+    public init(descriptors: [Int32: String], mappings: Int) {
         self.descriptors = descriptors
         self.mappings = mappings
     }
 
-    /// Counts them now.
+    /// Reads them now. The descriptors come from one pass over /proc/self/fd, so their
+    /// number and what they refer to are of the same moment (the directory stream's own
+    /// descriptor is left out, and so is one closed before its link could be read).
     public static func current() -> ProcessResources {
-        ProcessResources(descriptors: countDescriptors(), mappings: countMappings())
+        ProcessResources(descriptors: openDescriptors(), mappings: countMappings())
     }
 
-    public var description: String { "\(descriptors) descriptors, \(mappings) mappings" }
+    public var description: String { "\(descriptors.count) descriptors, \(mappings) mappings" }
 
-    static func countDescriptors() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { count += 1 }
+    /// What the descriptors open here and not in `baseline` refer to, sorted: the targets
+    /// compared as multisets, so a descriptor that was closed and opened again on the same
+    /// thing (under any number) is not counted, and a new one is even if another closed
+    /// meanwhile. Empty exactly when every descriptor open here has its match in `baseline`.
+    public func descriptorsAdded(since baseline: ProcessResources) -> [String] {
+        var left = Dictionary(baseline.descriptors.values.map { ($0, 1) }, uniquingKeysWith: +)
+        var added: [String] = []
+        for target in descriptors.values {
+            if let n = left[target], n > 0 { left[target] = n - 1 } else { added.append(target) }
         }
-        return count - 1   // the directory stream's own descriptor
+        return added.sorted()
     }
 
-    /// What each open descriptor refers to (the targets of /proc/self/fd's links, e.g.
-    /// `anon_inode:[eventfd]`, `/memfd:vfio-dma (deleted)`), for naming what a leak holds.
-    public static func descriptorTargets() -> [String] {
-        guard let dir = opendir("/proc/self/fd") else { return [] }
+    static func openDescriptors() -> [Int32: String] {
+        guard let dir = opendir("/proc/self/fd") else { return [:] }
         defer { closedir(dir) }
         let own = dirfd(dir)
-        var targets: [String] = []
+        var descriptors: [Int32: String] = [:]
         var buffer = [CChar](repeating: 0, count: 512)
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            guard name != ".", name != "..", Int32(name) != own else { continue }
+            guard let fd = Int32(name), fd != own else { continue }   // skips "." and ".."
             let n = readlink("/proc/self/fd/\(name)", &buffer, buffer.count - 1)
             guard n > 0 else { continue }
-            targets.append(String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            descriptors[fd] = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
-        return targets
-    }
-
-    /// The entries of `now` beyond those of `before` (as multisets).
-    public static func added(_ now: [String], since before: [String]) -> [String] {
-        var left = Dictionary(before.map { ($0, 1) }, uniquingKeysWith: +)
-        var extra: [String] = []
-        for target in now {
-            if let n = left[target], n > 0 { left[target] = n - 1 } else { extra.append(target) }
-        }
-        return extra
+        return descriptors
     }
 
     static func countMappings() -> Int {
