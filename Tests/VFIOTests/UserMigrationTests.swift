@@ -428,7 +428,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
     }
 
     @Test func saveAndRestoreThroughAFile() throws {
-        let directory = String(cString: mkdtemp(strdup("/tmp/swift-vfio-snap-XXXXXX"))!)
+        let directory = try makeTemporaryDirectory("/tmp/swift-vfio-snap-XXXXXX")
         defer { _ = system("rm -rf '\(directory)'") }
         let path = directory + "/edu.snap"
         let source = try VFIOUserClient.serving(EduDevice(), name: "model:edu")
@@ -473,7 +473,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
             return
         }
         print("UserMigrationToolTests: running \(tool)")
-        let directory = String(cString: mkdtemp(strdup("/tmp/swift-vfio-tool-XXXXXX"))!)
+        let directory = try makeTemporaryDirectory("/tmp/swift-vfio-tool-XXXXXX")
         defer { _ = system("rm -rf '\(directory)'") }
         #expect(system("'\(tool)' migrate --from model:edu --to model:edu > '\(directory)/out' 2>&1") == 0)
         let out = String(decoding: readFile(directory + "/out") ?? [], as: UTF8.self)

@@ -8,6 +8,15 @@ import VFIOSystem
 @testable import VFIOUser
 
 /// A server on a real UNIX socket in a fresh directory, stopped and removed at the end.
+/// A new directory from `mkdtemp(template)` (the template's XXXXXX replaced).
+func makeTemporaryDirectory(_ template: String) throws -> String {
+    var bytes = Array(template.utf8CString)
+    guard let made = bytes.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        throw VFIOError.errno("mkdtemp \(template)", errno)
+    }
+    return String(cString: made)
+}
+
 final class UserServerFixture: @unchecked Sendable {
     let directory: String
     let path: String
@@ -15,11 +24,7 @@ final class UserServerFixture: @unchecked Sendable {
     let model: any DeviceModel
 
     init(model: any DeviceModel = EduDevice(), configuration: VFIOUserServer.Configuration = .init()) throws {
-        var template = Array("/tmp/swift-vfio-user-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw VFIOError.errno("mkdtemp", errno)
-        }
-        directory = String(cString: made)
+        directory = try makeTemporaryDirectory("/tmp/swift-vfio-user-XXXXXX")
         path = directory + "/device.sock"
         self.model = model
         server = try VFIOUserServer(model: model, configuration: configuration)
