@@ -273,10 +273,18 @@ extension BenchDevice {
     }
 
     func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError) {
+        let result = state.withUnsafeBytes { raw -> Result<Void, VFIOError> in
+            do throws(VFIOError) { return .success(try loadState(from: raw, version: version)) } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    /// Straight from the resuming stream (the kit calls this one).
+    func loadState(from state: UnsafeRawBufferPointer, version: UInt32) throws(VFIOError) {
         guard state.count == migrationMemory.count else {
             throw .malformed("vfio-bench state", "\(state.count) byte(s), \(migrationMemory.count) expected")
         }
-        lock.locked { state.withUnsafeBytes { migrationMemory.copyMemory(from: $0) } }
+        lock.locked { migrationMemory.copyMemory(from: state) }
     }
 }
 

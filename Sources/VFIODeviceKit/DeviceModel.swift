@@ -431,6 +431,13 @@ public protocol MigratableDevice: AnyObject, Sendable {
     /// ERROR and stays there until reset.
     func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError)
 
+    /// `loadState(_:version:)` from bytes the kit holds: the image where it lies in the
+    /// resuming stream, valid only during the call. The default copies it into an array
+    /// for `loadState(_:version:)`; a model with a large state implements this one to copy
+    /// straight from the stream, which saves a pass over the state and the page faults of
+    /// a fresh array of its size (the kit then calls only this one).
+    func loadState(from state: UnsafeRawBufferPointer, version: UInt32) throws(VFIOError)
+
     /// The state sent as pre-copy data while the device runs (PRE_COPY): the initial
     /// image, then deltas as it changes. Default: `saveState()`. A model may return less
     /// (only its bulk memory, say); the final `saveState()` is sent as a delta against
@@ -449,6 +456,9 @@ public protocol MigratableDevice: AnyObject, Sendable {
 extension MigratableDevice {
     public func precopyState() throws(VFIOError) -> [UInt8] { try saveState() }
     public var stateSizeHint: Int? { nil }
+    public func loadState(from state: UnsafeRawBufferPointer, version: UInt32) throws(VFIOError) {
+        try loadState(Array(state), version: version)
+    }
 }
 
 // MARK: - Region access routing (shared by every server)

@@ -233,8 +233,9 @@ public final class MigrationDriver: Sendable {
             s.resuming = stream
         case (.resuming, .stop):
             let stream = s.resuming ?? StreamBytes(allocator: bufferAllocator)
-            let (image, version) = try MigrationStream.decode(stream.bytes, expecting: identity)
-            try device.loadState(image, version: version)
+            try MigrationStream.withDecoded(stream.bytes, expecting: identity) { (image, version) throws(VFIOError) in
+                try device.loadState(from: image, version: version)
+            }
             s.resuming = nil
         case (.stop, .stopCopy):
             let image = try device.saveState()

@@ -212,12 +212,43 @@ public enum MigrationStream {
 
     /// `decode(_:expecting:)` for a stream in memory (read in place, not copied).
     public static func decode(_ bytes: UnsafeRawBufferPointer, expecting identity: MigrationIdentity) throws(VFIOError) -> (state: [UInt8], version: UInt32) {
+        let (image, version) = try decodeRecords(bytes, expecting: identity)
+        switch image {
+        case .inStream(let range): return (Array(UnsafeRawBufferPointer(rebasing: bytes[range])), version)
+        case .built(let state): return (state, version)
+        }
+    }
+
+    /// Checks a whole stream as `decode(_:expecting:)` does and calls `body` with the final
+    /// image and its version: the image record's payload where it lies in `bytes` when no
+    /// delta changed it (a stream saved without pre-copy, or whose deltas are empty), no
+    /// copy made; the rebuilt image otherwise. The buffer is valid only during the call.
+    static func withDecoded<R>(_ bytes: UnsafeRawBufferPointer, expecting identity: MigrationIdentity,
+                               _ body: (UnsafeRawBufferPointer, UInt32) throws(VFIOError) -> R) throws(VFIOError) -> R {
+        let (image, version) = try decodeRecords(bytes, expecting: identity)
+        switch image {
+        case .inStream(let range):
+            return try body(UnsafeRawBufferPointer(rebasing: bytes[range]), version)
+        case .built(let state):
+            return try withBytes(state) { (raw: UnsafeRawBufferPointer) throws(VFIOError) in try body(raw, version) }
+        }
+    }
+
+    /// Where the final image of a decoded stream is.
+    private enum DecodedImage {
+        /// The image record's payload, unchanged by any delta.
+        case inStream(Range<Int>)
+        /// Rebuilt from the image and the deltas that changed it.
+        case built([UInt8])
+    }
+
+    private static func decodeRecords(_ bytes: UnsafeRawBufferPointer, expecting identity: MigrationIdentity) throws(VFIOError) -> (DecodedImage, UInt32) {
         guard !bytes.isEmpty else {
             throw fail("empty: no data was written while RESUMING")
         }
         var offset = 0
         var index = 0
-        var image: [UInt8]?
+        var image: DecodedImage?
         var version: UInt32 = 0
         while offset < bytes.count {
             let remaining = bytes.count - offset
@@ -252,12 +283,23 @@ public enum MigrationStream {
             switch h.kind {
             case .image:
                 guard index == 0 else { throw fail("\(where_): an image record after the first record") }
-                image = Array(payload)
+                image = .inStream(start..<end)
                 version = h.identity.version
             case .delta:
-                guard var current = image else { throw fail("\(where_): a delta record before any image") }
-                try apply(payload, to: &current, record: where_)
-                image = current
+                switch image {
+                case nil:
+                    throw fail("\(where_): a delta record before any image")
+                case .inStream(let range) where isEmptyDelta(payload, imageLength: range.count):
+                    break
+                case .inStream(let range):
+                    var current = Array(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                    try apply(payload, to: &current, record: where_)
+                    image = .built(current)
+                case .built(var current):
+                    image = nil   // the array stays uniquely referenced while it changes
+                    try apply(payload, to: &current, record: where_)
+                    image = .built(current)
+                }
             }
             offset = end
             index += 1
@@ -269,6 +311,13 @@ public enum MigrationStream {
             }
         }
         throw fail("truncated: the stream ends after record \(index - 1) (\(bytes.count) bytes) without its final record: the STOP_COPY data is missing")
+    }
+
+    /// A delta that changes nothing in an image of `imageLength` bytes: no runs, same length.
+    private static func isEmptyDelta(_ payload: UnsafeRawBufferPointer, imageLength: Int) -> Bool {
+        payload.count == 12
+            && UInt64(littleEndian: payload.loadUnaligned(as: UInt64.self)) == UInt64(imageLength)
+            && UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == 0
     }
 
     private static func apply(_ payload: UnsafeRawBufferPointer, to image: inout [UInt8], record: String) throws(VFIOError) {
