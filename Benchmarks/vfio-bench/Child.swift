@@ -150,6 +150,20 @@ final class EchoClient {
 
     func receive(_ answer: Int) { readAll(fd, input, answer) }
 
+    /// `count` messages of `size` bytes written with one `write`, each asking for `answer`
+    /// bytes; then all the answers read.
+    func burst(count: Int, size: Int, answer: Int) {
+        precondition(count * size <= echoSourceCapacity && count * answer <= 4 << 20)
+        for i in 0..<count {
+            let message = out + i * size
+            message.storeBytes(of: UInt32(size), toByteOffset: 4, as: UInt32.self)
+            message.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
+            message.storeBytes(of: UInt32(answer), toByteOffset: 12, as: UInt32.self)
+        }
+        writeAll(fd, out, count * size)
+        readAll(fd, input, count * answer)
+    }
+
     /// One round trip: `size` bytes out, `answer` bytes back.
     func pingPong(size: Int, answer: Int, source: Int = 0, answerSource: Int = 0) {
         send(size: size, answer: answer, source: source, answerSource: answerSource)

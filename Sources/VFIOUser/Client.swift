@@ -196,6 +196,15 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             }
         }
         guard let reply else { return }
+        try checkRegionReply(reply, command, count: count, answer: answer, replyData: replyData)
+    }
+
+    /// Checks a REGION_READ / REGION_WRITE reply against its request of `count` bytes:
+    /// not an error, the echoed count the same; a read's data in `replyData` (copied there
+    /// when the reply did not land directly). `answer` holds the echoed
+    /// `struct vfio_user_region_access` of a direct reply.
+    func checkRegionReply(_ reply: ExchangeReply, _ command: VFIOUserCommand, count: Int, answer: (UInt64, UInt64),
+                          replyData: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         try reply.checkReply(command.cName)
         let echoed: VFIOUserRegionAccess
         if reply.receivedDirectly {

@@ -246,17 +246,8 @@ final class ClientCore: @unchecked Sendable {
                 state.plainReadWaited = true
                 return nil
             }
-            var id = state.nextID
-            while id == state.soloID || state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
-            state.nextID = id &+ 1
-            let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
-            waiter.id = id
-            waiter.awaiting = false
-            waiter.reply = nil
-            waiter.handedToken = false
-            state.waiters.append(waiter)
             state.activity &+= 1
-            return waiter
+            return registerWaiter(&state)
         }!
         do {
             try sendRequest(waiter.id, command, first, second, fds: fds, flags: flags, holdingToken: false)
@@ -265,6 +256,21 @@ final class ClientCore: @unchecked Sendable {
             throw error
         }
         return try awaitReply(waiter, direct: direct)
+    }
+
+    /// A waiter for a new request (lock held): a free id (not the solo request's, nor a
+    /// waiting one's), in the list of waiters.
+    private func registerWaiter(_ state: inout State) -> ReplyWaiter {
+        var id = state.nextID
+        while id == state.soloID || state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
+        state.nextID = id &+ 1
+        let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
+        waiter.id = id
+        waiter.awaiting = false
+        waiter.reply = nil
+        waiter.handedToken = false
+        state.waiters.append(waiter)
+        return waiter
     }
 
     /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:)` does). A server
@@ -505,6 +511,89 @@ final class ClientCore: @unchecked Sendable {
             }
             // About to block reading: the callers whose replies came go on meanwhile.
             if !socket.hasBufferedMessage { handOverPending() }
+        }
+    }
+
+    // MARK: Batches
+
+    /// One request of `exchangeBatch`: its payload is `first` followed by `second`.
+    struct BatchRequest {
+        var command: UInt16
+        var first: UnsafeRawBufferPointer
+        var second: UnsafeRawBufferPointer
+        var direct: DirectReply?
+    }
+
+    /// Sends every request of `batch` before waiting for any reply (in one `send` while
+    /// the messages fit a 64 KiB buffer, else one after the other), then returns their
+    /// replies in order: `batch.count` requests in flight from one thread. Each reply is
+    /// as `exchange` gives it.
+    /// - Throws: the connection's failure (no reply is returned then).
+    func exchangeBatch(_ batch: [BatchRequest]) throws(VFIOError) -> [ExchangeReply] {
+        guard !batch.isEmpty else { return [] }
+        let mayCarryDescriptors = batch.contains { $0.direct == nil }
+        let waiters = try monitor.wait(on: plainReadEnded) { (state: inout State) throws(VFIOError) -> [ReplyWaiter]? in
+            if let failure = state.failure { throw failure }
+            if mayCarryDescriptors && state.plainReading {
+                state.plainReadWaited = true
+                return nil
+            }
+            var registered: [ReplyWaiter] = []
+            registered.reserveCapacity(batch.count)
+            for _ in batch { registered.append(registerWaiter(&state)) }
+            state.activity &+= 1
+            return registered
+        }!
+        do {
+            try sendBatch(batch, ids: waiters.map(\.id))
+        } catch {
+            monitor.withLock { state in for waiter in waiters { retire(waiter, &state) } }
+            throw error
+        }
+        var replies: [ExchangeReply] = []
+        replies.reserveCapacity(batch.count)
+        for (i, waiter) in waiters.enumerated() {
+            do {
+                replies.append(try awaitReply(waiter, direct: batch[i].direct))
+            } catch {
+                // The connection failed: the rest are retired as they see it.
+                for rest in waiters[(i + 1)...] { _ = try? awaitReply(rest, direct: nil) }
+                throw error
+            }
+        }
+        return replies
+    }
+
+    /// The messages of a batch, in order: copied into one buffer and sent together while
+    /// they fit 64 KiB, else one `send` each. Sends wait for room as `exchange`'s do.
+    private func sendBatch(_ batch: [BatchRequest], ids: [UInt16]) throws(VFIOError) {
+        let total = batch.reduce(0) { $0 + VFIOUserHeader.size + $1.first.count + $1.second.count }
+        guard total <= 64 << 10 else {
+            for (i, request) in batch.enumerated() {
+                try sendRequest(ids[i], request.command, request.first, request.second, fds: [], flags: [], holdingToken: false)
+            }
+            return
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 16)
+        defer { buffer.deallocate() }
+        var at = 0
+        for (i, request) in batch.enumerated() {
+            let size = VFIOUserHeader.size + request.first.count + request.second.count
+            VFIOUserHeader(messageID: ids[i], command: request.command, messageSize: UInt32(size), flags: [])
+                .store(into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + VFIOUserHeader.size)]))
+            at += VFIOUserHeader.size
+            for piece in [request.first, request.second] where !piece.isEmpty {
+                (buffer.baseAddress! + at).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+                at += piece.count
+            }
+        }
+        do {
+            try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: { () throws(VFIOError) in try waitForRoom() })
+        } catch {
+            guard error.errnoValue == EPIPE else { throw error }
+            let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
+            fail(closed)
+            throw closed
         }
     }
 

@@ -110,6 +110,15 @@ public final class VFIOUserSocket: Sendable {
         try transmit(header, first, second, fds, nonBlocking: true, whenFull: whenFull)
     }
 
+    /// Sends `bytes`, one or more whole messages already framed, non-blocking as
+    /// `send(_:_:_:fds:whenFull:)` (no descriptors).
+    func sendStream(_ bytes: UnsafeRawBufferPointer, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
+        let fd = try descriptor.requireOpen("send")
+        try sendLock.withLock { _ throws(VFIOError) in
+            try Self.sendBytes(fd, bytes, flags: Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), whenFull: whenFull)
+        }
+    }
+
     private func transmit(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
                           _ fds: [Int32], nonBlocking: Bool, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         precondition(Int(header.messageSize) == VFIOUserHeader.size + first.count + second.count,
@@ -126,7 +135,7 @@ public final class VFIOUserSocket: Sendable {
                     (raw.baseAddress! + 16 + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
                 }
                 try sendLock.withLock { _ throws(VFIOError) in
-                    try Self.sendSmall(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), flags: flags, whenFull: whenFull)
+                    try Self.sendBytes(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), flags: flags, whenFull: whenFull)
                 }
             }
             return
@@ -140,7 +149,7 @@ public final class VFIOUserSocket: Sendable {
         }
     }
 
-    private static func sendSmall(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32,
+    private static func sendBytes(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, flags: Int32,
                                   whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         var done = 0
         while done < bytes.count {

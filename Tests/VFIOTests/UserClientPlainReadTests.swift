@@ -37,11 +37,7 @@ import VFIOSystem
                 }
             }
         }
-        var missing = 0
-        for _ in 0..<400 {
-            let (_, fd) = try client.regionInfoWithDescriptor(0)
-            if let fd { fd.close() } else { missing += 1 }
-        }
+        let missing = try Self.regionInfoRepliesWithoutDescriptor(client, asking: 400)
         done.store(true, ordering: .releasing)
         for reader in readers { reader.join() }
         #expect(missing == 0, "\(missing) of 400 region info replies came without their descriptor")
@@ -79,6 +75,17 @@ import VFIOSystem
         client.close()
         server.join()
         #expect(after == before, "descriptors open before: \(before), after 50 replies carrying one each: \(after)")
+    }
+
+    /// Asks for region 0's info `times` times; returns how many replies came without the
+    /// region's descriptor.
+    static func regionInfoRepliesWithoutDescriptor(_ client: VFIOUserClient, asking times: Int) throws -> Int {
+        var missing = 0
+        for _ in 0..<times {
+            let (_, fd) = try client.regionInfoWithDescriptor(0)
+            if let fd { fd.close() } else { missing += 1 }
+        }
+        return missing
     }
 
     static func openDescriptors() throws -> Int {
