@@ -413,7 +413,7 @@ public enum EduConformance {
 
     static func leaks(_ open: @escaping DeviceFactory, _ options: ConformanceOptions) async throws {
         try await leakCycle(open)   // warm-up: thread pools, the eventfd poller, caches
-        let baseline = try await settledResources()
+        let baseline = try await ProcessResources.settled()
         for _ in 0..<options.leakCycles { try await leakCycle(open) }
         // Another part of the process (a test running in parallel, a transport's thread
         // finishing its close) may hold something for a moment: take the best of a few
@@ -439,23 +439,6 @@ public enum EduConformance {
         throw CheckFailed("after \(options.leakCycles) open/close cycles: \(found.joined(separator: "; "))")
     }
 
-    /// The leak check's baseline: what the process holds once it holds the same before and
-    /// after a 5 ms pause (or after 20 tries). The runtime opens some descriptors late and
-    /// keeps them: libdispatch makes its timerfd for a clock on its manager thread when a
-    /// timer on that clock is first armed (by an earlier check's interrupt timeout, say),
-    /// which can be milliseconds after the call that armed it, so during the cycles; taken
-    /// before, it read as a leak. The pauses are on the clock the samples pause on
-    /// (`ContinuousClock`), whose timerfd is thus in the baseline.
-    static func settledResources() async throws -> ProcessResources {
-        var last = ProcessResources.current()
-        for _ in 0..<20 {
-            try await Task.sleep(for: .milliseconds(5))
-            let now = ProcessResources.current()
-            if now == last { return now }
-            last = now
-        }
-        return last
-    }
 
     /// File mappings the leak check tolerates above baseline: none (anonymous mappings,
     /// which the runtime's threads make and drop, are not counted).

@@ -24,6 +24,24 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
         ProcessResources(descriptors: openDescriptors(), mappings: countMappings())
     }
 
+    /// What the process holds once it holds the same before and after a 5 ms pause (or
+    /// after 20 tries): a leak check's baseline. The runtime opens some descriptors late
+    /// and keeps them: libdispatch makes its timerfd for a clock on its manager thread when
+    /// a timer on that clock is first armed (by an earlier wait with a timeout, say), which
+    /// can be milliseconds after the call that armed it; counted after the baseline, it
+    /// reads as a leak. The pauses are on `ContinuousClock`, the clock a checker's own
+    /// sleeps use, whose timerfd is thus in the baseline.
+    public static func settled() async throws -> ProcessResources {
+        var last = current()
+        for _ in 0..<20 {
+            try await Task.sleep(for: .milliseconds(5))
+            let now = current()
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     public var description: String { "\(descriptors.count) descriptors, \(mappings) mappings" }
 
     /// What the descriptors open here and not in `baseline` refer to, sorted: the targets

@@ -184,7 +184,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
                               writeData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                               replyData: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0),
                               noReply: Bool = false) throws(VFIOError) {
-        var request = (offset.littleEndian, (UInt64(UInt32(count)) << 32 | UInt64(index)).littleEndian)
+        var request = Self.regionAccessHead(region: index, offset: offset, count: count)
         var answer = (UInt64(0), UInt64(0))
         let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply? in
             if noReply {
@@ -197,6 +197,11 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         }
         guard let reply else { return }
         try checkRegionReply(reply, command, count: count, answer: answer, replyData: replyData)
+    }
+
+    /// `struct vfio_user_region_access` (offset, region, count; little-endian) as two words.
+    static func regionAccessHead(region: UInt32, offset: UInt64, count: Int) -> (UInt64, UInt64) {
+        (offset.littleEndian, (UInt64(UInt32(count)) << 32 | UInt64(region)).littleEndian)
     }
 
     /// Checks a REGION_READ / REGION_WRITE reply against its request of `count` bytes:

@@ -22,12 +22,9 @@ extension VFIOUserClient {
     ///   (`EINVAL` out of range, ...); the connection's failure.
     public func perform(_ accesses: [Access]) throws(VFIOError) {
         guard !accesses.isEmpty else { return }
-        for (i, access) in accesses.enumerated() {
-            let count: Int
-            switch access {
-            case .read(_, _, let buffer): count = buffer.count
-            case .write(_, _, let buffer): count = buffer.count
-            }
+        let parts = accesses.map(\.parts)
+        for (i, part) in parts.enumerated() {
+            let count = part.count
             guard count > 0, count <= transferChunk else {
                 throw .invalidArgument("VFIO_USER_REGION_READ/WRITE batch",
                                        "access \(i) moves \(count) byte(s): 1...\(transferChunk) (max_data_xfer_size) per access")
@@ -35,40 +32,42 @@ extension VFIOUserClient {
         }
         // The requests' `struct vfio_user_region_access` and the replies' echoes, side by
         // side in two arrays that stay put while the batch is in flight.
-        let heads = UnsafeMutableBufferPointer<(UInt64, UInt64)>.allocate(capacity: accesses.count)
-        let answers = UnsafeMutableBufferPointer<(UInt64, UInt64)>.allocate(capacity: accesses.count)
+        let heads = UnsafeMutableBufferPointer<(UInt64, UInt64)>.allocate(capacity: parts.count)
+        let answers = UnsafeMutableBufferPointer<(UInt64, UInt64)>.allocate(capacity: parts.count)
         defer { heads.deallocate(); answers.deallocate() }
         var requests: [ClientCore.BatchRequest] = []
-        requests.reserveCapacity(accesses.count)
-        for (i, access) in accesses.enumerated() {
-            let (command, region, offset, count, data, replyData): (VFIOUserCommand, UInt32, UInt64, Int, UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer)
-            switch access {
-            case .read(let r, let o, let buffer):
-                (command, region, offset, count, data, replyData) = (.regionRead, r, o, buffer.count, UnsafeRawBufferPointer(start: nil, count: 0), buffer)
-            case .write(let r, let o, let buffer):
-                (command, region, offset, count, data, replyData) = (.regionWrite, r, o, buffer.count, buffer, UnsafeMutableRawBufferPointer(start: nil, count: 0))
-            }
-            heads[i] = (offset.littleEndian, (UInt64(UInt32(count)) << 32 | UInt64(region)).littleEndian)
+        requests.reserveCapacity(parts.count)
+        for (i, part) in parts.enumerated() {
+            heads[i] = Self.regionAccessHead(region: part.region, offset: part.offset, count: part.count)
             answers[i] = (0, 0)
             let head = UnsafeRawBufferPointer(start: heads.baseAddress! + i, count: 16)
             let prefix = UnsafeMutableRawBufferPointer(start: answers.baseAddress! + i, count: 16)
-            requests.append(ClientCore.BatchRequest(command: command.rawValue, first: head, second: data,
-                                                    direct: DirectReply(prefix: prefix, data: replyData)))
+            requests.append(ClientCore.BatchRequest(command: part.command.rawValue, first: head, second: part.out,
+                                                    direct: DirectReply(prefix: prefix, data: part.back)))
         }
         let replies = try core.exchangeBatch(requests)
         var failure: VFIOError?
-        for (i, access) in accesses.enumerated() {
-            let (command, count, replyData): (VFIOUserCommand, Int, UnsafeMutableRawBufferPointer)
-            switch access {
-            case .read(_, _, let buffer): (command, count, replyData) = (.regionRead, buffer.count, buffer)
-            case .write(_, _, let buffer): (command, count, replyData) = (.regionWrite, buffer.count, UnsafeMutableRawBufferPointer(start: nil, count: 0))
-            }
+        for (i, part) in parts.enumerated() {
             do throws(VFIOError) {
-                try checkRegionReply(replies[i], command, count: count, answer: answers[i], replyData: replyData)
+                try checkRegionReply(replies[i], part.command, count: part.count, answer: answers[i], replyData: part.back)
             } catch {
                 if failure == nil { failure = error }
             }
         }
         if let failure { throw failure }
+    }
+}
+
+extension VFIOUserClient.Access {
+    /// The request this access makes: its command and place, the data that goes out
+    /// (writes) and the room for the data that comes back (reads); one of them is empty.
+    var parts: (command: VFIOUserCommand, region: UInt32, offset: UInt64, out: UnsafeRawBufferPointer,
+                back: UnsafeMutableRawBufferPointer, count: Int) {
+        switch self {
+        case .read(let region, let offset, let buffer):
+            return (.regionRead, region, offset, UnsafeRawBufferPointer(start: nil, count: 0), buffer, buffer.count)
+        case .write(let region, let offset, let buffer):
+            return (.regionWrite, region, offset, buffer, UnsafeMutableRawBufferPointer(start: nil, count: 0), buffer.count)
+        }
     }
 }

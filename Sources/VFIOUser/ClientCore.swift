@@ -273,16 +273,23 @@ final class ClientCore: @unchecked Sendable {
         return waiter
     }
 
-    /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:)` does). A server
-    /// that closed the connection (`EPIPE`: before a reader saw it) fails the connection
-    /// with `ECONNRESET`.
+    /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:)` does; see
+    /// `failingClosedConnection`).
     private func sendRequest(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
                              fds: [Int32], flags: VFIOUserMessageFlags, holdingToken: Bool) throws(VFIOError) {
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
-        do {
+        try failingClosedConnection { () throws(VFIOError) in
             try socket.send(header, first, second, fds: fds,
                             whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken) })
+        }
+    }
+
+    /// Runs `send`; a server that closed the connection (`EPIPE`: before a reader saw it)
+    /// fails the connection with `ECONNRESET`, which is thrown.
+    private func failingClosedConnection(_ send: () throws(VFIOError) -> Void) throws(VFIOError) {
+        do {
+            try send()
         } catch {
             guard error.errnoValue == EPIPE else { throw error }
             let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
@@ -587,13 +594,8 @@ final class ClientCore: @unchecked Sendable {
                 at += piece.count
             }
         }
-        do {
+        try failingClosedConnection { () throws(VFIOError) in
             try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: { () throws(VFIOError) in try waitForRoom() })
-        } catch {
-            guard error.errnoValue == EPIPE else { throw error }
-            let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
-            fail(closed)
-            throw closed
         }
     }
 

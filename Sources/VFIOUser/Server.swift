@@ -822,17 +822,17 @@ public final class VFIOUserServer: @unchecked Sendable {
                                onServingThread: Bool) throws(VFIOError) -> VFIOUserMessage {
         // Wait until no client request is being handled, then claim an id.
         let (socket, id) = try requestGate.whileWaiting { () throws(VFIOError) -> (VFIOUserSocket, UInt16) in
-          try monitor.wait(recheckingEvery: RequestGate.recheckInterval) { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
-            guard let socket = state.session.socket, !state.session.connectionFailed else {
-                throw .errno("\(command.cName): no client is connected", EFAULT)
+            try monitor.wait(recheckingEvery: RequestGate.recheckInterval) { (state: inout ServerState) throws(VFIOError) -> (VFIOUserSocket, UInt16)? in
+                guard let socket = state.session.socket, !state.session.connectionFailed else {
+                    throw .errno("\(command.cName): no client is connected", EFAULT)
+                }
+                if requestGate.isBusy && !onServingThread { return nil }
+                var id = state.session.nextID
+                while state.session.waiting.contains(id) { id &+= 1 }
+                state.session.nextID = id &+ 1
+                state.session.waiting.insert(id)
+                return (socket, id)
             }
-            if requestGate.isBusy && !onServingThread { return nil }
-            var id = state.session.nextID
-            while state.session.waiting.contains(id) { id &+= 1 }
-            state.session.nextID = id &+ 1
-            state.session.waiting.insert(id)
-            return (socket, id)
-          }
         }
         defer { monitor.withLock { state in
             state.session.waiting.remove(id)

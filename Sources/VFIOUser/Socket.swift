@@ -327,8 +327,6 @@ public final class VFIOUserSocket: Sendable {
         box.base += UInt64(left)
     }
 
-    /// Ends the current message (its payload read or skipped): its descriptors, or an
-    /// error (`EINVAL`) when more than `maxFDs` came (then none are kept open).
     /// Ends the current message when no descriptor came with it (the common case: then
     /// there is nothing to collect) and returns true; false means `finishMessage` must be
     /// called.
@@ -339,12 +337,12 @@ public final class VFIOUserSocket: Sendable {
             && (box.batches.isEmpty || box.batches[0].mark >= box.messageEnd)
     }
 
+    /// Ends the current message (its payload read or skipped): its descriptors, or an
+    /// error (`EINVAL`) when more than `maxFDs` came (then none are kept open).
     func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
         let box = inbox
         precondition(box.payloadLeft == 0, "finishMessage before the payload was read")
-        if box.late.isEmpty && !box.lateTruncated && (box.batches.isEmpty || box.batches[0].mark >= box.messageEnd) {
-            return .success([])
-        }
+        if finishMessageWithoutDescriptors() { return .success([]) }
         var (fds, truncated) = box.take(before: box.messageEnd)
         fds += box.late
         truncated = truncated || box.lateTruncated

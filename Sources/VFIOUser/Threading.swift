@@ -4,7 +4,8 @@ import Glibc
 /// A mutex with a condition variable (pthread), for state that threads wait on.
 final class Monitor<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    /// What `wait(until:)` waits on and `broadcast()` / `update` wake.
+    private let condition = Condition()
     /// The mutex makes access exclusive (see `UncheckedCell`).
     private let storage: UncheckedCell<State>
     private var state: UnsafeMutablePointer<State> { storage.pointer }
@@ -12,20 +13,12 @@ final class Monitor<State>: @unchecked Sendable {
     init(_ initial: State) {
         storage = UncheckedCell(initial)
         mutex = .allocate(capacity: 1)
-        condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-        pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
-        condition.deallocate()
     }
 
     /// Runs `body` with the lock held.
@@ -38,12 +31,7 @@ final class Monitor<State>: @unchecked Sendable {
     /// Waits (lock held inside `body`) until `body` returns a value, re-checking after
     /// every broadcast.
     func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while true {
-            if let result = try body(&state.pointee) { return result }
-            pthread_cond_wait(condition, mutex)
-        }
+        try wait(on: condition, until: body)!   // no deadline: never nil
     }
 
     /// Runs `body` with the lock held and a function that waits on a condition variable
@@ -65,20 +53,19 @@ final class Monitor<State>: @unchecked Sendable {
     /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
     /// broadcast (for state that changes without the lock).
     func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while true {
-            if let result = try body(&state.pointee) { return result }
-            let deadline = monotonicNanoseconds() &+ interval
-            var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-            _ = pthread_cond_timedwait(condition, mutex, &t)
+        let condition = self.condition
+        return try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
+            while true {
+                if let result = try body(&state) { return result }
+                wait(condition.raw, monotonicNanoseconds() &+ interval)
+            }
         }
     }
 
     /// Wakes every waiter (call after changing the state).
     func broadcast() {
         pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(condition)
+        condition.broadcast()
         pthread_mutex_unlock(mutex)
     }
 
@@ -86,7 +73,7 @@ final class Monitor<State>: @unchecked Sendable {
     func update<R>(_ body: (inout State) -> R) -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(condition)
+            condition.broadcast()
             pthread_mutex_unlock(mutex)
         }
         return body(&state.pointee)

@@ -94,11 +94,8 @@ import VFIODeviceKit
         let model = RecordingModel(data: [])
         let driver = try MigrationDriver(device: model)
         try driver.setState(.resuming)
-        var at = 0
-        var i = 0
-        while at < stream.count {
-            let n = min(Self.oddSizes[i % Self.oddSizes.count], stream.count - at)
-            i += 1
+        for piece in pieces(of: stream.count, sizes: Self.oddSizes) {
+            let n = piece.count
             // A fill that fails after writing counts for nothing.
             #expect(throws: VFIOError.self) {
                 try driver.writeData(count: n) { (target: UnsafeMutableRawBufferPointer) throws(VFIOError) in
@@ -107,9 +104,8 @@ import VFIODeviceKit
                 }
             }
             try driver.writeData(count: n) { (target: UnsafeMutableRawBufferPointer) throws(VFIOError) in
-                stream.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[at..<(at + n)])) }
+                stream.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[piece])) }
             }
-            at += n
         }
         try driver.writeData(count: 0) { (target: UnsafeMutableRawBufferPointer) throws(VFIOError) in #expect(target.isEmpty) }
         try driver.setState(.running)
@@ -135,17 +131,12 @@ import VFIODeviceKit
     @Test func largeStreamsGrowIntact() throws {
         let big = (0..<(3 << 20) + 123).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 12) }
         let stream = try savedStream(data: big)
-        for pieces in [[33, 4099], [1 << 20]] {
+        for sizes in [[33, 4099], [1 << 20]] {
             let model = RecordingModel(data: [])
             let driver = try MigrationDriver(device: model)
             try driver.setState(.resuming)
-            var at = 0
-            var i = 0
-            while at < stream.count {
-                let n = min(pieces[i % pieces.count], stream.count - at)
-                i += 1
-                _ = try stream.withUnsafeBytes { try driver.writeData(UnsafeRawBufferPointer(rebasing: $0[at..<(at + n)])) }
-                at += n
+            for piece in pieces(of: stream.count, sizes: sizes) {
+                _ = try stream.withUnsafeBytes { try driver.writeData(UnsafeRawBufferPointer(rebasing: $0[piece])) }
             }
             try driver.setState(.stop)
             #expect(model.data == big)

@@ -86,6 +86,18 @@ final class RecordingModel: DeviceModel, MigratableDevice {
     }
 }
 
+/// `0..<count` cut in pieces of `sizes` (cycled; the last piece is what is left).
+func pieces(of count: Int, sizes: [Int]) -> [Range<Int>] {
+    var ranges: [Range<Int>] = []
+    var at = 0
+    while at < count {
+        let n = min(sizes[ranges.count % sizes.count], count - at)
+        ranges.append(at..<(at + n))
+        at += n
+    }
+    return ranges
+}
+
 /// Reads the saving stream until an empty read, `chunk` bytes at a time.
 func drain(_ driver: MigrationDriver, chunk: Int = 777) throws(VFIOError) -> [UInt8] {
     var all: [UInt8] = []

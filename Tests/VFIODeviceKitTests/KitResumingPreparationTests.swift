@@ -39,11 +39,7 @@ final class MappingAllocator: BufferAllocator {
     static let image: [UInt8] = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
 
     func write(_ stream: [UInt8], to driver: MigrationDriver, in size: Int = 65_536) throws {
-        var at = 0
-        while at < stream.count {
-            try driver.writeData(Array(stream[at..<min(stream.count, at + size)]))
-            at += size
-        }
+        for piece in pieces(of: stream.count, sizes: [size]) { try driver.writeData(Array(stream[piece])) }
     }
 
     @Test func enteringResumingReservesTheHintedSizeFaultedIn() throws {

@@ -493,10 +493,8 @@ struct GuestHostDeviceTests {
                 withExtendedLifetime(mapping) {}
             }
             try await cycle()  // warm up: the epoll thread, lazily loaded code
-            // The runtime's timer descriptor (libdispatch opens one per clock, late, on
-            // its own thread, and keeps it) is in place after a sleep on the same clock.
-            try await Task.sleep(for: .milliseconds(5))
-            let baseline = ProcessResources.current()
+            // Settled: the runtime's late timer descriptor is in the baseline.
+            let baseline = try await ProcessResources.settled()
             let maps = procSelfMaps().count
             for _ in 0..<3 { try await cycle() }
             // Compared by what the descriptors refer to, from one read of /proc/self/fd each.

@@ -67,11 +67,11 @@ import VFIOSystem
             far.close()
         }
         let client = try VFIOUserClient(socket: near, name: "hostile")
-        let before = try Self.openDescriptors()
+        let before = openDescriptorCount()
         for _ in 0..<50 {
             #expect(try client.readBytes(region: 1, offset: 0, count: 4) == [0x11, 0x22, 0x33, 0x44])
         }
-        let after = try Self.openDescriptors()
+        let after = openDescriptorCount()
         client.close()
         server.join()
         #expect(after == before, "descriptors open before: \(before), after 50 replies carrying one each: \(after)")
@@ -86,13 +86,5 @@ import VFIOSystem
             if let fd { fd.close() } else { missing += 1 }
         }
         return missing
-    }
-
-    static func openDescriptors() throws -> Int {
-        let dir = try #require(opendir("/proc/self/fd"))
-        defer { closedir(dir) }
-        var count = 0
-        while readdir(dir) != nil { count += 1 }
-        return count
     }
 }

@@ -30,14 +30,6 @@ final class StreamBytes: @unchecked Sendable {
     /// The bytes held, valid until the next change.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
 
-    /// Appends a copy of `source`.
-    func append(_ source: UnsafeRawBufferPointer) {
-        guard !source.isEmpty else { return }
-        reserve(source.count)
-        (storage! + count).copyMemory(from: source.baseAddress!, byteCount: source.count)
-        count += source.count
-    }
-
     /// Appends `length` bytes that `fill` writes in place. They count only when `fill`
     /// returns; when it throws, nothing is appended.
     func append(length: Int, _ fill: (UnsafeMutableRawBufferPointer) throws(VFIOError) -> Void) throws(VFIOError) {
