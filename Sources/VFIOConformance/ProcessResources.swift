@@ -1,4 +1,5 @@
 import Glibc
+import VFIOSystem
 
 /// What this process holds that a device could leak: open descriptors (entries of
 /// /proc/self/fd) and mappings of files (lines of /proc/self/maps that name a file: device
@@ -31,7 +32,13 @@ public struct ProcessResources: Sendable, Equatable, CustomStringConvertible {
     /// can be milliseconds after the call that armed it; counted after the baseline, it
     /// reads as a leak. The pauses are on `ContinuousClock`, the clock a checker's own
     /// sleeps use, whose timerfd is thus in the baseline.
+    ///
+    /// The process-wide `ReadinessPoller` is started first: it opens its epoll descriptor
+    /// on first use, which is the first `EventFD.wait()` that finds no value yet: whether
+    /// a warm-up's wait had to wait depends on how fast the device answered. Started
+    /// here, its descriptor is in every baseline, whatever ran before.
     public static func settled() async throws -> ProcessResources {
+        ReadinessPoller.start()
         var last = current()
         for _ in 0..<20 {
             try await Task.sleep(for: .milliseconds(5))

@@ -32,6 +32,12 @@ public final class ReadinessPoller: Sendable {
         pthread_detach(thread)
     }
 
+    /// Starts the process-wide poller now if nothing has used it yet. Its epoll descriptor
+    /// and thread are created on first use of `shared` and stay for the life of the
+    /// process; a leak check calls this before its baseline so that the descriptor is
+    /// counted there.
+    public static func start() { _ = shared }
+
     /// Returns once `fd` is readable (or has hung up or failed, which a read then reports).
     ///
     /// One task at a time may wait on a given descriptor.
