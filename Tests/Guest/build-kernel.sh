@@ -206,7 +206,9 @@ while running; do
         if running; then sleep 1; else break; fi
     done
     running || break
-    objs=$(find "$src" -name '*.o' | wc -l)
+    # make deletes its .tmp_* folders while find walks the tree: find then exits 1,
+    # which under pipefail would end this script (and the build) for a progress line.
+    objs=$({ find "$src" -name '*.o' 2>/dev/null || true; } | wc -l)
     log "  building: $objs of ~1150 objects, last: $(grep -E '^  [A-Z]' "$work/build.log" | tail -n1 | sed 's/^ *//')"
 done
 status=0
