@@ -66,15 +66,15 @@ struct MigrateCommand: ParsableCommand {
             the destination loads it (STOP) and runs, and the source goes to STOP. Progress goes \
             to stderr. At the end: the bytes moved and the downtime, from the source leaving a \
             running state to the destination running. On a failure before the destination runs \
-            the source is put back to RUNNING. Devices: PCI address, /dev/vfio path, mdev:UUID, \
-            unix:PATH or model:NAME (served in this process: `--from model:edu --to model:edu`).
-            """
+            the source is put back to RUNNING. Both devices can be built-in models: \
+            `--from model:edu --to model:edu`.
+            """ + "\n\n" + DeviceName.discussion
     )
 
-    @Option(name: .long, help: "The running device to move.", transform: { try DeviceName(parsing: $0) })
+    @Option(name: .long, help: "The running DEVICE to move.", transform: { try DeviceName(parsing: $0) })
     var from: DeviceName
 
-    @Option(name: .long, help: "The device to move it to (same kind of device).", transform: { try DeviceName(parsing: $0) })
+    @Option(name: .long, help: "The DEVICE to move it to (same kind of device).", transform: { try DeviceName(parsing: $0) })
     var to: DeviceName
 
     @Option(name: .long, help: "Stop pre-copy once at most this many bytes are left.")
@@ -120,10 +120,10 @@ struct SaveCommand: ParsableCommand {
         discussion: """
             The device goes to STOP_COPY (through STOP), its state is written to FILE after a \
             small header (magic, version, byte count), and it goes back to RUNNING.
-            """
+            """ + "\n\n" + DeviceName.discussion
     )
 
-    @Argument(help: "The device.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     @Argument(help: "The snapshot file to write.")
@@ -153,13 +153,13 @@ struct RestoreCommand: ParsableCommand {
             The file's header is checked first; then the device goes to RESUMING, takes the \
             state, checks and loads it (STOP) and runs. A device that refuses the state is \
             reset back to RUNNING.
-            """
+            """ + "\n\n" + DeviceName.discussion
     )
 
     @Argument(help: "The snapshot file written by `vfio save`.")
     var file: String
 
-    @Argument(help: "The device.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     func run() throws {
