@@ -30,8 +30,16 @@ public enum Snapshot {
         return writer.bytes
     }
 
+    /// The default for `save`'s `maxBytes`: 4 GiB of device state.
+    public static let defaultMaxBytes: UInt64 = 4 << 30
+
+    /// The `operation` of the error `save` fails with when the device's stream passes its
+    /// `maxBytes`.
+    public static let sizeCapOperation = "snapshot size cap"
+
     /// Checks a header; returns the byte count it states.
-    /// - Throws: `.malformed("snapshot", …)` naming what is wrong.
+    /// - Throws: `.malformed("snapshot", …)` naming what is wrong, also when the header
+    ///   states no device state at all (0 bytes: no device's STOP_COPY stream is empty).
     public static func parseHeader(_ bytes: [UInt8]) throws(VFIOError) -> UInt64 {
         guard bytes.count >= headerSize else {
             throw .malformed("snapshot", "\(bytes.count) byte(s), shorter than the \(headerSize)-byte header")
@@ -41,21 +49,29 @@ public enum Snapshot {
         let v = try reader.u32()
         guard v == version else { throw .malformed("snapshot", "format version \(v), this tool reads version \(version)") }
         _ = try reader.u32()
-        return try reader.u64()
+        let count = try reader.u64()
+        guard count > 0 else {
+            throw .malformed("snapshot", "the header states 0 bytes of device state: the file holds no state to restore")
+        }
+        return count
     }
 
-    /// Saves `device`: it goes to STOP_COPY (through STOP), its stream is written to
-    /// `path` (created or truncated, mode 0600) after the header, and it goes back to
-    /// RUNNING. Returns the stream's byte count.
+    /// Saves `device`: it goes to STOP_COPY (through STOP), its stream is written after the
+    /// header to a new file beside `path`, it goes back to RUNNING, and the new file
+    /// (synced) is renamed over `path`. Returns the stream's byte count.
+    ///
+    /// On any failure `path` is left as it was (a good snapshot there survives) and the
+    /// new file is removed. A stream longer than `maxBytes` fails (`sizeCapOperation`) once
+    /// it passes the cap, so an endless stream cannot fill the disk; an empty one fails too
+    /// (`restore` would refuse it).
     /// - Throws: a `MigrationFailure` naming the device and the step; the device is put
     ///   back to RUNNING when it was moved.
-    public static func save(_ device: any VFIODevice, to path: String,
+    public static func save(_ device: any VFIODevice, to path: String, maxBytes: UInt64 = defaultMaxBytes,
                             progress: (MigrationProgress) -> Void = { _ in }) throws(MigrationFailure) -> UInt64 {
         let clock = ContinuousClock()
         let start = clock.now
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw MigrationFailure(step: "save to \(path)", error: .errno("open(\(path))", errno)) }
-        defer { Glibc.close(fd) }
+        let file: ReplacingFile
+        do { file = try ReplacingFile(replacing: path) } catch { throw MigrationFailure(step: "save to \(path)", error: error) }
         var moved = false
         func fail(_ step: String, _ error: VFIOError) -> MigrationFailure {
             MigrationFailure(step: step, error: error, recovery: moved ? LiveMigration.recoverSource(device) : nil)
@@ -70,7 +86,7 @@ public enum Snapshot {
         do { stream = try device.setMigrationState(.stopCopy) } catch { throw fail("\(device.name): \(state) -> STOP_COPY", error) }
         guard let stream else { throw fail("\(device.name): \(state) -> STOP_COPY", .malformed("save", "the move opened no data stream")) }
         defer { stream.close() }
-        do { try writeAll(fd, header(count: 0), path) } catch { throw fail("save to \(path)", error) }
+        do { try file.write(header(count: 0), at: 0) } catch { throw fail("save to \(path)", error) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         var count: UInt64 = 0
@@ -78,23 +94,29 @@ public enum Snapshot {
             let got: Int
             do { got = try stream.read(into: buffer) } catch { throw fail("\(device.name): STOP_COPY: migration data read", error) }
             if got == 0 { break }
-            do { try writeAll(fd, Array(UnsafeRawBufferPointer(rebasing: buffer[0..<got])), path) } catch { throw fail("save to \(path)", error) }
+            guard UInt64(got) <= maxBytes - count else {
+                throw fail("save to \(path)", VFIOError(sizeCapOperation, .invalidArgument(
+                    "the device's state is larger than the cap of \(maxBytes) bytes; \(path) was left as it was")))
+            }
+            do { try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), at: headerSize + Int(count)) } catch {
+                throw fail("save to \(path)", error)
+            }
             count += UInt64(got)
             progress(MigrationProgress(phase: .save, round: 0, bytes: count, remainingEstimate: nil, elapsed: clock.now - start))
         }
-        let finalHeader = header(count: count)
-        let written = finalHeader.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        guard written == finalHeader.count, fsync(fd) == 0 || errno == EINVAL else {
-            throw fail("save to \(path)", .errno("write(\(path))", errno))
+        guard count > 0 else {
+            throw fail("\(device.name): STOP_COPY", .malformed("save", "the device's stream ended before any state; \(path) was left as it was"))
         }
+        do { try file.write(header(count: count), at: 0) } catch { throw fail("save to \(path)", error) }
         do { _ = try device.setMigrationState(.running) } catch { throw fail("\(device.name): STOP_COPY -> RUNNING", error) }
+        do { try file.commit() } catch { throw MigrationFailure(step: "save to \(path)", error: error, recovery: "the device runs") }
         return count
     }
 
     /// Restores `path` into `device`: the file's header is checked first (a file that is
-    /// not a snapshot, or shorter or longer than its header says, is refused before the
-    /// device is touched); then RESUMING, the stream written, STOP (the device checks and
-    /// loads it), RUNNING. Returns the stream's byte count.
+    /// not a snapshot, states no device state, or is shorter or longer than its header
+    /// says, is refused before the device is touched); then RESUMING, the stream written,
+    /// STOP (the device checks and loads it), RUNNING. Returns the stream's byte count.
     /// - Throws: a `MigrationFailure`; when the device refuses the data (RESUMING -> STOP
     ///   fails and leaves it in ERROR) it is reset back to RUNNING and the failure says so.
     public static func restore(_ path: String, into device: any VFIODevice,
@@ -147,15 +169,5 @@ public enum Snapshot {
         do { _ = try device.setMigrationState(.stop) } catch { throw fail("\(device.name): RESUMING -> STOP (loading \(path))", error) }
         do { _ = try device.setMigrationState(.running) } catch { throw fail("\(device.name): STOP -> RUNNING", error) }
         return count
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ path: String) throws(VFIOError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw .errno("write(\(path))", n < 0 ? errno : EIO) }
-            done += n
-        }
     }
 }

@@ -14,11 +14,10 @@ struct CheckCommand: AsyncParsableCommand {
             where the transport has no such operation (ioeventfd, hot reset over vfio-user) \
             or the device lacks the flag it needs (reset). Exits non-zero when a check failed. \
             Checks: \(EduConformance.checkNames.joined(separator: ", ")).
-            """
+            """ + "\n\n" + DeviceName.discussion
     )
 
-    @Argument(help: "The device: a PCI address (0000:00:04.0), a /dev/vfio path, unix:PATH or model:NAME.",
-              transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     @Option(name: .long, help: "Run only these checks (comma-separated names).",

@@ -15,6 +15,18 @@ enum DeviceName: Equatable, CustomStringConvertible {
     /// A built-in device model served in-process over a real socket pair, `model:NAME`.
     case model(String)
 
+    /// A DEVICE argument's help, the same in every command that takes one.
+    static let help = "The device: a PCI address, a /dev/vfio path, mdev:UUID, unix:PATH or model:NAME."
+
+    /// What each kind of name means, for the discussion of every command that takes a DEVICE.
+    static let discussion = """
+        DEVICE is a PCI address bound to vfio-pci (0000:01:00.0); a path under /dev/vfio \
+        (a group, /dev/vfio/12, or a device cdev, /dev/vfio/devices/vfio0); mdev:UUID, a \
+        mediated device (the kernel's mtty); unix:PATH, the socket of a vfio-user server \
+        (`vfio serve`, a libvfio-user server); or model:NAME, a built-in model served in this \
+        process (\(BuiltinModel.allCases.map(\.rawValue).joined(separator: ", "))).
+        """
+
     init(parsing text: String) throws {
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst(5))

@@ -72,13 +72,13 @@ struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Show a VFIO device's flags, regions, IRQs, features and migration support.",
-        discussion: "DEVICE is a PCI address bound to vfio-pci (0000:01:00.0), a path under /dev/vfio, or mdev:UUID for a mediated device (mtty)."
+        discussion: DeviceName.discussion
     )
 
-    @Argument(help: "The device: a PCI address, a /dev/vfio path or mdev:UUID.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
-    @Option(help: "How to reach a kernel device: automatic, container or iommufd.")
+    @Option(help: "How to reach a kernel device (a PCI address, /dev/vfio path or mdev:UUID): automatic, container or iommufd.")
     var access: HostDevice.Access = .automatic
 
     @Flag(help: "Print JSON instead of text.")

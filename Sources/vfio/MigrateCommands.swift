@@ -66,15 +66,15 @@ struct MigrateCommand: ParsableCommand {
             the destination loads it (STOP) and runs, and the source goes to STOP. Progress goes \
             to stderr. At the end: the bytes moved and the downtime, from the source leaving a \
             running state to the destination running. On a failure before the destination runs \
-            the source is put back to RUNNING. Devices: PCI address, /dev/vfio path, mdev:UUID, \
-            unix:PATH or model:NAME (served in this process: `--from model:edu --to model:edu`).
-            """
+            the source is put back to RUNNING. Both devices can be built-in models: \
+            `--from model:edu --to model:edu`.
+            """ + "\n\n" + DeviceName.discussion
     )
 
-    @Option(name: .long, help: "The running device to move.", transform: { try DeviceName(parsing: $0) })
+    @Option(name: .long, help: "The running DEVICE to move.", transform: { try DeviceName(parsing: $0) })
     var from: DeviceName
 
-    @Option(name: .long, help: "The device to move it to (same kind of device).", transform: { try DeviceName(parsing: $0) })
+    @Option(name: .long, help: "The DEVICE to move it to (same kind of device).", transform: { try DeviceName(parsing: $0) })
     var to: DeviceName
 
     @Option(name: .long, help: "Stop pre-copy once at most this many bytes are left.")
@@ -118,27 +118,41 @@ struct SaveCommand: ParsableCommand {
         commandName: "save",
         abstract: "Save a device's migration state to a file.",
         discussion: """
-            The device goes to STOP_COPY (through STOP), its state is written to FILE after a \
-            small header (magic, version, byte count), and it goes back to RUNNING.
-            """
+            The device goes to STOP_COPY (through STOP), its state is written after a small \
+            header (magic, version, byte count) to a new file beside FILE, the device goes back \
+            to RUNNING, and the new file replaces FILE. A failed save leaves FILE as it was. A \
+            state larger than --max-size fails the save (a device whose stream never ends \
+            cannot fill the disk); so does an empty one.
+            """ + "\n\n" + DeviceName.discussion
     )
 
-    @Argument(help: "The device.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     @Argument(help: "The snapshot file to write.")
     var file: String
 
+    @Option(name: .long, help: "The most state to save: bytes, or a number with K, M, G or T (1K = 1024). Default: \(ByteSize(bytes: Snapshot.defaultMaxBytes)).",
+            transform: ByteSize.parse)
+    var maxSize = ByteSize(bytes: Snapshot.defaultMaxBytes)
+
+    func validate() throws {
+        guard maxSize.bytes > 0 else { throw ValidationError("--max-size must be at least 1 byte") }
+    }
+
     func run() throws {
         let opened = try openDevice(device)
         let printer = ProgressPrinter()
         do {
-            let count = try Snapshot.save(opened, to: file, progress: printer.update)
+            let count = try Snapshot.save(opened, to: file, maxBytes: maxSize.bytes, progress: printer.update)
             printer.finish()
             print("saved \(device) to \(file): \(count) bytes of state")
         } catch {
             printer.finish()
             printError("vfio save: \(error)")
+            if error.error.operation == Snapshot.sizeCapOperation {
+                printError("vfio save: the cap is --max-size \(maxSize); give a larger --max-size to save this device")
+            }
             throw ExitCode(1)
         }
     }
@@ -150,16 +164,17 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Load a saved migration state into a device and run it.",
         discussion: """
-            The file's header is checked first; then the device goes to RESUMING, takes the \
-            state, checks and loads it (STOP) and runs. A device that refuses the state is \
-            reset back to RUNNING.
-            """
+            The file's header is checked first (a file that is not a snapshot, is cut short or \
+            holds no state is refused before the device is touched); then the device goes to \
+            RESUMING, takes the state, checks and loads it (STOP) and runs. A device that \
+            refuses the state is reset back to RUNNING.
+            """ + "\n\n" + DeviceName.discussion
     )
 
     @Argument(help: "The snapshot file written by `vfio save`.")
     var file: String
 
-    @Argument(help: "The device.", transform: { try DeviceName(parsing: $0) })
+    @Argument(help: ArgumentHelp(DeviceName.help), transform: { try DeviceName(parsing: $0) })
     var device: DeviceName
 
     func run() throws {

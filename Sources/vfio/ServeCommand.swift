@@ -38,13 +38,8 @@ struct ServeCommand: ParsableCommand {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "vfio.serve")
         logger.logLevel = logLevel
-        // Block the stop signals in every thread (the server's threads inherit the mask)
-        // and take them with sigwait here.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        // Before the server starts its threads: they inherit the blocked mask.
+        try StopSignals.install()
 
         let server = try VFIOUserServer(model: model.make(), logger: logger)
         if let socket {
@@ -54,25 +49,23 @@ struct ServeCommand: ParsableCommand {
             server.serve(connection: VFIOUserSocket(adopting: fd))
             logger.info("serving \(model.rawValue) on descriptor \(fd)")
             // End when the connection closes, as well as on a signal.
-            let watcher = SignalForwarder()
-            watcher.forwardWhenDone(server)
+            ConnectionWatcher.postWhenDone(server)
         }
-        var received: Int32 = 0
-        sigwait(&signals, &received)
-        logger.info("stopping on signal \(received)")
+        let reason = StopSignals.wait()
+        logger.info("stopping: \(reason)")
         server.stop()
     }
 }
 
-/// Ends the process's sigwait when a connection given with --fd closes.
-private final class SignalForwarder: Sendable {
-    func forwardWhenDone(_ server: VFIOUserServer) {
+/// Ends `StopSignals.wait()` when a connection given with --fd closes.
+private enum ConnectionWatcher {
+    static func postWhenDone(_ server: VFIOUserServer) {
         var thread = pthread_t()
         let box = Unmanaged.passRetained(server).toOpaque()
         pthread_create(&thread, nil, { raw in
             let server = Unmanaged<VFIOUserServer>.fromOpaque(raw!).takeRetainedValue()
             server.wait()
-            kill(getpid(), SIGTERM)
+            StopSignals.post()
             return nil
         }, box)
         pthread_detach(thread)
