@@ -30,6 +30,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @OptionGroup(title: "Slow or stalled clients")
+    var timeouts: ServeTimeoutOptions
+
     func validate() throws {
         if (socket == nil) == (fd == nil) { throw ValidationError("give exactly one of --socket PATH and --fd N") }
     }
@@ -46,7 +49,7 @@ struct ServeCommand: ParsableCommand {
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
-        let server = try VFIOUserServer(model: model.make(), logger: logger)
+        let server = try VFIOUserServer(model: model.make(), configuration: timeouts.configuration, logger: logger)
         if let socket {
             try server.listen(path: socket)
             logger.info("serving \(model.rawValue) on \(socket); stop with SIGINT or SIGTERM")
