@@ -31,22 +31,47 @@ import VFIOSystem
 ///   it if it must not.
 /// - Migration (`VFIO_USER_DEVICE_FEATURE`, `MIG_DATA_READ` / `WRITE`) and DMA dirty
 ///   logging go to the `AttachedDevice` (see `ServerMigration.swift`).
+/// - A client that stalls inside a message, or stops reading what the server sends, is
+///   dropped once `Configuration.partialMessageTimeout` / `sendTimeout` passes, and the
+///   next client is served; a client that idles between messages is never dropped.
 ///
 /// `stop()` ends serving (from any thread); `wait()` blocks until then.
 public final class VFIOUserServer: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// The capabilities this server states (what it accepts).
         public var capabilities: VFIOUserCapabilities
+        /// How long a message may take to arrive once it has begun: from the server's first
+        /// wait for more of it to its last byte. A client that sends part of a message and
+        /// then stalls is dropped when this passes (a warning names it, the limit and the
+        /// timeout), and the next client is served. A client between messages is never
+        /// dropped, however long it idles (QEMU idles for minutes): the serving thread
+        /// wakes once per this period to look, and goes on waiting. `nil`: no limit (a
+        /// client that stops inside a message holds the server until it disconnects).
+        /// Default 10 s; positive, at most a day.
+        public var partialMessageTimeout: Duration?
+        /// How long a message the server sends (a reply, a DMA request) may wait for the
+        /// client to take any of it while the socket is full because the client does not
+        /// read: the client is then dropped, as for `partialMessageTimeout`. A reply larger
+        /// than the socket's buffers that the client stops reading partway through may wait
+        /// up to twice this (the kernel restarts the wait once some of it went out). `nil`:
+        /// no limit. Default 10 s; positive, at most a day.
+        public var sendTimeout: Duration?
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(
                         maxMessageFDs: 16, maxDataTransferSize: 1 << 20, maxDMAMaps: 65535,
-                        pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true)) {
+                        pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true),
+                    partialMessageTimeout: Duration? = .seconds(10), sendTimeout: Duration? = .seconds(10)) {
             self.capabilities = capabilities
+            self.partialMessageTimeout = partialMessageTimeout
+            self.sendTimeout = sendTimeout
         }
     }
 
     public let model: any DeviceModel
     public let configuration: Configuration
+    /// `configuration`'s timeouts in nanoseconds (0: none).
+    private let partialMessageLimit: UInt64
+    private let sendLimit: UInt64
     let logger: Logger
     let monitor = Monitor(ServerState())
     private let wake: OwnedDescriptor
@@ -80,10 +105,20 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     /// Prepares `model` (memory for its memory-backed regions; `AttachedDevice` attaches
     /// it). Serve it with `listen(path:)` or `serve(connection:)`.
-    /// - Throws: `.invalidArgument` for a migratable model whose features lack STOP_COPY.
+    /// - Throws: `.invalidArgument` for a migratable model whose features lack STOP_COPY,
+    ///   or for a timeout that is not positive or longer than a day.
     public init(model: any DeviceModel, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(VFIOError) {
         self.model = model
         self.configuration = configuration
+        func limit(_ timeout: Duration?, _ name: String) throws(VFIOError) -> UInt64 {
+            guard let timeout else { return 0 }
+            guard let nanoseconds = timeoutNanoseconds(timeout) else {
+                throw .invalidArgument("VFIOUserServer", "\(name) \(timeout) must be positive and at most a day (nil: no limit)")
+            }
+            return nanoseconds
+        }
+        partialMessageLimit = try limit(configuration.partialMessageTimeout, "partialMessageTimeout")
+        sendLimit = try limit(configuration.sendTimeout, "sendTimeout")
         var quiet = Logger(label: "vfio-user-server")
         quiet.logLevel = .warning
         self.logger = logger ?? quiet
@@ -240,22 +275,34 @@ public final class VFIOUserServer: @unchecked Sendable {
             state.connections += 1
             return state.connections
         }
-        logger.info("client connected", metadata: ["connection": "\(number)"])
+        var client: Logger.Metadata = ["connection": "\(number)"]
+        if let pid = socket.peerProcessID { client["pid"] = "\(pid)" }
+        logger.info("client connected", metadata: client)
         var reason = "the client closed the connection"
         // The thread blocks in recvmsg (the protocol's minimum of system calls): stop()
-        // shuts the socket down to end it.
-        while !stopRequested.load(ordering: .acquiring) {
-            runDeferredWork()
-            do throws(VFIOError) {
+        // shuts the socket down to end it. The timeouts are socket options, set once.
+        do throws(VFIOError) {
+            try socket.setTimeouts(partialMessage: partialMessageLimit, send: sendLimit)
+            while !stopRequested.load(ordering: .acquiring) {
+                runDeferredWork()
                 if try !pumpOne(socket, takingServingLock: true) { break }
-            } catch {
-                reason = "\(error)"
-                break
             }
+        } catch {
+            reason = "\(error)"
         }
-        if monitor.withLock({ $0.stopping }) { reason = "the server stopped" }
+        if monitor.withLock({ $0.stopping }) {
+            reason = "the server stopped"
+        } else if let timeout = socket.timeoutFired {
+            var metadata = client
+            metadata["timeout"] = "\(timeout.name)"
+            metadata["limit"] = "\(describeNanoseconds(timeout == .send ? sendLimit : partialMessageLimit))"
+            logger.warning(timeout == .send ? "client dropped: it read none of a message for the send timeout"
+                                            : "client dropped: a message it began did not arrive whole within the partial message timeout",
+                           metadata: metadata)
+        }
         endSession(socket)
-        logger.info("client disconnected", metadata: ["connection": "\(number)", "reason": "\(reason)"])
+        client["reason"] = "\(reason)"
+        logger.info("client disconnected", metadata: client)
     }
 
     /// Drops a session's descriptors and mappings; the device keeps its state.
@@ -334,14 +381,23 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
-    /// Reads and handles one message. Returns false at end of stream. With
+    /// Reads and handles one message, or wakes after a partial-message period with none
+    /// begun (the client idles: nothing to do). Returns false at end of stream. With
     /// `takingServingLock`, the serving lock is taken once the header has come (the top
     /// level of the serving loop; nested calls already hold it).
     @discardableResult
     func pumpOne(_ socket: VFIOUserSocket, takingServingLock: Bool = false) throws(VFIOError) -> Bool {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         let maxFDs = Int(configuration.capabilities.maxMessageFDs)
-        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+        let header: VFIOUserHeader
+        do throws(VFIOError) {
+            guard let received = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+            header = received
+        } catch {
+            guard error.errnoValue == EAGAIN else { throw error }
+            logger.trace("client idle")
+            return true
+        }
         if takingServingLock { servingLock.lock() }
         defer { if takingServingLock { servingLock.unlock() } }
         if try serveRegionAccess(header, socket) { return true }

@@ -25,10 +25,14 @@ public enum VFIOUserReceived: Sendable {
 /// called from several threads (messages never interleave). `receive` reads one whole
 /// message, looping on short reads; it must be called from one thread at a time.
 public final class VFIOUserSocket: Sendable {
-    private let descriptor: OwnedDescriptor
+    let descriptor: OwnedDescriptor
     private let sendLock = Mutex(())
     /// Bytes read ahead (`receive`, one reader at a time).
-    private let inbox = Inbox()
+    let inbox = Inbox()
+    /// The send limit in nanoseconds (`setTimeouts`; 0: none).
+    let sendLimit = Atomic<UInt64>(0)
+    /// The `SocketTimeout` that ended the connection (0: none).
+    let fired = Atomic<UInt8>(0)
 
     /// Takes ownership of a connected socket.
     public init(adopting fd: Int32) {
@@ -75,7 +79,8 @@ public final class VFIOUserSocket: Sendable {
     /// Sends `header` (whose size must be 16 + `payload.count`), `payload` and `fds`
     /// (borrowed: the caller keeps them), blocking while the socket is full.
     /// - Throws: `EPIPE`/`ECONNRESET` when the peer is gone; `EINVAL` for more than
-    ///   `CVFIO_MAX_FDS` descriptors.
+    ///   `CVFIO_MAX_FDS` descriptors; `ETIMEDOUT` when the send limit (`setTimeouts`)
+    ///   passed with no room (the socket is then shut down).
     public func send(_ header: VFIOUserHeader, payload: [UInt8], fds: [Int32] = []) throws(VFIOError) {
         try payload.withBytes { (p: UnsafeRawBufferPointer) throws(VFIOError) in
             try send(header, p, fds: fds)
@@ -93,11 +98,12 @@ public final class VFIOUserSocket: Sendable {
     /// Sends `header` and a payload in up to two pieces (`first`, then `second`) with one
     /// `sendmsg` where the kernel takes it all: the payload is gathered from where it lies,
     /// not copied into one buffer first. The header's size must be 16 + both counts.
-    /// Blocks while the socket is full.
+    /// Blocks while the socket is full (throws as `send(_:payload:fds:)`).
     public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
                      _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                      fds: [Int32] = []) throws(VFIOError) {
-        try transmit(header, first, second, fds, nonBlocking: false, whenFull: {})
+        // A blocking send sees EAGAIN only when SO_SNDTIMEO passed with no room.
+        try transmit(header, first, second, fds, nonBlocking: false, whenFull: { () throws(VFIOError) in throw sendTimedOut("sendmsg") })
     }
 
     /// `send(_:_:_:fds:)` with non-blocking sends: `whenFull` is called each time the
@@ -158,7 +164,8 @@ public final class VFIOUserSocket: Sendable {
     }
 
     /// Calls `send` (one send system call) until it takes bytes: again on `EINTR`, after
-    /// `whenFull` on `EAGAIN` (which only non-blocking sends see). Returns the bytes taken.
+    /// `whenFull` on `EAGAIN` (which non-blocking sends see, and blocking ones when
+    /// `SO_SNDTIMEO` passed). Returns the bytes taken.
     /// - Throws: the call's errno, named `operation`; what `whenFull` throws.
     private static func sendRetrying(_ operation: String, whenFull: () throws(VFIOError) -> Void,
                                      _ send: () -> Int) throws(VFIOError) -> Int {
@@ -227,7 +234,9 @@ public final class VFIOUserSocket: Sendable {
     /// - Parameters:
     ///   - maxPayload: payloads above this are read and dropped (`.rejected` with `E2BIG`).
     ///   - maxFDs: descriptors beyond this are closed and the message is `.rejected` (`EINVAL`).
-    /// - Throws: `ECONNRESET` when the stream ends inside a message; errno of `recvmsg`.
+    /// - Throws: `ECONNRESET` when the stream ends inside a message; errno of `recvmsg`
+    ///   (`EAGAIN`: a receive timeout passed before a message began); `ETIMEDOUT` when the
+    ///   partial-message limit (`setTimeouts`) passed inside a message.
     public func receive(maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
         guard let header = try receiveHeader(maxFDs: maxFDs) else { return .endOfStream }
         return try receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
@@ -241,15 +250,26 @@ public final class VFIOUserSocket: Sendable {
     ///   message header to copy in and out), for a reader that knows no descriptor may
     ///   come with any byte it reads: descriptors that come anyway are closed by the
     ///   kernel, never received.
-    /// - Throws: `ECONNRESET` when the stream ends inside the header; errno of `recvmsg`.
+    /// - Throws: `ECONNRESET` when the stream ends inside the header; `EAGAIN` when the
+    ///   receive timeout (`SO_RCVTIMEO`) passed before any byte of a message came (nothing
+    ///   was read: call again); `ETIMEDOUT` when the partial-message limit (`setTimeouts`)
+    ///   passed inside the header; errno of `recvmsg`.
     func receiveHeader(maxFDs: Int, plain: Bool = false) throws(VFIOError) -> VFIOUserHeader? {
         let fd = try descriptor.requireOpen("recvmsg")
         let box = inbox
         guard box.payloadLeft == 0 else {
             throw .errno("recvmsg (the previous message was not read to its end)", EPROTO)
         }
+        box.deadline.reset(fd)
         while box.count < VFIOUserHeader.size {
+            if box.count > 0 { try waitingInsideMessage(fd) }
             let n = try box.fill(fd, maxFDs: maxFDs, plain: plain)
+            if n < 0 {
+                // The receive timeout: idle between messages, or a wait inside one (which
+                // `waitingInsideMessage` bounds).
+                if box.count == 0 { throw .errno("recvmsg (no message began within the receive timeout)", EAGAIN) }
+                continue
+            }
             if n == 0 {
                 if box.count == 0 && box.batches.isEmpty { return nil }
                 box.closeAll()
@@ -297,7 +317,7 @@ public final class VFIOUserSocket: Sendable {
         box.consume(buffered)
         box.payloadLeft -= buffered
         let rest = UnsafeMutableRawBufferPointer(rebasing: buffer[buffered...])
-        let n = try Self.readFully(fd, rest, maxFDs: maxFDs, fds: &box.late, truncated: &box.lateTruncated)
+        let n = try readFully(fd, rest, maxFDs: maxFDs, fds: &box.late, truncated: &box.lateTruncated)
         box.payloadLeft -= n
         box.base += UInt64(n)
         if n < rest.count {
@@ -400,12 +420,34 @@ public final class VFIOUserSocket: Sendable {
         return Int(size) <= box.count || size < UInt32(VFIOUserHeader.size)
     }
 
-    /// Reads until `buffer` is full or the stream ends; returns the bytes read.
-    private static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, maxFDs: Int,
-                                  fds: inout [Int32], truncated: inout Bool) throws(VFIOError) -> Int {
+    /// Before a read that waits for more of the current message: the partial-message
+    /// limit (`setTimeouts`).
+    /// - Throws: `ETIMEDOUT` when it has passed (the socket is then shut down).
+    @inline(__always)
+    private func waitingInsideMessage(_ fd: Int32) throws(VFIOError) {
+        do throws(VFIOError) {
+            try inbox.deadline.beforeWaiting(fd)
+        } catch {
+            timedOut(.partialMessage)
+            throw error
+        }
+    }
+
+    /// Reads (inside a message) until `buffer` is full or the stream ends; returns the
+    /// bytes read. On an error the descriptors gathered in `fds` are closed.
+    private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, maxFDs: Int,
+                           fds: inout [Int32], truncated: inout Bool) throws(VFIOError) -> Int {
         var done = 0
         var received = [Int32](repeating: -1, count: max(maxFDs, 1))
+        let bounded = inbox.deadline.limit > 0
         while done < buffer.count {
+            do throws(VFIOError) {
+                try waitingInsideMessage(fd)
+            } catch {
+                for f in fds { closeDescriptor(f) }
+                fds = []
+                throw error
+            }
             var iov = iovec(iov_base: buffer.baseAddress! + done, iov_len: buffer.count - done)
             var count: Int32 = 0
             var cut: Int32 = 0
@@ -415,6 +457,8 @@ public final class VFIOUserSocket: Sendable {
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
+                // The receive timeout inside a message: `waitingInsideMessage` decides.
+                if bounded && (code == EAGAIN || code == EWOULDBLOCK) { continue }
                 for f in fds { closeDescriptor(f) }
                 fds = []
                 throw .errno("recvmsg", code)
@@ -435,7 +479,7 @@ public final class VFIOUserSocket: Sendable {
         defer { scratch.deallocate() }
         while left > 0 {
             let chunk = min(left, scratch.count)
-            let n = try Self.readFully(fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunk]), maxFDs: 0, fds: &fds, truncated: &truncated)
+            let n = try readFully(fd, UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunk]), maxFDs: 0, fds: &fds, truncated: &truncated)
             if n < chunk { throw .errno("recvmsg (stream ended inside a message)", ECONNRESET) }
             left -= n
         }
@@ -465,6 +509,7 @@ final class Inbox: @unchecked Sendable {
         var payloadLeft = 0
         var late: [Int32] = []
         var lateTruncated = false
+        var deadline = MessageDeadline()
     }
     private let cell = UncheckedCell(Fields())
     private var fields: UnsafeMutablePointer<Fields> { cell.pointer }
@@ -492,6 +537,11 @@ final class Inbox: @unchecked Sendable {
         _modify { yield &fields.pointee.late }
     }
     var lateTruncated: Bool { get { fields.pointee.lateTruncated } set { fields.pointee.lateTruncated = newValue } }
+    /// The partial-message limit of the message being read.
+    var deadline: MessageDeadline {
+        _read { yield fields.pointee.deadline }
+        _modify { yield &fields.pointee.deadline }
+    }
 
     var count: Int { end - start }
     /// The stream position of the first unread byte.
@@ -519,7 +569,8 @@ final class Inbox: @unchecked Sendable {
     }
 
     /// One `recvmsg` (with `plain`: `recv`, receiving no descriptors) into the free space;
-    /// returns the bytes read (0 at end of stream).
+    /// returns the bytes read (0 at end of stream), or -1 when the receive timeout
+    /// (`SO_RCVTIMEO`) passed with nothing read.
     func fill(_ fd: Int32, maxFDs: Int, plain: Bool = false) throws(VFIOError) -> Int {
         if start > 0 {
             if count > 0 { memmove(storage, storage + start, count) }
@@ -537,6 +588,7 @@ final class Inbox: @unchecked Sendable {
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK { return -1 }
                 throw .errno("recvmsg", code)
             }
             end += n

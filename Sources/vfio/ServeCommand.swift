@@ -30,6 +30,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @OptionGroup(title: "Slow or stalled clients")
+    var timeouts: ServeTimeoutOptions
+
     func validate() throws {
         if (socket == nil) == (fd == nil) { throw ValidationError("give exactly one of --socket PATH and --fd N") }
     }
@@ -41,7 +44,7 @@ struct ServeCommand: ParsableCommand {
         // Before the server starts its threads: they inherit the blocked mask.
         try StopSignals.install()
 
-        let server = try VFIOUserServer(model: model.make(), logger: logger)
+        let server = try VFIOUserServer(model: model.make(), configuration: timeouts.configuration, logger: logger)
         if let socket {
             try server.listen(path: socket)
             logger.info("serving \(model.rawValue) on \(socket); stop with SIGINT or SIGTERM")

@@ -1,0 +1,140 @@
+import Glibc
+import Synchronization
+import VFIO
+
+/// The limits a server puts on what a client can make its socket wait for
+/// (`VFIOUserSocket.setTimeouts`).
+enum SocketTimeout: UInt8, Sendable {
+    /// A message that has begun to arrive did not arrive whole in time.
+    case partialMessage = 1
+    /// A message being sent found no room for that long (the peer does not read).
+    case send = 2
+
+    /// The name logs and errors give it.
+    var name: String {
+        switch self {
+        case .partialMessage: return "partial message"
+        case .send: return "send"
+        }
+    }
+}
+
+/// The partial-message limit as a socket's reader keeps it: how long a message may take
+/// from the reader's first wait for more of it to its last byte. Blocking reads wait at
+/// most `armed` (`SO_RCVTIMEO`, set once per connection and changed only while a slow
+/// message's time runs out); the clock is read only before a read inside a message that
+/// did not come whole, never on the one-read path of a small message.
+struct MessageDeadline {
+    /// The limit in nanoseconds; 0: none.
+    var limit: UInt64 = 0
+    /// The `SO_RCVTIMEO` in force, in nanoseconds (0: none).
+    var armed: UInt64 = 0
+    /// When the reader first waited for more of the current message (monotonic
+    /// nanoseconds); 0: not yet.
+    var started: UInt64 = 0
+
+    /// A message boundary: the next wait is for a new message, which may take as long as
+    /// it likes to begin.
+    @inline(__always)
+    mutating func reset(_ fd: Int32) {
+        started = 0
+        if armed != limit { rearm(fd, limit) }
+    }
+
+    /// Call before a read that waits for more of a message already begun.
+    /// - Throws: `ETIMEDOUT` once the message has taken `limit`.
+    mutating func beforeWaiting(_ fd: Int32) throws(VFIOError) {
+        guard limit > 0 else { return }
+        let now = monotonicNanoseconds()
+        if started == 0 {
+            started = now
+            return
+        }
+        let elapsed = now &- started
+        guard elapsed < limit else {
+            throw .errno("recvmsg: a message began \(describeNanoseconds(elapsed)) ago and has not arrived whole "
+                         + "(partial message timeout \(describeNanoseconds(limit)))", ETIMEDOUT)
+        }
+        // A wait that could overshoot the limit by more than an eighth of it is shortened
+        // to what is left (at most eight times in one message).
+        let left = limit - elapsed
+        if armed > left &+ limit / 8 { rearm(fd, left) }
+    }
+
+    private mutating func rearm(_ fd: Int32, _ nanoseconds: UInt64) {
+        // A failure leaves the wait in force: the limit is then kept less closely.
+        if setSocketTimeout(fd, SO_RCVTIMEO, nanoseconds) == 0 { armed = nanoseconds }
+    }
+}
+
+/// Sets `SO_RCVTIMEO` or `SO_SNDTIMEO` (0: wait as long as it takes; anything else is at
+/// least 1 µs, the option's unit). Returns `setsockopt`'s result (errno set on -1).
+func setSocketTimeout(_ fd: Int32, _ option: Int32, _ nanoseconds: UInt64) -> Int32 {
+    let micro = nanoseconds == 0 ? 0 : max((nanoseconds + 999) / 1000, 1)
+    var value = timeval(tv_sec: Int(micro / 1_000_000), tv_usec: Int(micro % 1_000_000))
+    return setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
+}
+
+/// "200 ms", "1.5 s", "10 s".
+func describeNanoseconds(_ nanoseconds: UInt64) -> String {
+    if nanoseconds < 1_000_000 { return "\(nanoseconds / 1000) µs" }
+    if nanoseconds < 1_000_000_000 { return "\(nanoseconds / 1_000_000) ms" }
+    let tenths = (nanoseconds + 50_000_000) / 100_000_000
+    return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"
+}
+
+/// Nanoseconds in `duration` (rounded down), or nil unless it is positive and at most a day.
+func timeoutNanoseconds(_ duration: Duration) -> UInt64? {
+    let (seconds, attoseconds) = duration.components
+    guard duration > .zero, duration <= .seconds(86_400) else { return nil }
+    return max(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), 1)
+}
+
+extension VFIOUserSocket {
+    /// Bounds what the peer can make this socket wait for, with `SO_RCVTIMEO` and
+    /// `SO_SNDTIMEO` (set here once: no system call is added to a message):
+    /// - `partialMessage` (nanoseconds, 0: none): a message whose first bytes came must
+    ///   arrive whole within it, or the read throws `ETIMEDOUT`. A reader waiting for a
+    ///   message to begin wakes once per period and `receiveHeader` throws `EAGAIN`
+    ///   (nothing was read: call it again).
+    /// - `send` (nanoseconds, 0: none): a blocking send throws `ETIMEDOUT` when the peer
+    ///   takes none of the message for that long.
+    /// After either fires, the socket is shut down (the stream is out of step) and
+    /// `timeoutFired` says which. Call before the socket is read or written.
+    /// - Throws: errno of `setsockopt` (`ENOTSOCK` for a descriptor that is no socket).
+    func setTimeouts(partialMessage: UInt64, send: UInt64) throws(VFIOError) {
+        let fd = try descriptor.requireOpen("setsockopt")
+        if setSocketTimeout(fd, SO_RCVTIMEO, partialMessage) != 0 { throw .errno("setsockopt(SO_RCVTIMEO)", errno) }
+        if setSocketTimeout(fd, SO_SNDTIMEO, send) != 0 { throw .errno("setsockopt(SO_SNDTIMEO)", errno) }
+        inbox.deadline = MessageDeadline(limit: partialMessage, armed: partialMessage)
+        sendLimit.store(send, ordering: .relaxed)
+    }
+
+    /// The limit that ended this connection, if one did.
+    var timeoutFired: SocketTimeout? { SocketTimeout(rawValue: fired.load(ordering: .acquiring)) }
+
+    /// Records `timeout` (the first one counts) and shuts the socket down.
+    func timedOut(_ timeout: SocketTimeout) {
+        _ = fired.compareExchange(expected: 0, desired: timeout.rawValue, ordering: .acquiringAndReleasing)
+        shutdown()
+    }
+
+    /// The error of a blocking send that found no room for the send limit
+    /// (`EAGAIN` from `sendmsg` under `SO_SNDTIMEO`).
+    func sendTimedOut(_ operation: String) -> VFIOError {
+        let limit = sendLimit.load(ordering: .relaxed)
+        // Not ours: a descriptor made non-blocking, or a timeout set by someone else.
+        guard limit > 0 else { return .errno(operation, EAGAIN) }
+        timedOut(.send)
+        return .errno("\(operation): the peer took none of the message for \(describeNanoseconds(limit)) (send timeout)", ETIMEDOUT)
+    }
+
+    /// The process at the other end (`SO_PEERCRED`), nil when the kernel does not say.
+    var peerProcessID: pid_t? {
+        // struct ucred: pid, uid, gid.
+        var credentials: (pid_t, uid_t, gid_t) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, credentials.0 > 0 else { return nil }
+        return credentials.0
+    }
+}
