@@ -41,6 +41,7 @@ public enum DeviceErrno {
     public static let ENOENT: Int32 = 2
     public static let EIO: Int32 = 5
     public static let E2BIG: Int32 = 7
+    public static let ENOMEM: Int32 = 12
     public static let EFAULT: Int32 = 14
     public static let EBUSY: Int32 = 16
     public static let ENODEV: Int32 = 19

@@ -31,6 +31,21 @@ public final class TrackingContext: DeviceContext {
         var ranges: [IOVARange]           // sorted, non-overlapping
         var bitmaps: [DirtyPageBitmap]    // one per range, same order
         var pageSize: UInt64
+        /// Started with no ranges (vfio-user's "log every write"): memory mapped while
+        /// logging joins the log (`dmaMapped(_:)`).
+        var followsMappings = false
+        /// Tracked pages in all.
+        var pages: UInt64 = 0
+
+        /// The index of the first range whose `last` is at or above `address`.
+        func firstIndex(lastAtLeast address: UInt64) -> Int {
+            var low = 0, high = ranges.count
+            while low < high {
+                let mid = (low + high) / 2
+                if ranges[mid].last < address { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
     }
 
     private struct State {
@@ -71,10 +86,12 @@ public final class TrackingContext: DeviceContext {
         state.withLock { s in
             guard var log = s.log else { return }
             s.log = nil  // avoid a copy of the bitmaps while marking
-            for k in log.ranges.indices where log.ranges[k].start <= last && iova <= log.ranges[k].last {
+            var k = log.firstIndex(lastAtLeast: iova)
+            while k < log.ranges.count, log.ranges[k].start <= last {
                 let from = max(iova, log.ranges[k].start)
                 let to = min(last, log.ranges[k].last)
                 try? log.bitmaps[k].mark(iova: from, length: to - from + 1)
+                k += 1
             }
             s.log = log
         }
@@ -154,9 +171,99 @@ public final class TrackingContext: DeviceContext {
         }
         try state.withLock { (s: inout State) throws(VFIOError) in
             guard s.log == nil else { throw .errno(operation, DeviceErrno.EBUSY) }
-            s.log = Log(ranges: set.ranges, bitmaps: bitmaps, pageSize: chosen)
+            s.log = Log(ranges: set.ranges, bitmaps: bitmaps, pageSize: chosen, pages: pages)
         }
         return chosen
+    }
+
+    /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START` with vfio-user's `num_ranges` 0 ("all
+    /// writes should be logged"): logs every DMA write to the memory the client has
+    /// mapped, `mapped`, and to what it maps while logging (the server calls
+    /// `dmaMapped(_:)` for each new mapping, before DMA can reach it).
+    ///
+    /// Each mapping is rounded out to the tracking page (`pageSize`, raised to 4096 when
+    /// smaller); ranges that overlap or touch then are logged as one. An unmap leaves the
+    /// log as it is: the pages written before it stay reportable until `stopDMALogging()`.
+    /// No mapping at all is allowed (the log starts empty and grows with the maps).
+    ///
+    /// - Returns: the tracking page size chosen.
+    /// - Throws: `VFIOError` named `VFIO_DEVICE_FEATURE_DMA_LOGGING_START`: `EBUSY` when
+    ///   logging is already on; `.invalidArgument` when `pageSize` is not a power of two or
+    ///   the mappings hold more than `maximumTrackedPages` tracking pages.
+    @discardableResult
+    public func startDMALoggingOfAllMappings(_ mapped: [IOVARange], pageSize: UInt64) throws(VFIOError) -> UInt64 {
+        let operation = "VFIO_DEVICE_FEATURE_DMA_LOGGING_START"
+        guard pageSize != 0, pageSize & (pageSize - 1) == 0 else {
+            throw .invalidArgument(operation, "page size \(pageSize) is not a power of two")
+        }
+        let chosen = max(pageSize, Self.minimumTrackingPageSize)
+        var set = IOVARangeSet()
+        for range in mapped { set.insert(try Self.roundedOut(range, to: chosen)) }
+        var log = Log(ranges: [], bitmaps: [], pageSize: chosen, followsMappings: true)
+        try Self.add(set.ranges, to: &log, limit: maximumTrackedPages, operation: operation)
+        try state.withLock { (s: inout State) throws(VFIOError) in
+            guard s.log == nil else { throw .errno(operation, DeviceErrno.EBUSY) }
+            s.log = log
+        }
+        return chosen
+    }
+
+    /// A mapping the client just made: while logging started by
+    /// `startDMALoggingOfAllMappings(_:pageSize:)` is on, its pages not logged yet join
+    /// the log, clean. Otherwise nothing happens. Call it before the mapping can be
+    /// reached by DMA.
+    /// - Throws: `ENOMEM` (`VFIO_USER_DMA_MAP`) when the log would hold more than
+    ///   `maximumTrackedPages` tracking pages: refuse the mapping, whose writes could not
+    ///   be logged (as the kernel refuses a map whose dirty bitmap it cannot allocate).
+    public func dmaMapped(_ range: IOVARange) throws(VFIOError) {
+        try state.withLock { (s: inout State) throws(VFIOError) in
+            guard var log = s.log, log.followsMappings else { return }
+            s.log = nil
+            defer { s.log = log }
+            var pieces = IOVARangeSet()
+            let rounded = try Self.roundedOut(range, to: log.pageSize)
+            pieces.insert(rounded)
+            var k = log.firstIndex(lastAtLeast: rounded.start)
+            while k < log.ranges.count, log.ranges[k].start <= rounded.last {
+                pieces.remove(log.ranges[k])
+                k += 1
+            }
+            do throws(VFIOError) {
+                try Self.add(pieces.ranges, to: &log, limit: maximumTrackedPages, operation: "VFIO_USER_DMA_MAP")
+            } catch {
+                throw .errno("VFIO_USER_DMA_MAP: \(range) cannot join the DMA log of all mapped memory (\(error))", DeviceErrno.ENOMEM)
+            }
+        }
+    }
+
+    /// `range` widened to whole tracking pages.
+    private static func roundedOut(_ range: IOVARange, to pageSize: UInt64) throws(VFIOError) -> IOVARange {
+        try IOVARange(start: range.start & ~(pageSize - 1), last: range.last | (pageSize - 1))
+    }
+
+    /// Adds clean bitmaps for `ranges` (aligned to the log's page, sorted, overlapping no
+    /// logged range) to `log`, keeping it sorted; nothing is added when one fails.
+    private static func add(_ ranges: [IOVARange], to log: inout Log, limit: UInt64, operation: String) throws(VFIOError) {
+        var pages = log.pages
+        var bitmaps: [DirtyPageBitmap] = []
+        for range in ranges {
+            let count = (range.last - range.start) / log.pageSize + 1   // no wrap: start <= last
+            guard pages <= limit, count <= limit - pages else {
+                throw .invalidArgument(operation, "the ranges hold more than \(limit) pages of 0x\(String(log.pageSize, radix: 16)) bytes")
+            }
+            pages += count
+            let (length, wraps) = (range.last - range.start).addingReportingOverflow(1)
+            guard !wraps else { throw .invalidArgument(operation, "the range \(range) is the whole 64-bit address space") }
+            do { bitmaps.append(try DirtyPageBitmap(iova: range.start, length: length, pageSize: log.pageSize)) } catch {
+                throw VFIOError(operation, error.reason)
+            }
+        }
+        for bitmap in bitmaps {
+            let at = log.firstIndex(lastAtLeast: bitmap.range.start)
+            log.ranges.insert(bitmap.range, at: at)
+            log.bitmaps.insert(bitmap, at: at)
+        }
+        log.pages = pages
     }
 
     /// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP`: stops recording and forgets the log.

@@ -1,3 +1,4 @@
+import Glibc
 import VFIO
 
 /// What a migration routine is doing, for progress displays.
@@ -15,16 +16,30 @@ public struct MigrationProgress: Sendable {
     public var round: Int
     /// Bytes moved so far, all phases together.
     public var bytes: UInt64
-    /// The device's estimate of what is still to come, when known.
+    /// The estimate of what is still to come, when known.
     public var remainingEstimate: UInt64?
     /// Time since the routine started.
     public var elapsed: Duration
+    /// Where `remainingEstimate` comes from (pre-copy only).
+    public var estimateSource: PrecopyEstimateSource? = nil
 
     /// Bytes per second so far.
     public var rate: Double {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         return seconds > 0 ? Double(bytes) / seconds : 0
     }
+}
+
+/// Where `LiveMigration.migrate` takes its estimate of the pre-copy data left.
+public enum PrecopyEstimateSource: String, Sendable {
+    /// `VFIO_MIG_GET_PRECOPY_INFO`'s initial and dirty bytes (the kernel's data_fd).
+    case precopyInfo = "VFIO_MIG_GET_PRECOPY_INFO"
+    /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE` (vfio-user has no pre-copy info).
+    case dataSize = "VFIO_DEVICE_FEATURE_MIG_DATA_SIZE"
+    /// The source offers neither: the bytes the last pre-copy round read until the
+    /// source had no more (libvfio-user's servers, whose features do not include
+    /// MIG_DATA_SIZE).
+    case reads = "the pre-copy reads"
 }
 
 /// Settings of `LiveMigration.migrate`.
@@ -37,12 +52,19 @@ public struct MigrationOptions: Sendable {
     public var preCopy: Bool
     /// The largest piece read from the source and written to the destination at once.
     public var chunkSize: Int
+    /// When the estimate comes from the reads (`PrecopyEstimateSource.reads`): the most
+    /// bytes the first pre-copy round reads; a later round reads at most what the round
+    /// before it read (at least `chunkSize`). Bounds a source whose pre-copy data never
+    /// ends.
+    public var firstRoundLimit: UInt64
 
-    public init(threshold: UInt64 = 64 << 10, maxRounds: Int = 8, preCopy: Bool = true, chunkSize: Int = 1 << 20) {
+    public init(threshold: UInt64 = 64 << 10, maxRounds: Int = 8, preCopy: Bool = true, chunkSize: Int = 1 << 20,
+                firstRoundLimit: UInt64 = 1 << 30) {
         self.threshold = threshold
         self.maxRounds = maxRounds
         self.preCopy = preCopy
         self.chunkSize = chunkSize
+        self.firstRoundLimit = firstRoundLimit
     }
 }
 
@@ -52,6 +74,8 @@ public struct MigrationReport: Sendable, CustomStringConvertible {
     public var usedPreCopy: Bool
     /// Pre-copy rounds read (0 without PRE_COPY).
     public var rounds: Int
+    /// Where the estimate that ended pre-copy came from (nil without PRE_COPY).
+    public var estimateSource: PrecopyEstimateSource?
     /// Bytes read while the source ran (pre-copy) and while it was stopped.
     public var preCopyBytes: UInt64
     public var stopCopyBytes: UInt64
@@ -103,9 +127,13 @@ public enum LiveMigration {
     /// 1. the destination to RESUMING (its stream opens);
     /// 2. with PRE_COPY (offered by the source and `options.preCopy`): the source to
     ///    PRE_COPY, then rounds, each copying what the source has for now (until a read
-    ///    returns nothing), until the estimate of what is left (`precopyInfo()`'s initial
-    ///    and dirty bytes, or `migrationDataSize()` where the transport has no pre-copy
-    ///    info, as vfio-user) is at most `options.threshold`, or `options.maxRounds`;
+    ///    returns nothing), until the estimate of what is left is at most
+    ///    `options.threshold`, or `options.maxRounds`. The estimate is `precopyInfo()`'s
+    ///    initial and dirty bytes; where the transport has no pre-copy info (vfio-user),
+    ///    `migrationDataSize()`; where the source offers neither (it answers ENOTTY,
+    ///    EINVAL or EOPNOTSUPP, as libvfio-user's servers do for MIG_DATA_SIZE), the
+    ///    bytes the last round read (`PrecopyEstimateSource.reads`; rounds are then
+    ///    bounded by `options.firstRoundLimit`);
     /// 3. the source to STOP_COPY (the clock of the downtime starts when the source leaves
     ///    RUNNING or PRE_COPY), and the rest copied to the end of the stream;
     /// 4. the destination to STOP (it checks and loads the state) and RUNNING (the
@@ -118,7 +146,8 @@ public enum LiveMigration {
                                progress: (MigrationProgress) -> Void = { _ in }) throws(MigrationFailure) -> MigrationReport {
         let clock = ContinuousClock()
         let start = clock.now
-        var report = MigrationReport(usedPreCopy: false, rounds: 0, preCopyBytes: 0, stopCopyBytes: 0, downtime: .zero, total: .zero)
+        var report = MigrationReport(usedPreCopy: false, rounds: 0, estimateSource: nil, preCopyBytes: 0, stopCopyBytes: 0,
+                                     downtime: .zero, total: .zero)
         var sourceTouched = false
         var destinationRunning = false
 
@@ -166,6 +195,7 @@ public enum LiveMigration {
         defer { buffer.deallocate() }
         var moved: UInt64 = 0
         var estimate: UInt64?
+        var estimateSource: PrecopyEstimateSource?
 
         /// Copies until the source has nothing more (or `limit` bytes). Returns the bytes.
         func copy(_ from: any MigrationDataStream, phase: MigrationProgress.Phase, round: Int,
@@ -182,14 +212,36 @@ public enum LiveMigration {
                 copied += UInt64(got)
                 moved += UInt64(got)
                 progress(MigrationProgress(phase: phase, round: round, bytes: moved, remainingEstimate: estimate,
-                                           elapsed: clock.now - start))
+                                           elapsed: clock.now - start, estimateSource: estimateSource))
             }
             return copied
         }
 
-        func remaining(_ stream: any MigrationDataStream) throws(VFIOError) -> UInt64 {
-            if let info = try? stream.precopyInfo() { return info.initialBytes + info.dirtyBytes }
-            return try source.migrationDataSize()
+        /// The estimate of what is left, from the source found to give one at the first
+        /// call; nil when the source gives none (the reads then make it).
+        func remaining(_ stream: any MigrationDataStream) throws(VFIOError) -> UInt64? {
+            switch estimateSource {
+            case .precopyInfo?:
+                let info = try stream.precopyInfo()
+                return info.initialBytes + info.dirtyBytes
+            case .dataSize?:
+                return try source.migrationDataSize()
+            case .reads?:
+                return nil
+            case nil:
+                if let info = try? stream.precopyInfo() {
+                    estimateSource = .precopyInfo
+                    return info.initialBytes + info.dirtyBytes
+                }
+                do throws(VFIOError) {
+                    let size = try source.migrationDataSize()
+                    estimateSource = .dataSize
+                    return size
+                } catch where Self.isNotOffered(error) {
+                    estimateSource = .reads
+                    return nil
+                }
+            }
         }
 
         var stopped: ContinuousClock.Instant
@@ -205,13 +257,27 @@ public enum LiveMigration {
             }
             saving = opened
             estimate = try attempt("source \(source.name): PRE_COPY: estimate") { () throws(VFIOError) in try remaining(opened) }
+            report.estimateSource = estimateSource
+            var lastRound: UInt64?
             for round in 1...max(options.maxRounds, 1) {
                 report.rounds = round
                 // A round reads what the source has now; a device changing faster than it
-                // is read is cut at what the round started with.
-                let limit = max(estimate ?? 0, UInt64(chunk))
-                report.preCopyBytes += try copy(opened, phase: .preCopy, round: round, limit: limit, step: "PRE_COPY")
-                estimate = try attempt("source \(source.name): PRE_COPY: estimate") { () throws(VFIOError) in try remaining(opened) }
+                // is read is cut at what the round started with (measured by the reads:
+                // at what the round before read).
+                let limit: UInt64
+                if estimateSource == .reads {
+                    limit = lastRound.map { max($0, UInt64(chunk)) } ?? max(options.firstRoundLimit, 1)
+                } else {
+                    limit = max(estimate ?? 0, UInt64(chunk))
+                }
+                let copied = try copy(opened, phase: .preCopy, round: round, limit: limit, step: "PRE_COPY")
+                report.preCopyBytes += copied
+                lastRound = copied
+                if estimateSource == .reads {
+                    estimate = copied
+                } else {
+                    estimate = try attempt("source \(source.name): PRE_COPY: estimate") { () throws(VFIOError) in try remaining(opened) }
+                }
                 if let left = estimate, left <= options.threshold { break }
             }
             stopped = clock.now
@@ -246,6 +312,15 @@ public enum LiveMigration {
         }
         report.total = clock.now - start
         return report
+    }
+
+    /// Whether a GET of an estimate failed because the device does not offer it: ENOTTY
+    /// (the kernel, this library's server), EINVAL (libvfio-user, for a feature it does
+    /// not know), EOPNOTSUPP, or `.unsupported`.
+    static func isNotOffered(_ error: VFIOError) -> Bool {
+        if case .unsupported = error.reason { return true }
+        guard let code = error.errnoValue else { return false }
+        return code == ENOTTY || code == EINVAL || code == EOPNOTSUPP
     }
 
     /// Puts a source back to RUNNING after a failed migration (reset when the move is

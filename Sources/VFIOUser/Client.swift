@@ -424,66 +424,6 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         throw .unsupported("VFIO_DEVICE_IOEVENTFD", "vfio-user has no ioeventfds (see VFIO_USER_DEVICE_GET_REGION_IO_FDS)")
     }
 
-    /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes of migration data.
-    public func migrationDataRead(size: UInt32) throws(VFIOError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: Int(size))
-        let count = try bytes.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
-            try migrationDataRead(into: raw)
-        }
-        bytes.removeSubrange(count...)
-        return bytes
-    }
-
-    /// `VFIO_USER_MIG_DATA_READ` of up to `buffer.count` bytes (at most
-    /// `max_data_xfer_size`) straight into `buffer`; returns the bytes read (fewer when
-    /// the stream has no more for now, 0 at its end).
-    public func migrationDataRead(into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int {
-        let name = "VFIO_USER_MIG_DATA_READ"
-        guard buffer.count <= transferChunk else {
-            throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
-        }
-        // struct vfio_user_mig_data: argsz, size.
-        let size = UInt32(buffer.count)
-        var request = ((UInt32(VFIOUserMigData.fixedSize) + size).littleEndian, size.littleEndian)
-        var answer = (UInt32(0), UInt32(0))
-        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
-            try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> ExchangeReply in
-                try core.exchange(VFIOUserCommand.migDataRead.rawValue, head,
-                                  direct: DirectReply(prefix: prefix, data: buffer, acceptsShorter: true))
-            }
-        }
-        try reply.checkReply(name)
-        if reply.receivedDirectly {
-            guard UInt32(littleEndian: answer.1) == UInt32(reply.directDataCount) else {
-                throw .malformed(name, "the reply says \(UInt32(littleEndian: answer.1)) byte(s) and carries \(reply.directDataCount)")
-            }
-            return reply.directDataCount
-        }
-        let decoded = try VFIOUserMigData(decoding: reply.payload)
-        guard decoded.data.count <= buffer.count else { throw .malformed(name, "asked for \(size) byte(s), got \(decoded.data.count)") }
-        decoded.data.withUnsafeBytes { if $0.count > 0 { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-        return decoded.data.count
-    }
-
-    /// `VFIO_USER_MIG_DATA_WRITE`.
-    public func migrationDataWrite(_ data: [UInt8]) throws(VFIOError) {
-        try data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in try migrationDataWrite(from: raw) }
-    }
-
-    /// `VFIO_USER_MIG_DATA_WRITE` of `buffer` (at most `max_data_xfer_size` bytes), sent
-    /// from where it lies.
-    public func migrationDataWrite(from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let name = "VFIO_USER_MIG_DATA_WRITE"
-        guard buffer.count <= transferChunk else {
-            throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
-        }
-        var request = (UInt32(VFIOUserMigData.fixedSize).littleEndian, UInt32(buffer.count).littleEndian)
-        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
-            try core.exchange(VFIOUserCommand.migDataWrite.rawValue, head, buffer)
-        }
-        try reply.checkReply(name)
-    }
-
     /// Server-initiated DMA messages this client served (for tests and statistics).
     public var servedDMAMessages: Int { core.servedDMAMessages }
 }

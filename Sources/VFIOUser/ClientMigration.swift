@@ -101,6 +101,77 @@ extension VFIOUserClient {
     }
 }
 
+extension VFIOUserClient {
+    /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes of migration data.
+    public func migrationDataRead(size: UInt32) throws(VFIOError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        let count = try bytes.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int in
+            try migrationDataRead(into: raw)
+        }
+        bytes.removeSubrange(count...)
+        return bytes
+    }
+
+    /// `VFIO_USER_MIG_DATA_READ` of up to `buffer.count` bytes (at most
+    /// `max_data_xfer_size`) straight into `buffer`; returns the bytes read, the reply's
+    /// `size` (fewer when the stream has no more for now, 0 at its end).
+    ///
+    /// Sends `argsz` 8 + `buffer.count` and `size` `buffer.count`. A reply whose data is
+    /// longer than its `size` is taken and its first `size` bytes used (libvfio-user pads
+    /// every reply to 8 + the size asked for).
+    /// - Throws: `.invalidArgument` past `max_data_xfer_size`; `.malformed` when the reply's
+    ///   `size` is larger than asked for or than the data it carries; the server's errno.
+    public func migrationDataRead(into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int {
+        let name = VFIOUserCommand.migDataRead.cName
+        guard buffer.count <= transferChunk, buffer.count <= Int(UInt32.max) - VFIOUserMigData.fixedSize else {
+            throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
+        }
+        // struct vfio_user_mig_data: argsz, size.
+        let size = UInt32(buffer.count)
+        var request = ((UInt32(VFIOUserMigData.fixedSize) + size).littleEndian, size.littleEndian)
+        var answer = (UInt32(0), UInt32(0))
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
+            try withUnsafeMutableBytes(of: &answer) { (prefix: UnsafeMutableRawBufferPointer) throws(VFIOError) -> ExchangeReply in
+                try core.exchange(VFIOUserCommand.migDataRead.rawValue, head,
+                                  direct: DirectReply(prefix: prefix, data: buffer, acceptsShorter: true))
+            }
+        }
+        try reply.checkReply(name)
+        if reply.receivedDirectly {
+            let stated = UInt32(littleEndian: answer.1)
+            guard stated <= UInt32(reply.directDataCount) else {
+                throw .malformed(name, "the reply says \(stated) byte(s) and carries \(reply.directDataCount)")
+            }
+            return Int(stated)
+        }
+        let data = try VFIOUserMigData.readReplyData(reply.payload, requested: size)
+        data.withUnsafeBytes { if $0.count > 0 { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        return data.count
+    }
+
+    /// `VFIO_USER_MIG_DATA_WRITE`.
+    public func migrationDataWrite(_ data: [UInt8]) throws(VFIOError) {
+        try data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in try migrationDataWrite(from: raw) }
+    }
+
+    /// `VFIO_USER_MIG_DATA_WRITE` of `buffer` (at most `max_data_xfer_size` bytes), sent
+    /// from where it lies, with `argsz` 8 + `buffer.count` (the whole structure: the spec
+    /// allows it, and libvfio-user refuses a smaller one with EINVAL).
+    /// - Throws: `.invalidArgument` past `max_data_xfer_size`; the server's errno.
+    public func migrationDataWrite(from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let name = VFIOUserCommand.migDataWrite.cName
+        guard buffer.count <= transferChunk, buffer.count <= Int(UInt32.max) - VFIOUserMigData.fixedSize else {
+            throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
+        }
+        let size = UInt32(buffer.count)
+        var request = ((UInt32(VFIOUserMigData.fixedSize) + size).littleEndian, size.littleEndian)
+        let reply = try withUnsafeBytes(of: &request) { (head: UnsafeRawBufferPointer) throws(VFIOError) -> ExchangeReply in
+            try core.exchange(VFIOUserCommand.migDataWrite.rawValue, head, buffer)
+        }
+        try reply.checkReply(name)
+    }
+}
+
 /// The migration data stream of a `VFIOUserClient`: reads are `VFIO_USER_MIG_DATA_READ`,
 /// writes `VFIO_USER_MIG_DATA_WRITE`, in pieces of at most `max_data_xfer_size` (the
 /// smaller of the two peers').

@@ -497,6 +497,24 @@ public struct VFIOUserMigData: VFIOUserPayload {
         size = try reader.u32()
         data = try reader.dataAbsentOrExactly(UInt64(size), field: "size")
     }
+
+    /// The data of a MIG_DATA_READ reply to a request for `requested` bytes: the first
+    /// `size` bytes after the structure. Data past `size` is ignored (libvfio-user pads
+    /// its replies to 8 + the size asked for, whatever `size` says); `argsz` is not checked.
+    /// - Throws: `.malformed` for a payload shorter than the structure, or a `size` larger
+    ///   than `requested` or than the data present.
+    public static func readReplyData(_ bytes: [UInt8], requested: UInt32) throws(VFIOError) -> ArraySlice<UInt8> {
+        var reader = ByteReader(bytes, context: cName)
+        _ = try reader.u32()
+        let size = try reader.u32()
+        guard size <= requested else {
+            throw .malformed(cName, "size \(size) is more than the \(requested) byte(s) asked for")
+        }
+        guard Int(size) <= reader.remaining else {
+            throw .malformed(cName, "size \(size) but \(reader.remaining) data byte(s) follow")
+        }
+        return bytes[fixedSize..<(fixedSize + Int(size))]
+    }
 }
 
 // MARK: DIRTY_PAGES (deprecated)

@@ -639,6 +639,14 @@ public final class VFIOUserServer: @unchecked Sendable {
             }
             base = mapped
         }
+        // While all mapped memory is logged, the new mapping joins the log before DMA can
+        // reach it (a mapping the log cannot take is refused).
+        do throws(VFIOError) {
+            try device.tracker.dmaMapped(range)
+        } catch {
+            if let base { munmap(base, Int(request.size)) }
+            throw error
+        }
         // (A message-only map may be larger than Int.max: its length is not needed.)
         let mapping = ServerDMAMapping(range: range, flags: request.flags, base: base, length: base == nil ? 0 : Int(request.size))
         monitor.withLock { state in

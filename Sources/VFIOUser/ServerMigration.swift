@@ -11,7 +11,7 @@ import VFIODeviceKit
 // | DEVICE_FEATURE MIGRATION (GET, PROBE) | `device.migration.features`; ENOTTY when the model does not migrate |
 // | DEVICE_FEATURE MIG_DEVICE_STATE (GET, SET) | `currentState` / `setState(_:)`; the reply carries the state reached, `data_fd` -1 |
 // | DEVICE_FEATURE MIG_DATA_SIZE (GET) | `dataSize()` |
-// | DEVICE_FEATURE DMA_LOGGING_START / STOP (SET) | `device.tracker` (ranges inline; the reply has the page size chosen) |
+// | DEVICE_FEATURE DMA_LOGGING_START / STOP (SET) | `device.tracker` (ranges inline, none: all mapped memory; the reply has the page size chosen) |
 // | DEVICE_FEATURE DMA_LOGGING_REPORT (GET) | `device.tracker.reportDirtyPages` (read-and-clear; bitmap inline at offset 24) |
 // | MIG_DATA_READ | `readData(max:_:)`: up to `size` bytes, in place (ServerMigrationData.swift) |
 // | MIG_DATA_WRITE | `writeData(count:_:)`: the data read from the socket into the stream (ServerMigrationData.swift) |
@@ -19,8 +19,9 @@ import VFIODeviceKit
 // Every feature request passes `DeviceFeatureCheck` (the kernel's `vfio_check_feature`)
 // first: a probe is answered with the request itself. Other features are ENOTTY.
 // DMA logging is offered for every model (all of a model's DMA goes through the kit's
-// `TrackingContext`); the spec's `num_ranges` 0 ("log everything") is refused with EINVAL,
-// as the kernel refuses it: the log needs bounded ranges.
+// `TrackingContext`). The spec's `num_ranges` 0 ("all writes should be logged") logs all
+// the memory the client has mapped, and what it maps while logging (`handleDMAMap` adds
+// each new mapping to the log before DMA can reach it); the kernel has no such form.
 extension VFIOUserServer {
     /// The reply of a GET: the header with `argsz` covering the data, then the data.
     private static func getReply(_ flags: DeviceFeatureFlags, _ data: [UInt8]) -> [UInt8] {
@@ -95,10 +96,14 @@ extension VFIOUserServer {
                 return payload
             default:
                 let control = try VFIOUserDMALoggingControl(decoding: data)
-                guard !control.ranges.isEmpty else {
-                    throw .invalidArgument(id.cName, "num_ranges 0 (log every write) is not supported: give the ranges to log")
+                let chosen: UInt64
+                if control.ranges.isEmpty {
+                    // The mappings cannot change meanwhile: DMA_MAP is served on this thread.
+                    let mapped = monitor.withLock { $0.session.mappings.map(\.range) }
+                    chosen = try device.tracker.startDMALoggingOfAllMappings(mapped, pageSize: control.pageSize)
+                } else {
+                    chosen = try device.tracker.startDMALogging(ranges: control.ranges, pageSize: control.pageSize)
                 }
-                let chosen = try device.tracker.startDMALogging(ranges: control.ranges, pageSize: control.pageSize)
                 var writer = ByteWriter()
                 DeviceFeatureHeader(argsz: header.argsz, flags: header.flags).encode(into: &writer)
                 VFIOUserDMALoggingControl(pageSize: chosen, ranges: control.ranges).encode(into: &writer)

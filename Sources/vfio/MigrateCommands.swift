@@ -4,11 +4,13 @@ import VFIO
 import VFIOMigration
 
 /// Progress on stderr: a bar redrawn in place when stderr is a terminal, else a line
-/// at most once a second and at each change of phase.
+/// at most once a second and at each change of phase or round; pre-copy lines say what
+/// is left and where that estimate comes from.
 final class ProgressPrinter {
     let isTerminal = isatty(2) == 1
     private var lastLine = ContinuousClock.now - .seconds(10)
     private var lastPhase: MigrationProgress.Phase?
+    private var lastRound = 0
     private var drew = false
 
     static func bytesText(_ bytes: UInt64) -> String {
@@ -23,9 +25,22 @@ final class ProgressPrinter {
 
     static func rateText(_ rate: Double) -> String { "\(round1(rate / 1e6)) MB/s" }
 
+    /// What is left and where the estimate comes from, e.g. `about 12 KiB left (MIG_DATA_SIZE)`.
+    static func estimateText(_ p: MigrationProgress) -> String? {
+        guard p.phase == .preCopy, let source = p.estimateSource else { return nil }
+        switch source {
+        case .reads:
+            let left = p.remainingEstimate.map { "about \(bytesText($0)) left" } ?? "left unknown until the first round ends"
+            return "\(left) (estimated from the reads: the source has no MIG_DATA_SIZE)"
+        case .precopyInfo, .dataSize:
+            return p.remainingEstimate.map { "about \(bytesText($0)) left (\(source.rawValue))" }
+        }
+    }
+
     func update(_ p: MigrationProgress) {
         let phase = p.round > 0 && p.phase == .preCopy ? "pre-copy round \(p.round)" : p.phase.rawValue
-        let amounts = "\(Self.bytesText(p.bytes)) at \(Self.rateText(p.rate))"
+        var amounts = "\(Self.bytesText(p.bytes)) at \(Self.rateText(p.rate))"
+        if let estimate = Self.estimateText(p) { amounts += ", \(estimate)" }
         if isTerminal {
             let total = p.bytes + (p.remainingEstimate ?? 0)
             let fraction = total == 0 ? 1 : Double(p.bytes) / Double(total)
@@ -36,9 +51,10 @@ final class ProgressPrinter {
             drew = true
         } else {
             let now = ContinuousClock.now
-            guard p.phase != lastPhase || now - lastLine >= .seconds(1) else { return }
+            guard p.phase != lastPhase || p.round != lastRound || now - lastLine >= .seconds(1) else { return }
             lastLine = now
             lastPhase = p.phase
+            lastRound = p.round
             printError("\(phase): \(amounts)")
         }
     }
@@ -62,7 +78,9 @@ struct MigrateCommand: ParsableCommand {
         discussion: """
             The destination goes to RESUMING; the source to PRE_COPY when it offers it, and its \
             pre-copy data is copied in rounds until the estimate of what is left is under \
-            --threshold (or --max-rounds); then the source stops (STOP_COPY), the rest is copied, \
+            --threshold (or --max-rounds): the device's (pre-copy info, or MIG_DATA_SIZE), or, \
+            from a device with neither (libvfio-user's servers), the bytes the last round \
+            read, which progress says; then the source stops (STOP_COPY), the rest is copied, \
             the destination loads it (STOP) and runs, and the source goes to STOP. Progress goes \
             to stderr. At the end: the bytes moved and the downtime, from the source leaving a \
             running state to the destination running. On a failure before the destination runs \
@@ -104,6 +122,9 @@ struct MigrateCommand: ParsableCommand {
             let rate = seconds > 0 ? Double(report.totalBytes) / seconds : 0
             print("migrated \(from) -> \(to): \(report.totalBytes) bytes (\(report.preCopyBytes) pre-copy in \(report.rounds) round(s), \(report.stopCopyBytes) stop-copy) in \(formatDuration(report.total)), \(ProgressPrinter.rateText(rate))")
             print("downtime: \(formatDuration(report.downtime))\(report.usedPreCopy ? "" : " (no PRE_COPY: the source stopped for the whole copy)")")
+            if report.estimateSource == .reads {
+                print("pre-copy estimate: from the reads (the source answered neither VFIO_MIG_GET_PRECOPY_INFO nor VFIO_DEVICE_FEATURE_MIG_DATA_SIZE)")
+            }
         } catch {
             printer.finish()
             printError("vfio migrate: \(error)")

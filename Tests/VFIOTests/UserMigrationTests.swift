@@ -147,7 +147,6 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
             raw(.migrationDeviceState, .set, [2, 0]),                               // short state
             raw(.migrationDeviceState, .set, [9, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),  // no such state
             raw(.dmaLoggingStart, .set, [0, 0x10, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]),  // 5 ranges, none sent
-            raw(.dmaLoggingStart, .set, [0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),  // num_ranges 0
             raw(.dmaLoggingReport, .get, argsz: 32, [0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0]),  // logging off / no room
             raw(.dmaLoggingReport, .get, argsz: 1 << 30, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0, 0, 0]),  // bitmap too large
             raw(.migrationDataSize, .get, argsz: 12, []),
