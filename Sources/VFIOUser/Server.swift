@@ -42,12 +42,11 @@ public final class VFIOUserServer: @unchecked Sendable {
         public var capabilities: VFIOUserCapabilities
         /// How long a message may take to arrive once it has begun: from the server's first
         /// wait for more of it to its last byte. A client that sends part of a message and
-        /// then stalls is dropped when this passes (a warning names it, the limit and the
-        /// timeout), and the next client is served. A client between messages is never
-        /// dropped, however long it idles (QEMU idles for minutes): the serving thread
-        /// wakes once per this period to look, and goes on waiting. `nil`: no limit (a
-        /// client that stops inside a message holds the server until it disconnects).
-        /// Default 10 s; positive, at most a day.
+        /// then stalls (or trickles it) is dropped when this passes (a warning names it,
+        /// the timeout and the limit), and the next client is served. A client between
+        /// messages is never dropped, however long it idles (QEMU idles for minutes).
+        /// `nil`: no limit (a client that stops inside a message holds the server until it
+        /// disconnects). Default 10 s; positive, at most a day.
         public var partialMessageTimeout: Duration?
         /// How long a message the server sends (a reply, a DMA request) may wait for the
         /// client to take any of it while the socket is full because the client does not
@@ -280,7 +279,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         logger.info("client connected", metadata: client)
         var reason = "the client closed the connection"
         // The thread blocks in recvmsg (the protocol's minimum of system calls): stop()
-        // shuts the socket down to end it. The timeouts are socket options, set once.
+        // shuts the socket down to end it. The send timeout is a socket option, set once.
         do throws(VFIOError) {
             try socket.setTimeouts(partialMessage: partialMessageLimit, send: sendLimit)
             while !stopRequested.load(ordering: .acquiring) {
@@ -381,23 +380,14 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
-    /// Reads and handles one message, or wakes after a partial-message period with none
-    /// begun (the client idles: nothing to do). Returns false at end of stream. With
+    /// Reads and handles one message. Returns false at end of stream. With
     /// `takingServingLock`, the serving lock is taken once the header has come (the top
     /// level of the serving loop; nested calls already hold it).
     @discardableResult
     func pumpOne(_ socket: VFIOUserSocket, takingServingLock: Bool = false) throws(VFIOError) -> Bool {
         let maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         let maxFDs = Int(configuration.capabilities.maxMessageFDs)
-        let header: VFIOUserHeader
-        do throws(VFIOError) {
-            guard let received = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
-            header = received
-        } catch {
-            guard error.errnoValue == EAGAIN else { throw error }
-            logger.trace("client idle")
-            return true
-        }
+        guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
         if takingServingLock { servingLock.lock() }
         defer { if takingServingLock { servingLock.unlock() } }
         if try serveRegionAccess(header, socket) { return true }

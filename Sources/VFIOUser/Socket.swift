@@ -234,9 +234,8 @@ public final class VFIOUserSocket: Sendable {
     /// - Parameters:
     ///   - maxPayload: payloads above this are read and dropped (`.rejected` with `E2BIG`).
     ///   - maxFDs: descriptors beyond this are closed and the message is `.rejected` (`EINVAL`).
-    /// - Throws: `ECONNRESET` when the stream ends inside a message; errno of `recvmsg`
-    ///   (`EAGAIN`: a receive timeout passed before a message began); `ETIMEDOUT` when the
-    ///   partial-message limit (`setTimeouts`) passed inside a message.
+    /// - Throws: `ECONNRESET` when the stream ends inside a message; `ETIMEDOUT` when the
+    ///   partial-message limit (`setTimeouts`) passed inside a message; errno of `recvmsg`.
     public func receive(maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
         guard let header = try receiveHeader(maxFDs: maxFDs) else { return .endOfStream }
         return try receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
@@ -250,24 +249,20 @@ public final class VFIOUserSocket: Sendable {
     ///   message header to copy in and out), for a reader that knows no descriptor may
     ///   come with any byte it reads: descriptors that come anyway are closed by the
     ///   kernel, never received.
-    /// - Throws: `ECONNRESET` when the stream ends inside the header; `EAGAIN` when the
-    ///   receive timeout (`SO_RCVTIMEO`) passed before any byte of a message came (nothing
-    ///   was read: call again); `ETIMEDOUT` when the partial-message limit (`setTimeouts`)
-    ///   passed inside the header; errno of `recvmsg`.
+    /// - Throws: `ECONNRESET` when the stream ends inside the header; `ETIMEDOUT` when the
+    ///   partial-message limit (`setTimeouts`) passed inside the header; errno of `recvmsg`.
     func receiveHeader(maxFDs: Int, plain: Bool = false) throws(VFIOError) -> VFIOUserHeader? {
         let fd = try descriptor.requireOpen("recvmsg")
         let box = inbox
         guard box.payloadLeft == 0 else {
             throw .errno("recvmsg (the previous message was not read to its end)", EPROTO)
         }
-        box.deadline.reset(fd)
+        box.deadline.reset()
         while box.count < VFIOUserHeader.size {
-            if box.count > 0 { try waitingInsideMessage(fd) }
-            let n = try box.fill(fd, maxFDs: maxFDs, plain: plain)
+            // Waiting for a message to begin blocks; inside one the wait is bounded.
+            let n = try box.fill(fd, maxFDs: maxFDs, plain: plain, dontWait: box.count > 0 && box.deadline.bounded)
             if n < 0 {
-                // The receive timeout: idle between messages, or a wait inside one (which
-                // `waitingInsideMessage` bounds).
-                if box.count == 0 { throw .errno("recvmsg (no message began within the receive timeout)", EAGAIN) }
+                try waitForMore(fd)
                 continue
             }
             if n == 0 {
@@ -420,15 +415,14 @@ public final class VFIOUserSocket: Sendable {
         return Int(size) <= box.count || size < UInt32(VFIOUserHeader.size)
     }
 
-    /// Before a read that waits for more of the current message: the partial-message
-    /// limit (`setTimeouts`).
+    /// Waits for more of the current message within the partial-message limit
+    /// (`setTimeouts`; `MessageDeadline.waitForMore`).
     /// - Throws: `ETIMEDOUT` when it has passed (the socket is then shut down).
-    @inline(__always)
-    private func waitingInsideMessage(_ fd: Int32) throws(VFIOError) {
+    private func waitForMore(_ fd: Int32) throws(VFIOError) {
         do throws(VFIOError) {
-            try inbox.deadline.beforeWaiting(fd)
+            try inbox.deadline.waitForMore(fd)
         } catch {
-            timedOut(.partialMessage)
+            if error.errnoValue == ETIMEDOUT { timedOut(.partialMessage) }
             throw error
         }
     }
@@ -439,29 +433,31 @@ public final class VFIOUserSocket: Sendable {
                            fds: inout [Int32], truncated: inout Bool) throws(VFIOError) -> Int {
         var done = 0
         var received = [Int32](repeating: -1, count: max(maxFDs, 1))
-        let bounded = inbox.deadline.limit > 0
+        // Inside a message: with a limit, reads do not block (`waitForMore` waits).
+        let bounded = inbox.deadline.bounded
+        let flags = bounded ? Int32(MSG_DONTWAIT) : 0
         while done < buffer.count {
-            do throws(VFIOError) {
-                try waitingInsideMessage(fd)
-            } catch {
-                for f in fds { closeDescriptor(f) }
-                fds = []
-                throw error
-            }
             var iov = iovec(iov_base: buffer.baseAddress! + done, iov_len: buffer.count - done)
             var count: Int32 = 0
             var cut: Int32 = 0
             let n = received.withUnsafeMutableBufferPointer { r in
-                cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(maxFDs), &count, &cut, 0)
+                cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(maxFDs), &count, &cut, flags)
             }
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                // The receive timeout inside a message: `waitingInsideMessage` decides.
-                if bounded && (code == EAGAIN || code == EWOULDBLOCK) { continue }
+                var failure = VFIOError.errno("recvmsg", code)
+                if bounded && (code == EAGAIN || code == EWOULDBLOCK) {
+                    do throws(VFIOError) {
+                        try waitForMore(fd)
+                        continue
+                    } catch {
+                        failure = error
+                    }
+                }
                 for f in fds { closeDescriptor(f) }
                 fds = []
-                throw .errno("recvmsg", code)
+                throw failure
             }
             for i in 0..<Int(count) {
                 if fds.count < maxFDs { fds.append(received[i]) } else { closeDescriptor(received[i]); truncated = true }
@@ -569,9 +565,9 @@ final class Inbox: @unchecked Sendable {
     }
 
     /// One `recvmsg` (with `plain`: `recv`, receiving no descriptors) into the free space;
-    /// returns the bytes read (0 at end of stream), or -1 when the receive timeout
-    /// (`SO_RCVTIMEO`) passed with nothing read.
-    func fill(_ fd: Int32, maxFDs: Int, plain: Bool = false) throws(VFIOError) -> Int {
+    /// returns the bytes read (0 at end of stream), or, with `dontWait` (`MSG_DONTWAIT`),
+    /// -1 when nothing was there to read.
+    func fill(_ fd: Int32, maxFDs: Int, plain: Bool = false, dontWait: Bool = false) throws(VFIOError) -> Int {
         if start > 0 {
             if count > 0 { memmove(storage, storage + start, count) }
             base += UInt64(start)
@@ -583,12 +579,13 @@ final class Inbox: @unchecked Sendable {
             var got: Int32 = 0
             var cut: Int32 = 0
             let limit = min(maxFDs, received.count)
-            let n = plain ? cvfio_recv(fd, iov.iov_base, iov.iov_len, 0)
-                          : cvfio_recvmsg_fds(fd, &iov, 1, received.baseAddress, Int32(limit), &got, &cut, 0)
+            let flags = dontWait ? Int32(MSG_DONTWAIT) : 0
+            let n = plain ? cvfio_recv(fd, iov.iov_base, iov.iov_len, flags)
+                          : cvfio_recvmsg_fds(fd, &iov, 1, received.baseAddress, Int32(limit), &got, &cut, flags)
             if n < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK { return -1 }
+                if dontWait && (code == EAGAIN || code == EWOULDBLOCK) { return -1 }
                 throw .errno("recvmsg", code)
             }
             end += n

@@ -20,54 +20,43 @@ enum SocketTimeout: UInt8, Sendable {
 }
 
 /// The partial-message limit as a socket's reader keeps it: how long a message may take
-/// from the reader's first wait for more of it to its last byte. Blocking reads wait at
-/// most `armed` (`SO_RCVTIMEO`, set once per connection and changed only while a slow
-/// message's time runs out); the clock is read only before a read inside a message that
-/// did not come whole, never on the one-read path of a small message.
+/// from the reader's first wait for more of it to its last byte. Reads inside a message
+/// are made with `MSG_DONTWAIT` (free when the bytes are there, as they nearly always
+/// are); only when they are not does the reader read the clock and `poll` for what is
+/// left of the limit. A wait for a message to begin is a plain blocking read with no
+/// timeout: an idle peer costs nothing and is never dropped, and the one-read path of a
+/// small message has no timer to arm.
 struct MessageDeadline {
-    /// The limit in nanoseconds; 0: none.
+    /// The limit in nanoseconds; 0: none (reads inside a message block).
     var limit: UInt64 = 0
-    /// The `SO_RCVTIMEO` in force, in nanoseconds (0: none).
-    var armed: UInt64 = 0
     /// When the reader first waited for more of the current message (monotonic
     /// nanoseconds); 0: not yet.
     var started: UInt64 = 0
 
-    /// A message boundary: the next wait is for a new message, which may take as long as
-    /// it likes to begin.
-    @inline(__always)
-    mutating func reset(_ fd: Int32) {
-        started = 0
-        if armed != limit { rearm(fd, limit) }
-    }
+    /// Whether reads inside a message are bounded (made with `MSG_DONTWAIT`).
+    @inline(__always) var bounded: Bool { limit > 0 }
 
-    /// Call before a read that waits for more of a message already begun.
-    /// - Throws: `ETIMEDOUT` once the message has taken `limit`.
-    mutating func beforeWaiting(_ fd: Int32) throws(VFIOError) {
-        guard limit > 0 else { return }
+    /// A message boundary: the next message's time starts at its own first wait.
+    @inline(__always) mutating func reset() { started = 0 }
+
+    /// Waits until `fd` is readable (after a `MSG_DONTWAIT` read inside a message found
+    /// nothing), at most for what is left of the limit. The caller then reads again.
+    /// - Throws: `ETIMEDOUT` once the message has taken `limit`; errno of `poll`.
+    mutating func waitForMore(_ fd: Int32) throws(VFIOError) {
         let now = monotonicNanoseconds()
-        if started == 0 {
-            started = now
-            return
-        }
+        if started == 0 { started = now }
         let elapsed = now &- started
         guard elapsed < limit else {
             throw .errno("recvmsg: a message began \(describeNanoseconds(elapsed)) ago and has not arrived whole "
                          + "(partial message timeout \(describeNanoseconds(limit)))", ETIMEDOUT)
         }
-        // A wait that could overshoot the limit by more than an eighth of it is shortened
-        // to what is left (at most eight times in one message).
-        let left = limit - elapsed
-        if armed > left &+ limit / 8 { rearm(fd, left) }
-    }
-
-    private mutating func rearm(_ fd: Int32, _ nanoseconds: UInt64) {
-        // A failure leaves the wait in force: the limit is then kept less closely.
-        if setSocketTimeout(fd, SO_RCVTIMEO, nanoseconds) == 0 { armed = nanoseconds }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(min((limit - elapsed + 999_999) / 1_000_000, UInt64(Int32.max)))
+        if poll(&p, 1, milliseconds) < 0 && errno != EINTR { throw .errno("poll", errno) }
     }
 }
 
-/// Sets `SO_RCVTIMEO` or `SO_SNDTIMEO` (0: wait as long as it takes; anything else is at
+/// Sets `SO_SNDTIMEO` or `SO_RCVTIMEO` (0: wait as long as it takes; anything else is at
 /// least 1 µs, the option's unit). Returns `setsockopt`'s result (errno set on -1).
 func setSocketTimeout(_ fd: Int32, _ option: Int32, _ nanoseconds: UInt64) -> Int32 {
     let micro = nanoseconds == 0 ? 0 : max((nanoseconds + 999) / 1000, 1)
@@ -91,22 +80,20 @@ func timeoutNanoseconds(_ duration: Duration) -> UInt64? {
 }
 
 extension VFIOUserSocket {
-    /// Bounds what the peer can make this socket wait for, with `SO_RCVTIMEO` and
-    /// `SO_SNDTIMEO` (set here once: no system call is added to a message):
+    /// Bounds what the peer can make this socket wait for (no system call is added to a
+    /// message):
     /// - `partialMessage` (nanoseconds, 0: none): a message whose first bytes came must
-    ///   arrive whole within it, or the read throws `ETIMEDOUT`. A reader waiting for a
-    ///   message to begin wakes once per period and `receiveHeader` throws `EAGAIN`
-    ///   (nothing was read: call it again).
-    /// - `send` (nanoseconds, 0: none): a blocking send throws `ETIMEDOUT` when the peer
-    ///   takes none of the message for that long.
+    ///   arrive whole within it (from the reader's first wait for more), or the read
+    ///   throws `ETIMEDOUT`. Waiting for a message to begin is not bounded.
+    /// - `send` (nanoseconds, 0: none; `SO_SNDTIMEO`): a blocking send throws `ETIMEDOUT`
+    ///   when the peer takes none of the message for that long.
     /// After either fires, the socket is shut down (the stream is out of step) and
     /// `timeoutFired` says which. Call before the socket is read or written.
     /// - Throws: errno of `setsockopt` (`ENOTSOCK` for a descriptor that is no socket).
     func setTimeouts(partialMessage: UInt64, send: UInt64) throws(VFIOError) {
         let fd = try descriptor.requireOpen("setsockopt")
-        if setSocketTimeout(fd, SO_RCVTIMEO, partialMessage) != 0 { throw .errno("setsockopt(SO_RCVTIMEO)", errno) }
         if setSocketTimeout(fd, SO_SNDTIMEO, send) != 0 { throw .errno("setsockopt(SO_SNDTIMEO)", errno) }
-        inbox.deadline = MessageDeadline(limit: partialMessage, armed: partialMessage)
+        inbox.deadline = MessageDeadline(limit: partialMessage)
         sendLimit.store(send, ordering: .relaxed)
     }
 

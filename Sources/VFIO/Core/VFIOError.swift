@@ -100,6 +100,7 @@ public struct VFIOError: Error, Sendable, Equatable, CustomStringConvertible {
         case EOVERFLOW: return "EOVERFLOW"
         case ECONNRESET: return "ECONNRESET"
         case EPIPE: return "EPIPE"
+        case ETIMEDOUT: return "ETIMEDOUT"
         default: return "errno \(code)"
         }
     }
