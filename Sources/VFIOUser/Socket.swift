@@ -385,7 +385,10 @@ public final class VFIOUserSocket: Sendable {
             return .rejected(header, .errno("\(VFIOCommandName(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
         }
         var failure: VFIOError?
-        let payload = [UInt8](unsafeUninitializedCapacity: payloadSize) { raw, initialized in
+        // No payload: `[]`. (`Array(unsafeUninitializedCapacity: 0)` stores the count into
+        // the shared empty-array storage, a write ThreadSanitizer reports as a race
+        // between any two threads receiving or sending empty payloads.)
+        let payload = payloadSize == 0 ? [] : [UInt8](unsafeUninitializedCapacity: payloadSize) { raw, initialized in
             do throws(VFIOError) {
                 try receivePayload(into: UnsafeMutableRawBufferPointer(raw), maxFDs: maxFDs)
             } catch {
