@@ -122,7 +122,7 @@ extension VFIOUserClient {
     /// - Throws: `.invalidArgument` past `max_data_xfer_size`; `.malformed` when the reply's
     ///   `size` is larger than asked for or than the data it carries; the server's errno.
     public func migrationDataRead(into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) -> Int {
-        let name = VFIOUserCommand.migDataRead.cName
+        let name = "VFIO_USER_MIG_DATA_READ"
         guard buffer.count <= transferChunk, buffer.count <= Int(UInt32.max) - VFIOUserMigData.fixedSize else {
             throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
         }
@@ -159,7 +159,7 @@ extension VFIOUserClient {
     /// allows it, and libvfio-user refuses a smaller one with EINVAL).
     /// - Throws: `.invalidArgument` past `max_data_xfer_size`; the server's errno.
     public func migrationDataWrite(from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let name = VFIOUserCommand.migDataWrite.cName
+        let name = "VFIO_USER_MIG_DATA_WRITE"
         guard buffer.count <= transferChunk, buffer.count <= Int(UInt32.max) - VFIOUserMigData.fixedSize else {
             throw .invalidArgument(name, "\(buffer.count) bytes exceed max_data_xfer_size \(transferChunk)")
         }
