@@ -36,20 +36,57 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// costs a thread hop, and while requests keep coming the receive thread wakes
         /// about once per delay to look. Default 5 ms.
         public var idleReadDelay: Duration
+        /// How long a request waits for its reply. When it passes, the caller gets
+        /// `ETIMEDOUT` naming the request and the connection is failed: every other caller,
+        /// and every later call, gets that error too (a late reply could not be told from
+        /// the reply to a later request). A reply left half-sent counts as no reply; the
+        /// same bound holds for a socket the server leaves full while this client has a
+        /// request or a DMA reply to send. Default 5 s, QEMU's `x-msg-timeout`: servers
+        /// written for QEMU answer within it. Not scaled by size: one message carries at
+        /// most `max_data_xfer_size` (1 MiB by default), milliseconds of copying. At least
+        /// 1 ms, at most 24 h.
+        public var replyTimeout: Duration
+        /// The reply timeout of requests whose server work may rightly take long:
+        /// `VFIO_USER_DEVICE_RESET` (the specification warns that a reset may take
+        /// arbitrarily long), `VFIO_USER_DEVICE_FEATURE` (migration state moves, which may
+        /// save or load the whole device state, and dirty-page reports) and
+        /// `VFIO_USER_MIG_DATA_READ` / `WRITE`. Default 60 s.
+        public var slowReplyTimeout: Duration
+        /// The most memory the server's commands (`VFIO_USER_DMA_READ` / `DMA_WRITE`) may hold
+        /// while they wait for this client's DMA thread, each counted as its payload plus
+        /// 256 bytes. At the limit the client stops reading the socket until the DMA thread
+        /// has answered some (a server that sends commands without reading the replies is
+        /// stopped by its own full socket; callers waiting meanwhile get the reply timeout).
+        /// The command that reaches the limit is kept, so what is held stays below the limit
+        /// plus one message (`max_data_xfer_size` + 4 KiB at most). Default 16 MiB.
+        public var maxQueuedServerCommandBytes: Int
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(maxMessageFDs: 16, maxDataTransferSize: 1 << 20),
                     major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor,
-                    idleReadDelay: Duration = .milliseconds(5)) {
+                    idleReadDelay: Duration = .milliseconds(5),
+                    replyTimeout: Duration = .seconds(5), slowReplyTimeout: Duration = .seconds(60),
+                    maxQueuedServerCommandBytes: Int = 16 << 20) {
             self.capabilities = capabilities
             self.major = major
             self.minor = minor
             self.idleReadDelay = idleReadDelay
+            self.replyTimeout = replyTimeout
+            self.slowReplyTimeout = slowReplyTimeout
+            self.maxQueuedServerCommandBytes = maxQueuedServerCommandBytes
         }
 
-        var idleReadDelayNanoseconds: UInt64 {
-            let (seconds, attoseconds) = idleReadDelay.components
+        var idleReadDelayNanoseconds: UInt64 { Self.nanoseconds(idleReadDelay, atMost: 3600 * 1_000_000_000) }
+        var replyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(replyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+        var slowReplyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(slowReplyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+
+        private static let longestTimeout: UInt64 = 24 * 3600 * 1_000_000_000
+
+        /// `duration` in nanoseconds, 0 when negative, at most `limit`.
+        private static func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
+            let (seconds, attoseconds) = duration.components
             guard seconds >= 0, attoseconds >= 0 else { return 0 }
-            return UInt64(min(seconds, 3600)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+            guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
+            return min(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), limit)
         }
     }
 
@@ -486,6 +523,10 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     /// Server-initiated DMA messages this client served (for tests and statistics).
     public var servedDMAMessages: Int { core.servedDMAMessages }
+
+    /// The most memory the server's commands held at once while waiting for the DMA thread
+    /// (as `Configuration.maxQueuedServerCommandBytes` counts it).
+    var peakQueuedServerCommandBytes: Int { core.peakQueuedServerCommandBytes }
 }
 
 /// Memory this client mapped for DMA, kept for serving the server's DMA messages.

@@ -100,6 +100,8 @@ public struct VFIOError: Error, Sendable, Equatable, CustomStringConvertible {
         case EOVERFLOW: return "EOVERFLOW"
         case ECONNRESET: return "ECONNRESET"
         case EPIPE: return "EPIPE"
+        case ETIMEDOUT: return "ETIMEDOUT"
+        case EPROTO: return "EPROTO"
         default: return "errno \(code)"
         }
     }
