@@ -154,9 +154,26 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     // MARK: VFIODevice
 
+    /// The most region indexes and IRQ indexes a server's device info may state: a PCI
+    /// device has 9 regions and 5 IRQ indexes, plus a few device-specific ones; 64 leaves
+    /// room for any real device while a caller that asks about each index (as `vfio info`
+    /// does) makes a bounded number of requests.
+    public static let maxRegions: UInt32 = 64
+    public static let maxIRQIndexes: UInt32 = 64
+
+    /// `VFIO_USER_DEVICE_GET_INFO`.
+    /// - Throws: `.malformed` when the server states more than `maxRegions` regions or
+    ///   `maxIRQIndexes` IRQ indexes; the server's errno.
     public func deviceInfo() throws(VFIOError) -> DeviceInfo {
         let reply = try core.request(.deviceGetInfo, payload: VFIOUserDeviceInfo.request.encoded)
-        return try VFIOUserDeviceInfo(decoding: reply.payload).deviceInfo
+        let info = try VFIOUserDeviceInfo(decoding: reply.payload).deviceInfo
+        guard info.numRegions <= Self.maxRegions else {
+            throw .malformed("VFIO_USER_DEVICE_GET_INFO", "num_regions \(info.numRegions) is above the \(Self.maxRegions) this client accepts")
+        }
+        guard info.numIRQs <= Self.maxIRQIndexes else {
+            throw .malformed("VFIO_USER_DEVICE_GET_INFO", "num_irqs \(info.numIRQs) is above the \(Self.maxIRQIndexes) this client accepts")
+        }
+        return info
     }
 
     public func regionInfo(_ index: UInt32) throws(VFIOError) -> RegionInfo {
@@ -165,17 +182,31 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         return info
     }
 
-    /// The region info and the descriptor the server sent with it (for mmap), asking again
-    /// with a larger `argsz` when the capability chain did not fit.
+    /// The region info and the descriptor the server sent with it (for mmap), asking once
+    /// more with the `argsz` the reply states when the capability chain did not fit.
+    /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
+    ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionInfoWithDescriptor(_ index: UInt32) throws(VFIOError) -> (RegionInfo, OwnedDescriptor?) {
+        let name = "VFIO_USER_DEVICE_GET_REGION_INFO"
         var capacity = 256
+        var asked = 0
         while true {
-            let reply = try core.request(.deviceGetRegionInfo, payload: RegionInfo.query(index: index, capacity: capacity).prefix(RegionInfo.fixedSize).map { $0 })
+            // The request is the fixed part alone; its argsz states the room for the reply.
+            var query = RegionInfo.query(index: index, capacity: RegionInfo.fixedSize)
+            withUnsafeBytes(of: UInt32(capacity).littleEndian) { for i in 0..<4 { query[i] = $0[i] } }
+            let reply = try core.request(.deviceGetRegionInfo, payload: query)
+            asked += 1
             let fds = reply.takeDescriptors()
             var owned = fds.map { OwnedDescriptor($0) }
-            let needed = try ByteReader(reply.payload, context: RegionInfo.cName).peekU32(at: 0)
-            if Int(needed) > capacity && capacity < 65536 && reply.payload.count < Int(needed) {
-                capacity = Int(needed)
+            let needed = Int(try ByteReader(reply.payload, context: RegionInfo.cName).peekU32(at: 0))
+            if needed > capacity && reply.payload.count < needed {
+                guard asked == 1 else {
+                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
+                }
+                guard needed <= ArgszRetry.maximumSize else {
+                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
+                }
+                capacity = needed
                 continue
             }
             let info = try RegionInfo(decoding: reply.payload)
@@ -312,16 +343,29 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     /// `VFIO_USER_DEVICE_GET_REGION_IO_FDS` for region `index`: the sub-regions and the
-    /// descriptors they index (owned by the caller).
+    /// descriptors they index (owned by the caller). Asks once more with the `argsz` the
+    /// reply states when the sub-regions did not fit.
+    /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
+    ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionIOFDs(_ index: UInt32) throws(VFIOError) -> (VFIOUserRegionIOFDs, [OwnedDescriptor]) {
+        let name = "VFIO_USER_DEVICE_GET_REGION_IO_FDS"
         var capacity = 16 + 40 * 8
+        var asked = 0
         while true {
             let request = VFIOUserRegionIOFDs(argsz: UInt32(capacity), index: index)
             let reply = try core.request(.deviceGetRegionIOFDs, payload: request.encoded)
+            asked += 1
             let fds = reply.takeDescriptors().map { OwnedDescriptor($0) }
             let answer = try VFIOUserRegionIOFDs(decoding: reply.payload)
-            if Int(answer.argsz) > capacity, answer.subRegions.count < Int(answer.count), capacity < 1 << 20 {
-                capacity = Int(answer.argsz)
+            let needed = Int(answer.argsz)
+            if needed > capacity, answer.subRegions.count < Int(answer.count) {
+                guard asked == 1 else {
+                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
+                }
+                guard needed <= ArgszRetry.maximumSize else {
+                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
+                }
+                capacity = needed
                 continue
             }
             for sub in answer.subRegions where Int(sub.fdIndex) >= fds.count {
