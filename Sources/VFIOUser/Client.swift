@@ -36,20 +36,57 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         /// costs a thread hop, and while requests keep coming the receive thread wakes
         /// about once per delay to look. Default 5 ms.
         public var idleReadDelay: Duration
+        /// How long a request waits for its reply. When it passes, the caller gets
+        /// `ETIMEDOUT` naming the request and the connection is failed: every other caller,
+        /// and every later call, gets that error too (a late reply could not be told from
+        /// the reply to a later request). A reply left half-sent counts as no reply; the
+        /// same bound holds for a socket the server leaves full while this client has a
+        /// request or a DMA reply to send. Default 5 s, QEMU's `x-msg-timeout`: servers
+        /// written for QEMU answer within it. Not scaled by size: one message carries at
+        /// most `max_data_xfer_size` (1 MiB by default), milliseconds of copying. At least
+        /// 1 ms, at most 24 h.
+        public var replyTimeout: Duration
+        /// The reply timeout of requests whose server work may rightly take long:
+        /// `VFIO_USER_DEVICE_RESET` (the specification warns that a reset may take
+        /// arbitrarily long), `VFIO_USER_DEVICE_FEATURE` (migration state moves, which may
+        /// save or load the whole device state, and dirty-page reports) and
+        /// `VFIO_USER_MIG_DATA_READ` / `WRITE`. Default 60 s.
+        public var slowReplyTimeout: Duration
+        /// The most memory the server's commands (`VFIO_USER_DMA_READ` / `DMA_WRITE`) may hold
+        /// while they wait for this client's DMA thread, each counted as its payload plus
+        /// 256 bytes. At the limit the client stops reading the socket until the DMA thread
+        /// has answered some (a server that sends commands without reading the replies is
+        /// stopped by its own full socket; callers waiting meanwhile get the reply timeout).
+        /// The command that reaches the limit is kept, so what is held stays below the limit
+        /// plus one message (`max_data_xfer_size` + 4 KiB at most). Default 16 MiB.
+        public var maxQueuedServerCommandBytes: Int
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(maxMessageFDs: 16, maxDataTransferSize: 1 << 20),
                     major: UInt16 = VFIOUserVersion.major, minor: UInt16 = VFIOUserVersion.minor,
-                    idleReadDelay: Duration = .milliseconds(5)) {
+                    idleReadDelay: Duration = .milliseconds(5),
+                    replyTimeout: Duration = .seconds(5), slowReplyTimeout: Duration = .seconds(60),
+                    maxQueuedServerCommandBytes: Int = 16 << 20) {
             self.capabilities = capabilities
             self.major = major
             self.minor = minor
             self.idleReadDelay = idleReadDelay
+            self.replyTimeout = replyTimeout
+            self.slowReplyTimeout = slowReplyTimeout
+            self.maxQueuedServerCommandBytes = maxQueuedServerCommandBytes
         }
 
-        var idleReadDelayNanoseconds: UInt64 {
-            let (seconds, attoseconds) = idleReadDelay.components
+        var idleReadDelayNanoseconds: UInt64 { Self.nanoseconds(idleReadDelay, atMost: 3600 * 1_000_000_000) }
+        var replyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(replyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+        var slowReplyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(slowReplyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+
+        private static let longestTimeout: UInt64 = 24 * 3600 * 1_000_000_000
+
+        /// `duration` in nanoseconds, 0 when negative, at most `limit`.
+        private static func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
+            let (seconds, attoseconds) = duration.components
             guard seconds >= 0, attoseconds >= 0 else { return 0 }
-            return UInt64(min(seconds, 3600)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+            guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
+            return min(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), limit)
         }
     }
 
@@ -117,9 +154,26 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     // MARK: VFIODevice
 
+    /// The most region indexes and IRQ indexes a server's device info may state: a PCI
+    /// device has 9 regions and 5 IRQ indexes, plus a few device-specific ones; 64 leaves
+    /// room for any real device while a caller that asks about each index (as `vfio info`
+    /// does) makes a bounded number of requests.
+    public static let maxRegions: UInt32 = 64
+    public static let maxIRQIndexes: UInt32 = 64
+
+    /// `VFIO_USER_DEVICE_GET_INFO`.
+    /// - Throws: `.malformed` when the server states more than `maxRegions` regions or
+    ///   `maxIRQIndexes` IRQ indexes; the server's errno.
     public func deviceInfo() throws(VFIOError) -> DeviceInfo {
         let reply = try core.request(.deviceGetInfo, payload: VFIOUserDeviceInfo.request.encoded)
-        return try VFIOUserDeviceInfo(decoding: reply.payload).deviceInfo
+        let info = try VFIOUserDeviceInfo(decoding: reply.payload).deviceInfo
+        guard info.numRegions <= Self.maxRegions else {
+            throw .malformed("VFIO_USER_DEVICE_GET_INFO", "num_regions \(info.numRegions) is above the \(Self.maxRegions) this client accepts")
+        }
+        guard info.numIRQs <= Self.maxIRQIndexes else {
+            throw .malformed("VFIO_USER_DEVICE_GET_INFO", "num_irqs \(info.numIRQs) is above the \(Self.maxIRQIndexes) this client accepts")
+        }
+        return info
     }
 
     public func regionInfo(_ index: UInt32) throws(VFIOError) -> RegionInfo {
@@ -128,17 +182,31 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         return info
     }
 
-    /// The region info and the descriptor the server sent with it (for mmap), asking again
-    /// with a larger `argsz` when the capability chain did not fit.
+    /// The region info and the descriptor the server sent with it (for mmap), asking once
+    /// more with the `argsz` the reply states when the capability chain did not fit.
+    /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
+    ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionInfoWithDescriptor(_ index: UInt32) throws(VFIOError) -> (RegionInfo, OwnedDescriptor?) {
+        let name = "VFIO_USER_DEVICE_GET_REGION_INFO"
         var capacity = 256
+        var asked = 0
         while true {
-            let reply = try core.request(.deviceGetRegionInfo, payload: RegionInfo.query(index: index, capacity: capacity).prefix(RegionInfo.fixedSize).map { $0 })
+            // The request is the fixed part alone; its argsz states the room for the reply.
+            var query = RegionInfo.query(index: index, capacity: RegionInfo.fixedSize)
+            withUnsafeBytes(of: UInt32(capacity).littleEndian) { for i in 0..<4 { query[i] = $0[i] } }
+            let reply = try core.request(.deviceGetRegionInfo, payload: query)
+            asked += 1
             let fds = reply.takeDescriptors()
             var owned = fds.map { OwnedDescriptor($0) }
-            let needed = try ByteReader(reply.payload, context: RegionInfo.cName).peekU32(at: 0)
-            if Int(needed) > capacity && capacity < 65536 && reply.payload.count < Int(needed) {
-                capacity = Int(needed)
+            let needed = Int(try ByteReader(reply.payload, context: RegionInfo.cName).peekU32(at: 0))
+            if needed > capacity && reply.payload.count < needed {
+                guard asked == 1 else {
+                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
+                }
+                guard needed <= ArgszRetry.maximumSize else {
+                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
+                }
+                capacity = needed
                 continue
             }
             let info = try RegionInfo(decoding: reply.payload)
@@ -275,16 +343,29 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     }
 
     /// `VFIO_USER_DEVICE_GET_REGION_IO_FDS` for region `index`: the sub-regions and the
-    /// descriptors they index (owned by the caller).
+    /// descriptors they index (owned by the caller). Asks once more with the `argsz` the
+    /// reply states when the sub-regions did not fit.
+    /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
+    ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionIOFDs(_ index: UInt32) throws(VFIOError) -> (VFIOUserRegionIOFDs, [OwnedDescriptor]) {
+        let name = "VFIO_USER_DEVICE_GET_REGION_IO_FDS"
         var capacity = 16 + 40 * 8
+        var asked = 0
         while true {
             let request = VFIOUserRegionIOFDs(argsz: UInt32(capacity), index: index)
             let reply = try core.request(.deviceGetRegionIOFDs, payload: request.encoded)
+            asked += 1
             let fds = reply.takeDescriptors().map { OwnedDescriptor($0) }
             let answer = try VFIOUserRegionIOFDs(decoding: reply.payload)
-            if Int(answer.argsz) > capacity, answer.subRegions.count < Int(answer.count), capacity < 1 << 20 {
-                capacity = Int(answer.argsz)
+            let needed = Int(answer.argsz)
+            if needed > capacity, answer.subRegions.count < Int(answer.count) {
+                guard asked == 1 else {
+                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
+                }
+                guard needed <= ArgszRetry.maximumSize else {
+                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
+                }
+                capacity = needed
                 continue
             }
             for sub in answer.subRegions where Int(sub.fdIndex) >= fds.count {
@@ -426,6 +507,10 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     /// Server-initiated DMA messages this client served (for tests and statistics).
     public var servedDMAMessages: Int { core.servedDMAMessages }
+
+    /// The most memory the server's commands held at once while waiting for the DMA thread
+    /// (as `Configuration.maxQueuedServerCommandBytes` counts it).
+    var peakQueuedServerCommandBytes: Int { core.peakQueuedServerCommandBytes }
 }
 
 /// Memory this client mapped for DMA, kept for serving the server's DMA messages.

@@ -61,6 +61,8 @@ final class ReplyWaiter: @unchecked Sendable {
         var reply: VFIOUserMessage?
         /// The reading token was handed to this caller by the thread that held it.
         var handedToken = false
+        /// When the caller stops waiting (see `ClientCore`, "A hostile server").
+        var deadline: ClientDeadline?
     }
 
     let condition = Condition()
@@ -74,6 +76,7 @@ final class ReplyWaiter: @unchecked Sendable {
         set { fields.pointee.reply = newValue }
     }
     var handedToken: Bool { get { fields.pointee.handedToken } set { fields.pointee.handedToken = newValue } }
+    var deadline: ClientDeadline? { get { fields.pointee.deadline } set { fields.pointee.deadline = newValue } }
 
 }
 
@@ -103,6 +106,21 @@ final class ReplyWaiter: @unchecked Sendable {
 /// `DirectReply` may carry descriptors (region info, I/O fds, raw requests), so such a
 /// request is not sent while a plain reader holds the token: no byte of its reply can
 /// reach a plain read. Server commands (DMA_READ / DMA_WRITE) carry none.
+///
+/// A hostile server: every request has a deadline (`ClientDeadline`, from the reply
+/// timeouts of the configuration), taken with the clock under the lock the request takes
+/// anyway. A caller that does not read waits on its condition until its deadline; a
+/// sender polls for room until its deadline; a reader that meets other messages looks at
+/// the clock after each. A caller blocked reading costs nothing more (no receive timeout
+/// on the socket, whose timer would cost every blocking read): the receive thread, which
+/// wakes once per `idleReadDelay` while a request is out, or at the first deadline, is the
+/// watchdog (when it reads itself, every caller waits on its condition). When a deadline
+/// passes, a reply comes for no request awaiting it, or the socket fails, the connection
+/// fails: the first error is kept and thrown to every caller, and the socket is shut down
+/// so that every thread blocked on it returns. Server commands wait for the DMA thread in
+/// a queue of bounded memory (`maxQueuedServerCommandBytes`): a reader that fills it waits
+/// for room (a caller until its deadline), and senders waiting for room do not read while
+/// it is full; the DMA thread's replies have deadlines too, so it never blocks for good.
 final class ClientCore: @unchecked Sendable {
     struct State {
         var nextID: UInt16 = 1
@@ -123,6 +141,8 @@ final class ClientCore: @unchecked Sendable {
         var activity: UInt64 = 0
         /// The id of a request whose caller took the token before sending (no waiter).
         var soloID: UInt16?
+        /// The solo request's deadline (the receive thread watches it).
+        var soloDeadline: ClientDeadline?
         /// The solo caller reads with `recv` (see "Plain reads" above): requests whose
         /// replies may carry descriptors wait on `plainReadEnded` before they are sent.
         var plainReading = false
@@ -143,22 +163,26 @@ final class ClientCore: @unchecked Sendable {
     /// be under way.
     private let plainReadEnded = Condition()
     /// Server-initiated commands waiting for the DMA thread (a monitor of their own, so
-    /// that the DMA thread is not woken by replies).
-    let dmaQueue = Monitor(DMAQueue())
+    /// that the DMA thread is not woken by replies). Lock order: `monitor`, then this.
+    let dmaQueue = Monitor(ServerCommandQueue())
+    /// A reader that filled `dmaQueue` waits on this (with `dmaQueue`'s lock) for room.
+    let queueRoom = Condition()
     /// The memory mapped with `mapDMA`, sorted by IOVA. Held while the DMA thread copies
     /// or sends from it, so an unmap waits for a transfer in progress (the memory stays
     /// valid until the transfer is over).
     let dmaTable = Monitor([ClientDMAMapping]())
-    struct DMAQueue {
-        var messages: [VFIOUserMessage] = []
-        var closed = false
-    }
     private var thread: WorkerThread?
     /// Serves the server's DMA_READ / DMA_WRITE, so that no reader ever waits to send (it
     /// must keep reading replies, or a large reply and a large request in flight at once
     /// could block both peers).
     private var dmaThread: WorkerThread?
     private let idleDelay: UInt64
+    /// Nanoseconds a request waits for its reply (`replyTimeout`), and requests of the
+    /// commands `slowReplyTimeout` names.
+    let replyTimeout: UInt64
+    private let slowReplyTimeout: UInt64
+    /// `maxQueuedServerCommandBytes`.
+    let maxQueuedBytes: Int
     /// Replies the token holder has read for other callers, not handed over yet (token
     /// holder only).
     private let undeliveredCell = UncheckedCell([VFIOUserMessage]())
@@ -171,8 +195,11 @@ final class ClientCore: @unchecked Sendable {
         self.socket = socket
         self.configuration = configuration
         idleDelay = configuration.idleReadDelayNanoseconds
+        replyTimeout = configuration.replyTimeoutNanoseconds
+        slowReplyTimeout = configuration.slowReplyTimeoutNanoseconds
         maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
         maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        maxQueuedBytes = max(configuration.maxQueuedServerCommandBytes, 1)
     }
 
     func start() {
@@ -184,6 +211,10 @@ final class ClientCore: @unchecked Sendable {
 
     var servedDMAMessages: Int { monitor.withLock { $0.served } }
 
+    /// The most memory server commands held while waiting for the DMA thread (as
+    /// `maxQueuedServerCommandBytes` counts it).
+    var peakQueuedServerCommandBytes: Int { dmaQueue.withLock { $0.peakBytes } }
+
     var knownMigrationState: MigrationState? {
         get { monitor.withLock { $0.knownMigrationState } }
         set { monitor.withLock { $0.knownMigrationState = newValue } }
@@ -191,7 +222,6 @@ final class ClientCore: @unchecked Sendable {
 
     func close() {
         fail(.errno("vfio-user connection", ECONNRESET))
-        socket.shutdown()
         if let thread, !thread.isCurrent { thread.join() }
         if let dmaThread, !dmaThread.isCurrent { dmaThread.join() }
         socket.close()
@@ -205,15 +235,38 @@ final class ClientCore: @unchecked Sendable {
         }
     }
 
-    /// Records the first failure and wakes every thread that waits.
-    func fail(_ error: VFIOError) {
+    /// Fails the connection with `error` unless it failed already; returns the failure
+    /// kept (the first), which is what callers are told.
+    @discardableResult
+    func fail(_ error: VFIOError) -> VFIOError {
         monitor.withLock { state in
-            if state.failure == nil { state.failure = error }
-            for waiter in state.waiters { waiter.condition.signal() }
-            receiveCondition.signal()
-            plainReadEnded.broadcast()
+            recordFailure(&state, error)
+            return state.failure!
         }
-        dmaQueue.update { $0.closed = true }
+    }
+
+    /// Records the first failure (lock held): wakes every thread that waits, closes the
+    /// DMA queue, and shuts the socket down so that every thread blocked on it returns
+    /// (the descriptor stays open until `close`).
+    private func recordFailure(_ state: inout State, _ error: VFIOError) {
+        guard state.failure == nil else { return }
+        state.failure = error
+        for waiter in state.waiters { waiter.condition.signal() }
+        receiveCondition.signal()
+        plainReadEnded.broadcast()
+        socket.shutdown()
+        dmaQueue.update { queue in
+            queue.closed = true
+            queueRoom.broadcast()
+        }
+    }
+
+    /// The reply timeout of `command` (see `Configuration.slowReplyTimeout`).
+    private func timeout(for command: UInt16) -> UInt64 {
+        switch VFIOUserCommand(rawValue: command) {
+        case .deviceReset?, .deviceFeature?, .migDataRead?, .migDataWrite?: return slowReplyTimeout
+        default: return replyTimeout
+        }
     }
 
     // MARK: Requests
@@ -221,24 +274,28 @@ final class ClientCore: @unchecked Sendable {
     /// Sends a command whose payload is `first` followed by `second` and returns its reply
     /// (the ERROR flag is not turned into an error: see `request`). With `direct`, a reply
     /// of the expected size lands in the caller's buffers.
+    /// - Throws: the connection's failure: `ETIMEDOUT` naming the request when its reply
+    ///   did not come within its timeout (the connection fails then).
     func exchange(_ command: UInt16, _ first: UnsafeRawBufferPointer,
                   _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                   fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> ExchangeReply {
         // Alone (nobody reads, nobody waits): take the token at once and read the reply
         // without registering a waiter.
-        let soloID = try monitor.withLock { (state: inout State) throws(VFIOError) -> UInt16? in
+        let solo = try monitor.withLock { (state: inout State) throws(VFIOError) -> ClientDeadline? in
             if let failure = state.failure { throw failure }
             guard !state.reading, state.waiters.isEmpty else { return nil }
             let id = state.nextID
             state.nextID = id &+ 1
             state.reading = true
             state.soloID = id
+            let deadline = ClientDeadline(command: command, id: id, timeout: timeout(for: command))
+            state.soloDeadline = deadline
             state.plainReading = direct != nil
             state.activity &+= 1
-            return id
+            return deadline
         }
-        if let soloID {
-            return try soloExchange(soloID, command, first, second, fds: fds, flags: flags, direct: direct)
+        if let solo {
+            return try soloExchange(solo.id, command, first, second, fds: fds, flags: flags, direct: direct, deadline: solo)
         }
         let waiter = try monitor.wait(on: plainReadEnded) { (state: inout State) throws(VFIOError) -> ReplyWaiter? in
             if let failure = state.failure { throw failure }
@@ -247,20 +304,21 @@ final class ClientCore: @unchecked Sendable {
                 return nil
             }
             state.activity &+= 1
-            return registerWaiter(&state)
+            return registerWaiter(&state, command: command)
         }!
+        let deadline = waiter.deadline!
         do {
-            try sendRequest(waiter.id, command, first, second, fds: fds, flags: flags, holdingToken: false)
+            try sendRequest(waiter.id, command, first, second, fds: fds, flags: flags, holdingToken: false, deadline: deadline)
         } catch {
             monitor.withLock { state in retire(waiter, &state) }
             throw error
         }
-        return try awaitReply(waiter, direct: direct)
+        return try awaitReply(waiter, direct: direct, deadline: deadline)
     }
 
-    /// A waiter for a new request (lock held): a free id (not the solo request's, nor a
-    /// waiting one's), in the list of waiters.
-    private func registerWaiter(_ state: inout State) -> ReplyWaiter {
+    /// A waiter for a new `command` request (lock held): a free id (not the solo
+    /// request's, nor a waiting one's), in the list of waiters, with its deadline.
+    private func registerWaiter(_ state: inout State, command: UInt16) -> ReplyWaiter {
         var id = state.nextID
         while id == state.soloID || state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
         state.nextID = id &+ 1
@@ -269,96 +327,111 @@ final class ClientCore: @unchecked Sendable {
         waiter.awaiting = false
         waiter.reply = nil
         waiter.handedToken = false
+        waiter.deadline = ClientDeadline(command: command, id: id, timeout: timeout(for: command))
         state.waiters.append(waiter)
         return waiter
     }
 
-    /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:)` does; see
-    /// `failingClosedConnection`).
+    /// Sends request `id` (waiting for room as `waitForRoom(holdingToken:deadline:)` does;
+    /// see `failingClosedConnection`).
     private func sendRequest(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
-                             fds: [Int32], flags: VFIOUserMessageFlags, holdingToken: Bool) throws(VFIOError) {
+                             fds: [Int32], flags: VFIOUserMessageFlags, holdingToken: Bool, deadline: ClientDeadline) throws(VFIOError) {
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
         try failingClosedConnection { () throws(VFIOError) in
             try socket.send(header, first, second, fds: fds,
-                            whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken) })
+                            whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: holdingToken, deadline: deadline) })
         }
     }
 
     /// Runs `send`; a server that closed the connection (`EPIPE`: before a reader saw it)
-    /// fails the connection with `ECONNRESET`, which is thrown.
+    /// fails the connection with `ECONNRESET`; the connection's failure is thrown.
     private func failingClosedConnection(_ send: () throws(VFIOError) -> Void) throws(VFIOError) {
         do {
             try send()
         } catch {
             guard error.errnoValue == EPIPE else { throw error }
-            let closed = VFIOError.errno("vfio-user connection (the server closed it)", ECONNRESET)
-            fail(closed)
-            throw closed
+            throw fail(.errno("vfio-user connection (the server closed it)", ECONNRESET))
         }
     }
 
     /// `exchange` for a caller that took the reading token before sending (see there).
     private func soloExchange(_ id: UInt16, _ command: UInt16, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
-                              fds: [Int32], flags: VFIOUserMessageFlags, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
+                              fds: [Int32], flags: VFIOUserMessageFlags, direct: DirectReply?,
+                              deadline: ClientDeadline) throws(VFIOError) -> ExchangeReply {
         /// Hands over what was read, gives the token up and ends the solo request.
         func end(replied: Bool) {
             monitor.withLock { state in
                 handOver(&state)
                 state.soloID = nil
+                state.soloDeadline = nil
                 if replied { state.activity &+= 1 }
                 endPlainReading(&state)
                 releaseToken(&state)
             }
         }
         do {
-            try sendRequest(id, command, first, second, fds: fds, flags: flags, holdingToken: true)
+            try sendRequest(id, command, first, second, fds: fds, flags: flags, holdingToken: true, deadline: deadline)
         } catch {
             end(replied: false)
             throw error
         }
         var mine: ExchangeReply?
-        do {
+        do throws(VFIOError) {
             while mine == nil {
-                mine = try receiveOne(for: id, direct: direct, plain: direct != nil)
-                if mine == nil && !socket.hasBufferedMessage { handOverPending() }
+                mine = try receiveOne(for: id, direct: direct, plain: direct != nil, deadline: deadline)
+                if mine == nil {
+                    if deadline.passed { throw deadline.noReply }
+                    if !socket.hasBufferedMessage { try handOverPending() }
+                }
             }
-            while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) }
+            while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil, deadline: deadline) }
         } catch {
             end(replied: false)
-            fail(error)
-            throw error
+            throw fail(error)
         }
         end(replied: true)
         return mine!
     }
 
     /// A send found the socket full: waits until it takes more, reading meanwhile when the
-    /// server has sent something and nobody else reads (the server may be blocked writing
-    /// to us, and then it would never read what we write).
-    private func waitForRoom(holdingToken: Bool = false) throws(VFIOError) {
+    /// server has sent something, nobody else reads and the DMA queue has room (the
+    /// server may be blocked writing to us, and then it would never read what we write).
+    /// - Throws: `deadline.notTaken` when it passes first (the connection fails: part of
+    ///   a message may be out); what reading throws (the connection fails).
+    private func waitForRoom(holdingToken: Bool, deadline: ClientDeadline) throws(VFIOError) {
         let fd = socket.fd
         while true {
-            var p = pollfd(fd: fd, events: Int16(POLLOUT | POLLIN), revents: 0)
-            if poll(&p, 1, -1) < 0 {
+            let mayRead = queueHasRoom()
+            var p = pollfd(fd: fd, events: Int16(mayRead ? POLLOUT | POLLIN : POLLOUT), revents: 0)
+            let ready = poll(&p, 1, deadline.pollMilliseconds)
+            if ready < 0 {
                 if errno == EINTR { continue }
-                throw .errno("poll", errno)
+                throw fail(.errno("poll", errno))
+            }
+            if ready == 0 {
+                if deadline.passed { throw fail(deadline.notTaken) }
+                continue
             }
             if p.revents & Int16(POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 { return }
             if holdingToken {
-                repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
-                handOverPending()
+                do {
+                    try readAvailable(deadline: deadline)
+                    try handOverPending()
+                } catch {
+                    throw fail(error)
+                }
                 continue
             }
-            let mine = monitor.withLock { state -> Bool in
-                if state.failure != nil || state.reading { return false }
+            let mine = try monitor.withLock { (state: inout State) throws(VFIOError) -> Bool in
+                if let failure = state.failure { throw failure }
+                if state.reading { return false }
                 state.reading = true
                 return true
             }
             guard mine else {
                 // Another thread reads: only room is missing.
-                var q = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                while poll(&q, 1, -1) < 0 && errno == EINTR {}
+                try waitForRoomOnly(deadline: deadline)
                 return
             }
             // Another reader may have taken the input between the poll and the token: read
@@ -369,19 +442,39 @@ final class ClientCore: @unchecked Sendable {
                 continue
             }
             do {
-                repeat { _ = try receiveOne(for: nil, direct: nil) } while socket.hasBufferedMessage
+                try readAvailable(deadline: deadline)
             } catch {
                 monitor.withLock { state in
                     handOver(&state)
                     state.reading = false
                 }
-                fail(error)
-                throw error
+                throw fail(error)
             }
             monitor.withLock { state in
                 handOver(&state)
                 releaseToken(&state)
             }
+        }
+    }
+
+    /// Reads (reading token held) one message and those already read ahead, while the DMA
+    /// queue has room: a sender waiting for room must not wait for the DMA thread, which
+    /// may itself wait to send.
+    private func readAvailable(deadline: ClientDeadline) throws(VFIOError) {
+        repeat {
+            _ = try receiveOne(for: nil, direct: nil, deadline: deadline, waitsForQueueRoom: false)
+        } while socket.hasBufferedMessage && queueHasRoom()
+    }
+
+    /// Waits until the socket takes more bytes (no reading).
+    /// - Throws: `deadline.notTaken` when it passes first (the connection fails).
+    func waitForRoomOnly(deadline: ClientDeadline) throws(VFIOError) {
+        var p = pollfd(fd: socket.fd, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let ready = poll(&p, 1, deadline.pollMilliseconds)
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR { throw fail(.errno("poll", errno)) }
+            if ready == 0 && deadline.passed { throw fail(deadline.notTaken) }
         }
     }
 
@@ -394,9 +487,13 @@ final class ClientCore: @unchecked Sendable {
             defer { state.nextID &+= 1 }
             return state.nextID
         }
+        let deadline = ClientDeadline(command: command, id: id, timeout: replyTimeout)
         let header = VFIOUserHeader(messageID: id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
-        try socket.send(header, first, second, fds: fds, whenFull: { () throws(VFIOError) in try waitForRoom() })
+        try failingClosedConnection { () throws(VFIOError) in
+            try socket.send(header, first, second, fds: fds,
+                            whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: false, deadline: deadline) })
+        }
     }
 
     func rawRequest(command: UInt16, payload: [UInt8], fds: [Int32], flags: VFIOUserMessageFlags) throws(VFIOError) -> VFIOUserMessage? {
@@ -429,6 +526,7 @@ final class ClientCore: @unchecked Sendable {
         waiter.reply = nil
         waiter.awaiting = false
         waiter.handedToken = false
+        waiter.deadline = nil
         if state.spareWaiters.count < 64 { state.spareWaiters.append(waiter) }
     }
 
@@ -462,9 +560,9 @@ final class ClientCore: @unchecked Sendable {
     }
 
     /// Waits for the reply to `waiter`'s request, reading the socket itself whenever the
-    /// token is free or handed to it.
-    private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?) throws(VFIOError) -> ExchangeReply {
-        let outcome = monitor.wait(on: waiter.condition) { (state: inout State) -> Result<VFIOUserMessage?, VFIOError>? in
+    /// token is free or handed to it, until `deadline` (then the connection fails).
+    private func awaitReply(_ waiter: ReplyWaiter, direct: DirectReply?, deadline: ClientDeadline) throws(VFIOError) -> ExchangeReply {
+        let outcome = monitor.wait(on: waiter.condition, wakingAt: deadline.at) { (state: inout State) -> Result<VFIOUserMessage?, VFIOError>? in
             waiter.awaiting = true
             if let reply = waiter.reply {
                 state.activity &+= 1
@@ -475,6 +573,7 @@ final class ClientCore: @unchecked Sendable {
                 waiter.handedToken = false
                 return .success(nil)
             }
+            if state.failure == nil && deadline.passed { recordFailure(&state, deadline.noReply) }
             if let failure = state.failure {
                 retire(waiter, &state)
                 return .failure(failure)
@@ -484,7 +583,7 @@ final class ClientCore: @unchecked Sendable {
                 return .success(nil)
             }
             return nil
-        }!
+        }
         switch outcome {
         case .failure(let error): throw error
         case .success(let reply?): return ExchangeReply(reply)
@@ -493,31 +592,35 @@ final class ClientCore: @unchecked Sendable {
         // This thread holds the reading token until its reply has come.
         while true {
             let mine: ExchangeReply?
-            do {
-                mine = try receiveOne(for: waiter.id, direct: direct)
-                // Messages read ahead with the reply are handed on before the token goes:
-                // the next reader may be a while.
-                if mine != nil { while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil) } }
+            do throws(VFIOError) {
+                if deadline.passed { throw deadline.noReply }
+                mine = try receiveOne(for: waiter.id, direct: direct, deadline: deadline)
+                if mine != nil {
+                    // Messages read ahead with the reply are handed on before the token
+                    // goes: the next reader may be a while.
+                    while socket.hasBufferedMessage { _ = try receiveOne(for: nil, direct: nil, deadline: deadline) }
+                } else {
+                    // About to block reading: the callers whose replies came go on meanwhile.
+                    if !socket.hasBufferedMessage { try handOverPending() }
+                }
             } catch {
                 monitor.withLock { state in
+                    retire(waiter, &state)
                     handOver(&state)
                     state.reading = false
-                    retire(waiter, &state)
                 }
-                fail(error)
-                throw error
+                throw fail(error)
             }
             if let mine {
                 monitor.withLock { state in
-                    handOver(&state)
+                    // Retired first: a second reply to this request is refused by handOver.
                     retire(waiter, &state)
+                    handOver(&state)
                     state.activity &+= 1
                     releaseToken(&state)
                 }
                 return mine
             }
-            // About to block reading: the callers whose replies came go on meanwhile.
-            if !socket.hasBufferedMessage { handOverPending() }
         }
     }
 
@@ -534,7 +637,8 @@ final class ClientCore: @unchecked Sendable {
     /// Sends every request of `batch` before waiting for any reply (in one `send` while
     /// the messages fit a 64 KiB buffer, else one after the other), then returns their
     /// replies in order: `batch.count` requests in flight from one thread. Each reply is
-    /// as `exchange` gives it.
+    /// as `exchange` gives it, and each has its reply timeout from the moment the batch
+    /// is sent.
     /// - Throws: the connection's failure (no reply is returned then).
     func exchangeBatch(_ batch: [BatchRequest]) throws(VFIOError) -> [ExchangeReply] {
         guard !batch.isEmpty else { return [] }
@@ -547,12 +651,12 @@ final class ClientCore: @unchecked Sendable {
             }
             var registered: [ReplyWaiter] = []
             registered.reserveCapacity(batch.count)
-            for _ in batch { registered.append(registerWaiter(&state)) }
+            for request in batch { registered.append(registerWaiter(&state, command: request.command)) }
             state.activity &+= 1
             return registered
         }!
         do {
-            try sendBatch(batch, ids: waiters.map(\.id))
+            try sendBatch(batch, ids: waiters.map(\.id), deadline: waiters[0].deadline!)
         } catch {
             monitor.withLock { state in for waiter in waiters { retire(waiter, &state) } }
             throw error
@@ -560,11 +664,12 @@ final class ClientCore: @unchecked Sendable {
         var replies: [ExchangeReply] = []
         replies.reserveCapacity(batch.count)
         for (i, waiter) in waiters.enumerated() {
+            let deadline = waiter.deadline!
             do {
-                replies.append(try awaitReply(waiter, direct: batch[i].direct))
+                replies.append(try awaitReply(waiter, direct: batch[i].direct, deadline: deadline))
             } catch {
                 // The connection failed: the rest are retired as they see it.
-                for rest in waiters[(i + 1)...] { _ = try? awaitReply(rest, direct: nil) }
+                for rest in waiters[(i + 1)...] { _ = try? awaitReply(rest, direct: nil, deadline: deadline) }
                 throw error
             }
         }
@@ -573,11 +678,12 @@ final class ClientCore: @unchecked Sendable {
 
     /// The messages of a batch, in order: copied into one buffer and sent together while
     /// they fit 64 KiB, else one `send` each. Sends wait for room as `exchange`'s do.
-    private func sendBatch(_ batch: [BatchRequest], ids: [UInt16]) throws(VFIOError) {
+    private func sendBatch(_ batch: [BatchRequest], ids: [UInt16], deadline: ClientDeadline) throws(VFIOError) {
         let total = batch.reduce(0) { $0 + VFIOUserHeader.size + $1.first.count + $1.second.count }
         guard total <= 64 << 10 else {
             for (i, request) in batch.enumerated() {
-                try sendRequest(ids[i], request.command, request.first, request.second, fds: [], flags: [], holdingToken: false)
+                try sendRequest(ids[i], request.command, request.first, request.second, fds: [], flags: [], holdingToken: false,
+                                deadline: deadline)
             }
             return
         }
@@ -595,7 +701,8 @@ final class ClientCore: @unchecked Sendable {
             }
         }
         try failingClosedConnection { () throws(VFIOError) in
-            try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: { () throws(VFIOError) in try waitForRoom() })
+            try socket.sendStream(UnsafeRawBufferPointer(buffer),
+                                  whenFull: { () throws(VFIOError) in try waitForRoom(holdingToken: false, deadline: deadline) })
         }
     }
 
@@ -610,8 +717,17 @@ final class ClientCore: @unchecked Sendable {
         var seen: UInt64 = 0
         var changed = monotonicNanoseconds()
         while true {
-            let go = monitor.wait(on: receiveCondition, deadline: { _ in changed &+ delay }, until: { state -> Bool? in
+            // Waking at least once per reply timeout, it sees a request made while it slept
+            // before that request's deadline.
+            let go = monitor.wait(on: receiveCondition,
+                                  deadline: { state in min(changed &+ delay, earliestDeadline(state), monotonicNanoseconds() &+ replyTimeout) },
+                                  until: { state -> Bool? in
                 if state.failure != nil { return false }
+                // The watchdog of callers blocked reading (see "A hostile server").
+                if let expired = expiredRequest(state) {
+                    recordFailure(&state, expired.noReply)
+                    return false
+                }
                 if state.serverBusy && !state.reading {
                     // The server is sending commands (DMA): more are likely to follow now.
                     state.serverBusy = false
@@ -636,7 +752,7 @@ final class ClientCore: @unchecked Sendable {
             // is left for the next).
             while true {
                 do {
-                    _ = try receiveOne(for: nil, direct: nil)
+                    _ = try receiveOne(for: nil, direct: nil, deadline: nil)
                 } catch {
                     monitor.withLock { state in
                         handOver(&state)
@@ -662,10 +778,29 @@ final class ClientCore: @unchecked Sendable {
         }
     }
 
+    /// The earliest deadline of a request waiting for its reply (lock held), or never.
+    private func earliestDeadline(_ state: State) -> UInt64 {
+        var earliest = state.soloDeadline?.at ?? UInt64.max
+        for waiter in state.waiters where waiter.reply == nil {
+            if let at = waiter.deadline?.at, at < earliest { earliest = at }
+        }
+        return earliest
+    }
+
+    /// A request still waiting for its reply whose deadline has passed (lock held).
+    private func expiredRequest(_ state: State) -> ClientDeadline? {
+        guard earliestDeadline(state) <= monotonicNanoseconds() else { return nil }
+        if let solo = state.soloDeadline, solo.passed { return solo }
+        return state.waiters.lazy.filter { $0.reply == nil }.compactMap(\.deadline).first { $0.passed }
+    }
+
     /// Reads one message (reading token held) and hands it on; returns it instead when it
     /// is the reply to `id`. With `plain`, reads ahead with `recv` (see "Plain reads").
-    /// - Throws: when the connection failed or ended.
-    private func receiveOne(for id: UInt16?, direct: DirectReply?, plain: Bool = false) throws(VFIOError) -> ExchangeReply? {
+    /// A server command fills the DMA queue: at its limit, this waits for room (until
+    /// `deadline`, which then is thrown) when `waitsForQueueRoom`.
+    /// - Throws: when the connection failed or ended, or a message stopped halfway.
+    private func receiveOne(for id: UInt16?, direct: DirectReply?, plain: Bool = false, deadline: ClientDeadline?,
+                            waitsForQueueRoom: Bool = true) throws(VFIOError) -> ExchangeReply? {
         guard let header = try socket.receiveHeader(maxFDs: maxFDs, plain: plain) else {
             throw .errno("vfio-user connection (the server closed it)", ECONNRESET)
         }
@@ -695,16 +830,15 @@ final class ClientCore: @unchecked Sendable {
                 let reply = errorReply(header, error)
                 if header.messageID == id { return ExchangeReply(reply) }
                 deliver(reply)
-            } else if header.wantsReply {
-                try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error],
-                                 error: UInt32(bitPattern: error.errnoValue ?? EINVAL))
+            } else {
+                try queueServerCommand(.refuse(header, error.errnoValue ?? EINVAL), deadline: deadline, waitsForRoom: waitsForQueueRoom)
             }
         case .message(let message):
             if message.header.isReply {
                 if message.header.messageID == id { return ExchangeReply(message) }
                 deliver(message)
             } else {
-                dmaQueue.update { $0.messages.append(message) }
+                try queueServerCommand(.serve(message), deadline: deadline, waitsForRoom: waitsForQueueRoom)
             }
         }
         return nil
@@ -723,12 +857,18 @@ final class ClientCore: @unchecked Sendable {
         undelivered.pointee.append(reply)
     }
 
-    /// Hands the replies read so far to their callers (lock held; replies nobody waits
-    /// for are dropped).
+    /// Hands the replies read so far to their callers (lock held). A reply that no request
+    /// awaits (an id never sent, sent with NO_REPLY, or answered already) is a protocol
+    /// error: the connection fails (`EPROTO`).
     private func handOver(_ state: inout State) {
         guard !undelivered.pointee.isEmpty else { return }
         for reply in undelivered.pointee {
-            guard let waiter = state.waiters.first(where: { $0.id == reply.header.messageID }) else { continue }
+            let id = reply.header.messageID
+            guard let waiter = state.waiters.first(where: { $0.id == id && $0.reply == nil }) else {
+                recordFailure(&state, .errno("vfio-user connection (\(VFIOCommandName(reply.header.command)) reply to message id \(id), "
+                                             + "which no request awaits: never sent, sent with NO_REPLY, or answered already)", EPROTO))
+                continue
+            }
             waiter.reply = reply
             waiter.condition.signal()
         }
@@ -736,8 +876,42 @@ final class ClientCore: @unchecked Sendable {
     }
 
     /// `handOver` with the lock taken, when there is something to hand over.
-    private func handOverPending() {
+    /// - Throws: the connection's failure (a reply no request awaits fails it).
+    private func handOverPending() throws(VFIOError) {
         guard !undelivered.pointee.isEmpty else { return }
-        monitor.withLock { handOver(&$0) }
+        if let failure = monitor.withLock({ state -> VFIOError? in
+            handOver(&state)
+            return state.failure
+        }) { throw failure }
+    }
+
+    // MARK: Server commands
+
+    /// Queues a server command for the DMA thread (reading token held). When that fills the
+    /// queue and `waitsForRoom`, waits until the DMA thread has made room.
+    /// - Throws: `deadline.noReply` when it passes first (a reader without deadline waits
+    ///   until room or failure); the connection's failure.
+    private func queueServerCommand(_ command: ServerCommand, deadline: ClientDeadline?, waitsForRoom: Bool) throws(VFIOError) {
+        let limit = maxQueuedBytes
+        let full = dmaQueue.update { queue -> Bool in
+            queue.append(command)
+            return queue.bytes >= limit
+        }
+        guard full && waitsForRoom else { return }
+        let outcome = dmaQueue.wait(on: queueRoom, wakingAt: deadline?.at ?? UInt64.max) { queue -> Bool? in
+            if queue.closed { return false }
+            if queue.bytes < limit { return true }
+            if let deadline, deadline.passed { return false }
+            queue.readerWaits = true
+            return nil
+        }
+        if outcome { return }
+        if let failure = monitor.withLock({ $0.failure }) { throw failure }
+        throw fail(deadline!.noReply)
+    }
+
+    /// True when the DMA queue is below its limit (a reader may add to it).
+    private func queueHasRoom() -> Bool {
+        dmaQueue.withLock { $0.bytes < maxQueuedBytes }
     }
 }

@@ -7,17 +7,54 @@ import VFIOSystem
 /// `mapDMA`, and the DMA thread that answers the server's `VFIO_USER_DMA_READ` /
 /// `DMA_WRITE` against it.
 extension ClientCore {
+    /// Serves the queued server commands in order until the connection fails (commands
+    /// still queued then are dropped). A command's memory stays counted until it is served.
     func dmaLoop() {
+        var served: ServerCommand?
         while true {
-            let next = dmaQueue.wait { queue -> VFIOUserMessage?? in
-                if !queue.messages.isEmpty { return .some(queue.messages.removeFirst()) }
-                if queue.closed { return .some(nil) }
+            let next = dmaQueue.wait { queue -> ServerCommand?? in
+                if let done = served {
+                    served = nil
+                    queue.finished(done)
+                    if queue.readerWaits && queue.bytes < maxQueuedBytes {
+                        queue.readerWaits = false
+                        queueRoom.signal()
+                    }
+                }
+                if queue.closed {
+                    queue.removeAll()
+                    return .some(nil)
+                }
+                if let command = queue.popFirst() { return .some(command) }
                 return nil
             }
-            guard let message = next else { return }
-            serve(message)
+            guard let command = next else { return }
+            switch command {
+            case .serve(let message): serve(message)
+            case .refuse(let header, let code): refuse(header, code)
+            }
+            served = command
             serverCommandAnswered()
         }
+    }
+
+    /// Sends this client's reply to a server command from the DMA thread, within the reply
+    /// timeout (the server must read it); a reply that cannot go out fails the connection.
+    private func sendAnswer(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                            _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        let deadline = ClientDeadline(command: header.command, id: header.messageID, timeout: replyTimeout, isReply: true)
+        do {
+            try socket.send(header, first, second, whenFull: { () throws(VFIOError) in try waitForRoomOnly(deadline: deadline) })
+        } catch {
+            fail(error.errnoValue == EPIPE ? .errno("vfio-user connection (the server closed it)", ECONNRESET) : error)
+        }
+    }
+
+    /// Answers a server command with an error reply, when it wants a reply.
+    private func refuse(_ header: VFIOUserHeader, _ code: Int32) {
+        guard header.wantsReply else { return }
+        sendAnswer(VFIOUserHeader(messageID: header.messageID, command: header.command, messageSize: UInt32(VFIOUserHeader.size),
+                                  flags: [.reply, .error], error: UInt32(bitPattern: code)))
     }
 
     // MARK: DMA table
@@ -64,10 +101,7 @@ extension ClientCore {
     func serve(_ message: VFIOUserMessage) {
         let header = message.header
         message.closeDescriptors()
-        func refuse(_ code: Int32) {
-            guard header.wantsReply else { return }
-            try? socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(code))
-        }
+        func refuse(_ code: Int32) { self.refuse(header, code) }
         let limit = UInt64(configuration.capabilities.maxDataTransferSize)
         let payload = message.payload
         // struct vfio_user_dma_region_access: address, count (u64 each), then data.
@@ -90,7 +124,7 @@ extension ClientCore {
                 payload.withUnsafeBytes { prefix in
                     let echo = UnsafeRawBufferPointer(rebasing: prefix[0..<VFIOUserDMAAccess.headerSize])
                     if pieces.count <= 1 {
-                        try? socket.send(reply, echo, UnsafeRawBufferPointer(pieces.first ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)))
+                        sendAnswer(reply, echo, UnsafeRawBufferPointer(pieces.first ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)))
                     } else {
                         let joined = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 16)
                         defer { joined.deallocate() }
@@ -99,7 +133,7 @@ extension ClientCore {
                             (joined.baseAddress! + at).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
                             at += piece.count
                         }
-                        try? socket.send(reply, echo, UnsafeRawBufferPointer(joined))
+                        sendAnswer(reply, echo, UnsafeRawBufferPointer(joined))
                     }
                 }
                 return true
@@ -126,7 +160,7 @@ extension ClientCore {
             payload.withUnsafeBytes { prefix in
                 let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
                                            messageSize: UInt32(VFIOUserHeader.size + VFIOUserDMAAccess.headerSize), flags: .reply)
-                try? socket.send(reply, UnsafeRawBufferPointer(rebasing: prefix[0..<VFIOUserDMAAccess.headerSize]))
+                sendAnswer(reply, UnsafeRawBufferPointer(rebasing: prefix[0..<VFIOUserDMAAccess.headerSize]))
             }
         default:
             refuse(ENOSYS)

@@ -161,6 +161,20 @@ extension Monitor {
             }
         }
     }
+
+    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, waking
+    /// at `time` (monotonic nanoseconds) at the latest to run `body` again: the body itself
+    /// decides what a passed time means, with the state in hand (nothing can change between
+    /// its last look and the return).
+    func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
+                           until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
+            while true {
+                if let result = try body(&state) { return result }
+                wait(condition.raw, time)
+            }
+        }
+    }
 }
 
 /// A plain mutex whose lock and unlock may sit in different functions: one futex word

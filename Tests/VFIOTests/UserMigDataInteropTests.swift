@@ -7,7 +7,7 @@ import VFIOSystem
 @testable import VFIOUser
 
 // MIG_DATA_READ / MIG_DATA_WRITE in the byte forms libvfio-user's servers use (see
-// Support/ScriptedServer.swift), against a scripted server on a real socket pair.
+// Support/ScriptedMigrationServer.swift), against a scripted server on a real socket pair.
 
 @Suite(.serialized) struct UserMigDataInteropTests {
     static let stream: [UInt8] = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 8) }
@@ -34,8 +34,8 @@ import VFIOSystem
 
     /// Answers MIG_DATA_READ from `stream`, shaped as `script.shape` says, recording the
     /// request payloads.
-    private static func readServer(_ script: Shared<ReadScript>) throws -> ScriptedServer {
-        try ScriptedServer(maxDataTransferSize: 4096) { message in
+    private static func readServer(_ script: Shared<ReadScript>) throws -> ScriptedMigrationServer {
+        try ScriptedMigrationServer(maxDataTransferSize: 4096) { message in
             guard message.header.command == VFIOUserCommand.migDataRead.rawValue,
                   let (_, asked) = migDataFields(message.payload) else {
                 return .failure(.errno("scripted server: not a MIG_DATA_READ", EINVAL))
@@ -111,7 +111,7 @@ import VFIOSystem
             var received: [UInt8] = []
         }
         let script = Shared(WriteScript())
-        let server = try ScriptedServer(maxDataTransferSize: 4096) { message in
+        let server = try ScriptedMigrationServer(maxDataTransferSize: 4096) { message in
             guard message.header.command == VFIOUserCommand.migDataWrite.rawValue,
                   let (argsz, size) = migDataFields(message.payload) else {
                 return .failure(.errno("scripted server: not a MIG_DATA_WRITE", EINVAL))

@@ -101,6 +101,7 @@ public struct VFIOError: Error, Sendable, Equatable, CustomStringConvertible {
         case ECONNRESET: return "ECONNRESET"
         case EPIPE: return "EPIPE"
         case ETIMEDOUT: return "ETIMEDOUT"
+        case EPROTO: return "EPROTO"
         default: return "errno \(code)"
         }
     }

@@ -5,7 +5,7 @@ import VFIOSystem
 @testable import VFIOUser
 
 /// A listening UNIX socket at `path` that relays one client to one of this library's
-/// servers at `target`, answering as libvfio-user does (see ScriptedServer.swift):
+/// servers at `target`, answering as libvfio-user does (see ScriptedMigrationServer.swift):
 /// MIG_DATA_SIZE refused with EINVAL, MIG_DATA_READ replies padded to 8 + the size asked
 /// for (with 0xA5, where libvfio-user pads zeros: a client using the padding would show),
 /// MIG_DATA_WRITE with `argsz` < 8 + `size` refused with EINVAL. Everything else passes
