@@ -148,7 +148,7 @@ final class ClientCore: @unchecked Sendable {
     /// The memory mapped with `mapDMA`, sorted by IOVA. Held while the DMA thread copies
     /// or sends from it, so an unmap waits for a transfer in progress (the memory stays
     /// valid until the transfer is over).
-    let dmaTable = Monitor([ClientDMAMapping]())
+    let dmaTable = Monitor(IOVAMappingTable<ClientDMAMapping>())
     struct DMAQueue {
         var messages: [VFIOUserMessage] = []
         var closed = false
