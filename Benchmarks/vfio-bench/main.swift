@@ -2,7 +2,7 @@
 //
 //   swift run -c release vfio-bench [--json] [--quick] [--only GROUP] [--iterations N] [--rounds R]
 //
-// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma, migration (read4, write4 and
+// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma, maps, migration (read4, write4 and
 // pingpong run one loop only, for counting system calls with strace).
 // Every figure is printed beside its floor and as a ratio; absolute times depend on the
 // machine and its load, the ratios much less.
@@ -252,26 +252,10 @@ if wanted("dma") {
     let anonymous = try DMABuffer(size: size, backing: .anonymous)
     try client.mapDMA(shared, offset: 0, size: size, iova: 0x1000_0000, access: [.read, .write])
     try client.mapDMA(anonymous, offset: 0, size: size, iova: 0x2000_0000, access: [.read, .write])
-    func setRegister(_ offset: UInt64, _ value: UInt64, _ width: Int) throws {
-        var v = value.littleEndian
-        try withUnsafeBytes(of: &v) { try client.write(region: 1, offset: offset, from: UnsafeRawBufferPointer(rebasing: $0[0..<width])) }
-    }
-    func getRegister(_ offset: UInt64, _ width: Int) throws -> UInt64 {
-        var v: UInt64 = 0
-        try withUnsafeMutableBytes(of: &v) { try client.read(region: 1, offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<width])) }
-        return UInt64(littleEndian: v)
-    }
+    let engine = BenchDMAEngine(client: client)
     /// Runs a device DMA command; returns bytes per second measured by the server.
     func deviceDMA(iova: UInt64, length: Int, toRAM: Bool) throws -> Double {
-        try setRegister(0x08, iova, 8)
-        try setRegister(0x10, UInt64(length), 4)
-        try setRegister(0x14, UInt64(times), 4)
-        let before = try getRegister(0x28, 4)
-        try setRegister(0x18, toRAM ? 2 : 1, 4)
-        while try getRegister(0x28, 4) == before { usleep(500) }
-        let code = try getRegister(0x2C, 4)
-        precondition(code == 0, "device DMA failed: errno \(code)")
-        return Double(length * times) / (Double(try getRegister(0x20, 8)) / 1e9)
+        Double(length * times) / (try engine.run(iova: iova, length: length, times: times, toRAM: toRAM))
     }
     let source = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
     let target = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
@@ -303,6 +287,12 @@ if wanted("dma") {
 if wanted("migration") {
     log("(f) migration stream…")
     rows += try MigrationBenchmark(client: client, echo: echo, rounds: rounds).run()
+}
+
+// (g) The DMA map table, filled page by page.
+if wanted("maps") {
+    log("(g) DMA map table…")
+    rows += try DMAMapBenchmark(client: client, rounds: rounds).run()
 }
 
 client.close()

@@ -10,8 +10,9 @@
 // Replies are drained and dropped.
 //
 // Descriptors: a message's header `error` field (unused in commands) asks for
-// `error & 7` descriptors to be sent with it: memfds of 16 KiB for DMA_MAP or when
-// `error & 8`, eventfds otherwise. Every 64th input the open descriptors of the process
+// `error & 7` descriptors to be sent with it: memfds of 16 KiB for DMA_MAP (sealed against
+// shrinking and growing, which the server maps, unless `error & 8`: unsealed, which it
+// reaches through DMA messages) or when `error & 8`, eventfds otherwise. Every 64th input the open descriptors of the process
 // are counted before and after: any difference is a leak and aborts.
 //
 // The server is configured small so that limits are reachable: max_msg_fds 4,
@@ -32,10 +33,11 @@ func le32(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
     UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
 }
 
-func makeDescriptor(memfd: Bool) -> Int32 {
+func makeDescriptor(memfd: Bool, sealed: Bool) -> Int32 {
     if memfd {
-        let fd = cvfio_memfd_create("fuzz-dma", UInt32(MFD_CLOEXEC))
+        let fd = cvfio_memfd_create("fuzz-dma", UInt32(MFD_CLOEXEC | MFD_ALLOW_SEALING))
         precondition(fd >= 0 && ftruncate(fd, 16 << 10) == 0, "memfd: errno \(errno)")
+        precondition(!sealed || cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW)) == 0, "F_ADD_SEALS: errno \(errno)")
         return fd
     }
     let fd = cvfio_eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -58,7 +60,8 @@ func writeStream(_ input: UnsafeRawBufferPointer, to fd: Int32) {
             let error = le32(input, at + 12)
             if flags & 0xF == 0 {
                 for _ in 0..<Int(error & 7) {
-                    fds.append(makeDescriptor(memfd: command == VFIOUserCommand.dmaMap.rawValue || error & 8 != 0))
+                    let dmaMap = command == VFIOUserCommand.dmaMap.rawValue
+                    fds.append(makeDescriptor(memfd: dmaMap || error & 8 != 0, sealed: dmaMap && error & 8 == 0))
                 }
             }
         }

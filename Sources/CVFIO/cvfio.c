@@ -2,10 +2,13 @@
 #include "cvfio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -29,6 +32,30 @@ int cvfio_eventfd(unsigned int initval, int flags)
 int cvfio_memfd_create(const char *name, unsigned int flags)
 {
     return memfd_create(name, flags);
+}
+
+_Static_assert(CVFIO_F_SEAL_SEAL == F_SEAL_SEAL, "F_SEAL_SEAL");
+_Static_assert(CVFIO_F_SEAL_SHRINK == F_SEAL_SHRINK, "F_SEAL_SHRINK");
+_Static_assert(CVFIO_F_SEAL_GROW == F_SEAL_GROW, "F_SEAL_GROW");
+_Static_assert(CVFIO_F_SEAL_WRITE == F_SEAL_WRITE, "F_SEAL_WRITE");
+_Static_assert(CVFIO_F_SEAL_FUTURE_WRITE == F_SEAL_FUTURE_WRITE, "F_SEAL_FUTURE_WRITE");
+
+int cvfio_add_seals(int fd, unsigned int seals)
+{
+    return fcntl(fd, F_ADD_SEALS, seals);
+}
+
+int cvfio_get_seals(int fd)
+{
+    return fcntl(fd, F_GET_SEALS);
+}
+
+int cvfio_on_hugetlbfs(int fd)
+{
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0)
+        return -1;
+    return info.f_type == HUGETLBFS_MAGIC;
 }
 
 ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,

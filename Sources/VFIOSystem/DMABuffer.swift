@@ -9,12 +9,16 @@ public final class DMABuffer: DMAMemory, @unchecked Sendable {
     /// How the memory is obtained.
     public enum Backing: Sendable, Equatable {
         /// A shared mapping of a memfd (`memfd_create` + `MAP_SHARED`): usable by the kernel
-        /// transport and passable to a vfio-user server. The default.
+        /// transport and passable to a vfio-user server. The default. The memfd is sealed
+        /// against shrinking, growing and further seals (F_SEAL_SHRINK | F_SEAL_GROW |
+        /// F_SEAL_SEAL), so a server may map it without fearing SIGBUS (this project's
+        /// server copies DMA directly only from such memfds).
         case sharedMemory
         /// Private anonymous memory (`MAP_PRIVATE | MAP_ANONYMOUS`): kernel transport only.
         case anonymous
-        /// A memfd of huge pages (`MFD_HUGETLB`), sized in multiples of 2 MiB. Needs huge
-        /// pages reserved in `/proc/sys/vm/nr_hugepages`; fails with `ENOMEM` otherwise.
+        /// A memfd of huge pages (`MFD_HUGETLB`), sized in multiples of 2 MiB, sealed as
+        /// `sharedMemory`. Needs huge pages reserved in `/proc/sys/vm/nr_hugepages`; fails
+        /// with `ENOMEM` otherwise.
         case hugePages
     }
 
@@ -39,12 +43,17 @@ public final class DMABuffer: DMAMemory, @unchecked Sendable {
         self.backing = backing
         var fd: Int32 = -1
         if backing != .anonymous {
-            let flags = UInt32(MFD_CLOEXEC) | (backing == .hugePages ? UInt32(MFD_HUGETLB) : 0)
+            let flags = UInt32(MFD_CLOEXEC | MFD_ALLOW_SEALING) | (backing == .hugePages ? UInt32(MFD_HUGETLB) : 0)
             fd = try SystemCall.retrying("memfd_create") { cvfio_memfd_create(name, flags) }
             if ftruncate(fd, off_t(size)) != 0 {
                 let code = errno
                 _ = Glibc.close(fd)
                 throw .errno("ftruncate", code)
+            }
+            if cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW | CVFIO_F_SEAL_SEAL)) != 0 {
+                let code = errno
+                _ = Glibc.close(fd)
+                throw .errno("F_ADD_SEALS", code)
             }
         }
         let flags = backing == .anonymous ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED

@@ -481,7 +481,7 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         }
         let map = VFIOUserDMAMap(flags: flags, offset: fileOffset, address: iova, size: UInt64(size))
         _ = try core.request(.dmaMap, payload: map.encoded, fds: fds)
-        core.addMapping(ClientDMAMapping(range: try IOVARange.covering(iova, UInt64(size)),
+        try core.addMapping(ClientDMAMapping(range: try IOVARange.covering(iova, UInt64(size)),
                                          base: memory.baseAddress + offset, memory: memory, access: access))
     }
 

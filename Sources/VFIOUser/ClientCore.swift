@@ -170,7 +170,7 @@ final class ClientCore: @unchecked Sendable {
     /// The memory mapped with `mapDMA`, sorted by IOVA. Held while the DMA thread copies
     /// or sends from it, so an unmap waits for a transfer in progress (the memory stays
     /// valid until the transfer is over).
-    let dmaTable = Monitor([ClientDMAMapping]())
+    let dmaTable = Monitor(IOVAMappingTable<ClientDMAMapping>())
     private var thread: WorkerThread?
     /// Serves the server's DMA_READ / DMA_WRITE, so that no reader ever waits to send (it
     /// must keep reading replies, or a large reply and a large request in flight at once

@@ -59,16 +59,21 @@ extension ClientCore {
 
     // MARK: DMA table
 
-    func addMapping(_ mapping: ClientDMAMapping) {
-        dmaTable.withLock { table in
-            table.append(mapping)
-            table.sort { $0.range.start < $1.range.start }
+    /// Records a mapping the server accepted.
+    /// - Throws: `EEXIST` when it overlaps one recorded before (a server that accepts
+    ///   overlapping maps, or two overlapping `mapDMA` calls at once): the earlier one
+    ///   stays, and the server's DMA to the new one is refused.
+    func addMapping(_ mapping: ClientDMAMapping) throws(VFIOError) {
+        if let existing = dmaTable.withLock({ $0.insert(mapping.range, mapping) }) {
+            throw .errno("VFIO_USER_DMA_MAP: the server accepted \(mapping.range), which overlaps \(existing.range) mapped before", EEXIST)
         }
     }
 
     func removeMappings(inside range: IOVARange) {
         dmaTable.withLock { table in
-            table.removeAll { $0.range.start >= range.start && $0.range.last <= range.last }
+            for entry in table.entries(overlapping: range) where entry.range.start >= range.start && entry.range.last <= range.last {
+                table.remove(startingAt: entry.range.start)
+            }
         }
     }
 
@@ -78,20 +83,18 @@ extension ClientCore {
 
     /// The client memory of `[address, address + count)`, in pieces (table lock held), or
     /// nil when a byte is not mapped with `access`.
-    private static func pieces(_ table: [ClientDMAMapping], address: UInt64, count: Int,
+    private static func pieces(_ table: IOVAMappingTable<ClientDMAMapping>, address: UInt64, count: Int,
                                access: DMAAccess) -> [UnsafeMutableRawBufferPointer]? {
         var pieces: [UnsafeMutableRawBufferPointer] = []
-        var at = address
-        var done = 0
-        while done < count {
-            guard let m = table.first(where: { $0.range.contains(at) }), m.access.contains(access) else { return nil }
-            let available = (m.range.last - at) &+ 1
-            let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
-            pieces.append(UnsafeMutableRawBufferPointer(start: m.base + Int(at - m.range.start), count: length))
-            done += length
-            at &+= UInt64(length)
+        var allowed = true
+        let covered = table.forEachPiece(of: address, length: UInt64(count)) { entry, at, length, _ in
+            guard entry.value.access.contains(access) else {
+                allowed = false
+                return
+            }
+            pieces.append(UnsafeMutableRawBufferPointer(start: entry.value.base + Int(at - entry.range.start), count: Int(length)))
         }
-        return pieces
+        return covered && allowed ? pieces : nil
     }
 
     /// Serves a server-initiated command: DMA_READ and DMA_WRITE; anything else gets

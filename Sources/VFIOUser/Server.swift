@@ -16,10 +16,14 @@ import VFIOSystem
 ///   in the order they arrive (so pipelined and NO_REPLY commands work). Malformed
 ///   messages get an error reply and the connection stays up.
 /// - The model's `afterReply` work runs on the serving thread after the reply is sent.
-///   DMA through descriptors the client passed with DMA_MAP is a `memcpy`; DMA to
-///   mappings without a descriptor becomes DMA_READ / DMA_WRITE messages, which wait until
-///   no client request is outstanding (QEMU holds its global lock while waiting for a
-///   reply) and are refused with `EDEADLK` from inside a request handler.
+///   DMA through memfds the client passed with DMA_MAP sealed against shrinking
+///   (F_SEAL_SHRINK: QEMU's `memory-backend-memfd`, `DMABuffer`) is a `memcpy`; DMA to
+///   mappings without a descriptor, or with one the client could shrink or free under
+///   a mapping (any other file, a hugetlbfs memfd: the copy would die of SIGBUS),
+///   becomes DMA_READ / DMA_WRITE messages, which wait until no client request is
+///   outstanding (QEMU holds its global lock while waiting for a reply) and are refused
+///   with `EDEADLK` from inside a request handler. DMA_MAPs of one memfd share one
+///   mapping of the whole file.
 /// - When a client leaves, its DMA mappings and eventfds are dropped and its dirty
 ///   logging stops; the device keeps its state for the next client, except its migration
 ///   state: a device left in any state but RUNNING (a client that died mid-migration, or
@@ -55,14 +59,20 @@ public final class VFIOUserServer: @unchecked Sendable {
         /// up to twice this (the kernel restarts the wait once some of it went out). `nil`:
         /// no limit. Default 10 s; positive, at most a day.
         public var sendTimeout: Duration?
+        /// The most bytes of a client's files the server maps at once (address space, not
+        /// memory): DMA_MAPs that would pass it are refused with `ENOMEM`. 64 TiB by
+        /// default, half of x86-64's user address space.
+        public var maxMappedDMABytes: UInt64
 
         public init(capabilities: VFIOUserCapabilities = VFIOUserCapabilities(
                         maxMessageFDs: 16, maxDataTransferSize: 1 << 20, maxDMAMaps: 65535,
                         pageSizes: UInt64(SystemCall.pageSize), writeMultiple: true),
-                    partialMessageTimeout: Duration? = .seconds(10), sendTimeout: Duration? = .seconds(10)) {
+                    partialMessageTimeout: Duration? = .seconds(10), sendTimeout: Duration? = .seconds(10),
+                    maxMappedDMABytes: UInt64 = 1 << 46) {
             self.capabilities = capabilities
             self.partialMessageTimeout = partialMessageTimeout
             self.sendTimeout = sendTimeout
+            self.maxMappedDMABytes = maxMappedDMABytes
         }
     }
 
@@ -307,7 +317,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// Drops a session's descriptors and mappings; the device keeps its state.
     private func endSession(_ socket: VFIOUserSocket) {
         negotiated.store(false, ordering: .releasing)
-        let (mappings, indices) = monitor.update { state -> ([ServerDMAMapping], [UInt32]) in
+        let (mappings, indices) = monitor.update { state -> (IOVAMappingTable<ServerDMAMapping>, [UInt32]) in
             let session = state.session
             state.session = SessionState()
             state.session.connectionFailed = true
@@ -600,50 +610,52 @@ public final class VFIOUserServer: @unchecked Sendable {
             throw .errno("VFIO_USER_DMA_MAP: address 0x\(String(request.address, radix: 16)) and size 0x\(String(request.size, radix: 16)) must be page-aligned", EINVAL)
         }
         let range = try IOVARange.covering(request.address, request.size)
-        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in
-            if state.session.mappings.count >= Int(configuration.capabilities.maxDMAMaps) {
-                throw .errno("VFIO_USER_DMA_MAP: max_dma_maps reached", ENOSPC)
-            }
-            if state.session.mappings.contains(where: { $0.range.overlaps(range) }) {
-                throw .errno("VFIO_USER_DMA_MAP: \(range) overlaps a mapping", EEXIST)
-            }
-        }
-        var base: UnsafeMutableRawPointer?
+        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try checkRoom(for: range, in: state.session) }
+        var mapping = ServerDMAMapping(flags: request.flags, base: nil, file: nil)
         if let fd = owned.first {
             guard request.offset % page == 0 else { throw .errno("VFIO_USER_DMA_MAP: offset must be page-aligned", EINVAL) }
             guard request.size <= UInt64(Int.max), request.offset <= UInt64(Int64.max) - request.size else {
                 throw .errno("VFIO_USER_DMA_MAP: offset + size too large", EINVAL)
             }
-            var info = stat()
-            if fstat(fd.raw, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-               UInt64(info.st_size) < request.offset + request.size {
-                // Touching pages past the end of the file would raise SIGBUS here.
-                throw .errno("VFIO_USER_DMA_MAP: offset + size pass the end of the \(info.st_size)-byte file", EINVAL)
+            switch try DMADescriptorAccess.inspect(fd.raw, offset: request.offset, size: request.size, flags: request.flags) {
+            case .direct(let key, let fileSize):
+                // Only this thread adds mappings: what it finds here is still there below.
+                let (file, base) = try monitor.withLock { (state: inout ServerState) throws(VFIOError) in
+                    try state.session.fileMapping(fd.raw, key: key, fileSize: fileSize, offset: request.offset, size: request.size,
+                                                  limit: configuration.maxMappedDMABytes)
+                }
+                mapping = ServerDMAMapping(flags: request.flags, base: base, file: file)
+            case .messages(let reason):
+                let first = monitor.withLock { state in
+                    defer { state.session.reportedMessageOnlyDescriptor = true }
+                    return !state.session.reportedMessageOnlyDescriptor
+                }
+                if first {
+                    logger.notice("DMA_MAP \(range): the descriptor is \(reason); DMA to such mappings goes through DMA_READ / DMA_WRITE messages")
+                }
             }
-            var protection: Int32 = 0
-            if request.flags.contains(.read) { protection |= PROT_READ }
-            if request.flags.contains(.write) { protection |= PROT_WRITE }
-            guard let mapped = mmap(nil, Int(request.size), protection == 0 ? PROT_NONE : protection, MAP_SHARED, fd.raw, off_t(request.offset)),
-                  mapped != MAP_FAILED else {
-                throw .errno("VFIO_USER_DMA_MAP: mmap", errno)
-            }
-            base = mapped
         }
         // While all mapped memory is logged, the new mapping joins the log before DMA can
-        // reach it (a mapping the log cannot take is refused).
-        do throws(VFIOError) {
-            try device.tracker.dmaMapped(range)
-        } catch {
-            if let base { munmap(base, Int(request.size)) }
-            throw error
-        }
-        // (A message-only map may be larger than Int.max: its length is not needed.)
-        let mapping = ServerDMAMapping(range: range, flags: request.flags, base: base, length: base == nil ? 0 : Int(request.size))
-        monitor.withLock { state in
-            state.session.mappings.append(mapping)
-            state.session.mappings.sort { $0.range.start < $1.range.start }
+        // reach it (a mapping the log cannot take is refused; a file mapping made for it
+        // alone goes with `mapping`).
+        try device.tracker.dmaMapped(range)
+        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in
+            try checkRoom(for: range, in: state.session)
+            state.session.mappings.insert(range, mapping)
+            if let file = mapping.file { state.session.retain(file) }
         }
         model.dmaMapped(range)
+    }
+
+    /// Refuses a DMA_MAP of `range` when the table is full (`ENOSPC`) or `range` overlaps
+    /// a mapping (`EEXIST`).
+    private func checkRoom(for range: IOVARange, in session: SessionState) throws(VFIOError) {
+        if session.mappings.count >= Int(configuration.capabilities.maxDMAMaps) {
+            throw .errno("VFIO_USER_DMA_MAP: max_dma_maps (\(configuration.capabilities.maxDMAMaps)) reached", ENOSPC)
+        }
+        if let existing = session.mappings.firstOverlap(with: range) {
+            throw .errno("VFIO_USER_DMA_MAP: \(range) overlaps the mapping \(existing.range)", EEXIST)
+        }
     }
 
     private func handleDMAUnmap(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
@@ -651,25 +663,30 @@ public final class VFIOUserServer: @unchecked Sendable {
         if request.flags.contains(.getDirtyBitmap) {
             throw .errno("VFIO_USER_DMA_UNMAP: GET_DIRTY_BITMAP is not supported (no dirty tracking is running)", EOPNOTSUPP)
         }
-        let removed: [ServerDMAMapping]
+        // Released (and the files unmapped) after the lock, once the notices are out.
+        let removed: [IOVAMappingTable<ServerDMAMapping>.Entry]
         if request.flags.contains(.all) {
             removed = monitor.withLock { state in
-                defer { state.session.mappings.removeAll() }
-                return state.session.mappings
+                let all = state.session.mappings.removeAll()
+                for entry in all { if let file = entry.value.file { state.session.release(file) } }
+                return all
             }
         } else {
             let range = try IOVARange.covering(request.address, request.size)
-            removed = try monitor.withLock { (state: inout ServerState) throws(VFIOError) -> [ServerDMAMapping] in
-                let touched = state.session.mappings.filter { $0.range.overlaps(range) }
+            removed = try monitor.withLock { (state: inout ServerState) throws(VFIOError) -> [IOVAMappingTable<ServerDMAMapping>.Entry] in
+                let touched = state.session.mappings.entries(overlapping: range)
                 if touched.isEmpty { throw .errno("VFIO_USER_DMA_UNMAP: nothing is mapped in \(range)", ENOENT) }
-                if touched.contains(where: { $0.range.start < range.start || $0.range.last > range.last }) {
-                    throw .errno("VFIO_USER_DMA_UNMAP: \(range) cuts through a mapping", EINVAL)
+                if let cut = touched.first(where: { $0.range.start < range.start || $0.range.last > range.last }) {
+                    throw .errno("VFIO_USER_DMA_UNMAP: \(range) cuts through the mapping \(cut.range)", EINVAL)
                 }
-                state.session.mappings.removeAll { $0.range.overlaps(range) }
+                for entry in touched {
+                    state.session.mappings.remove(startingAt: entry.range.start)
+                    if let file = entry.value.file { state.session.release(file) }
+                }
                 return touched
             }
         }
-        for mapping in removed { model.dmaUnmapped(mapping.range) }
+        for entry in removed { model.dmaUnmapped(entry.range) }
         return VFIOUserDMAUnmap(argsz: UInt32(VFIOUserDMAUnmap.size), flags: request.flags, address: request.address, size: request.size).encoded
     }
 
@@ -785,28 +802,22 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     /// Resolves `[iova, iova + count)` into pieces (lock held), or nil when a byte is not
     /// mapped with the access.
-    private static func resolve(_ mappings: [ServerDMAMapping], iova: UInt64, count: Int, write: Bool) -> [Piece]? {
+    private static func resolve(_ mappings: IOVAMappingTable<ServerDMAMapping>, iova: UInt64, count: Int, write: Bool) -> [Piece]? {
         var pieces: [Piece] = []
-        var address = iova
-        var done = 0
-        while done < count {
-            guard let m = mappings.first(where: { $0.range.contains(address) }),
-                  m.flags.contains(write ? .write : .read) else { return nil }
-            let available = (m.range.last - address) &+ 1
-            let length = available == 0 ? count - done : Int(min(available, UInt64(count - done)))
-            if let base = m.base {
-                pieces.append(.direct(base + Int(address - m.range.start), at: done, length: length))
-            } else {
-                pieces.append(.message(iova: address, at: done, length: length))
+        var allowed = true
+        let needed: VFIOUserDMAMapFlags = write ? .write : .read
+        let covered = mappings.forEachPiece(of: iova, length: UInt64(count)) { entry, address, length, offset in
+            guard entry.value.flags.contains(needed) else {
+                allowed = false
+                return
             }
-            done += length
-            if done < count {
-                let (next, overflow) = address.addingReportingOverflow(UInt64(length))
-                if overflow { return nil }
-                address = next
+            if let base = entry.value.base {
+                pieces.append(.direct(base + Int(address - entry.range.start), at: Int(offset), length: Int(length)))
+            } else {
+                pieces.append(.message(iova: address, at: Int(offset), length: Int(length)))
             }
         }
-        return pieces
+        return covered && allowed ? pieces : nil
     }
 
     func dma(iova: UInt64, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(VFIOError) {

@@ -7,6 +7,9 @@ import VFIOSystem
 
 /// Memory the server provides for a memory-backed region: a memfd of the region's size
 /// (rounded up to pages), mapped here and passed to the client with the region info.
+/// Sealed against shrinking, growing and further seals (F_SEAL_SHRINK | F_SEAL_GROW |
+/// F_SEAL_SEAL): a client that truncated it would make the server's next access to the
+/// region die of SIGBUS.
 final class RegionMemoryFile: @unchecked Sendable {
     let descriptor: OwnedDescriptor
     let base: UnsafeMutableRawPointer
@@ -16,11 +19,18 @@ final class RegionMemoryFile: @unchecked Sendable {
     init(index: UInt32, size: Int) throws(VFIOError) {
         let page = SystemCall.pageSize
         let rounded = max((size + page - 1) / page * page, page)
-        let fd = try SystemCall.retrying("memfd_create") { cvfio_memfd_create("vfio-user-region-\(index)", UInt32(MFD_CLOEXEC)) }
+        let fd = try SystemCall.retrying("memfd_create") {
+            cvfio_memfd_create("vfio-user-region-\(index)", UInt32(MFD_CLOEXEC | MFD_ALLOW_SEALING))
+        }
         if ftruncate(fd, off_t(rounded)) != 0 {
             let code = errno
             closeDescriptor(fd)
             throw .errno("ftruncate", code)
+        }
+        if cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW | CVFIO_F_SEAL_SEAL)) != 0 {
+            let code = errno
+            closeDescriptor(fd)
+            throw .errno("F_ADD_SEALS", code)
         }
         guard let mapped = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
             let code = errno
@@ -38,33 +48,20 @@ final class RegionMemoryFile: @unchecked Sendable {
     deinit { munmap(base, mappedSize) }
 }
 
-/// One DMA mapping the client made with `VFIO_USER_DMA_MAP`: mmapped from its descriptor,
-/// or reachable only through DMA_READ / DMA_WRITE messages.
-final class ServerDMAMapping: @unchecked Sendable {
-    let range: IOVARange
-    let flags: VFIOUserDMAMapFlags
-    /// The mapping of the client's descriptor, `nil` for message-based access.
-    let base: UnsafeMutableRawPointer?
-    let length: Int
-
-    init(range: IOVARange, flags: VFIOUserDMAMapFlags, base: UnsafeMutableRawPointer?, length: Int) {
-        self.range = range
-        self.flags = flags
-        self.base = base
-        self.length = length
-    }
-
-    deinit { if let base { munmap(base, length) } }
-}
-
 /// The per-connection state, guarded by the server's monitor.
 struct SessionState {
     var socket: VFIOUserSocket?
     var clientCapabilities = VFIOUserCapabilities.defaults
     /// Eventfds for (index, vector) of TRIGGER.
     var triggers: [UInt32: [UInt32: OwnedDescriptor]] = [:]
-    /// DMA mappings, sorted by start, non-overlapping.
-    var mappings: [ServerDMAMapping] = []
+    /// DMA mappings by IOVA.
+    var mappings = IOVAMappingTable<ServerDMAMapping>()
+    /// The whole-file mappings of the client's memfds that DMA_MAPs share.
+    var mappedFiles: [DMAFileKey: DMAFileMapping] = [:]
+    /// Bytes of the client's files mapped here (each `DMAFileMapping` once).
+    var mappedBytes: UInt64 = 0
+    /// A DMA_MAP descriptor was already found unfit for direct access (logged once).
+    var reportedMessageOnlyDescriptor = false
     /// Server-initiated messages waiting for their reply.
     var nextID: UInt16 = 1
     var waiting: Set<UInt16> = []

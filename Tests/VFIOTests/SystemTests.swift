@@ -78,6 +78,20 @@ func openDescriptorCount() -> Int {
         #expect(openDescriptorCount() == before, "the memfd is closed with the buffer")
     }
 
+    /// The memfd a peer gets cannot be shrunk or grown (a server maps it; a shrunk one
+    /// would kill the server with SIGBUS, so servers map only sealed ones), nor resealed.
+    @Test func sharedDMABufferIsSealed() throws {
+        let buffer = try DMABuffer(size: 8192)
+        let fd = try #require(buffer.sharedDescriptor).fd
+        let seals = cvfio_get_seals(fd)
+        #expect(seals == CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW | CVFIO_F_SEAL_SEAL, "seals 0x\(String(seals, radix: 16))")
+        #expect(ftruncate(fd, 0) == -1 && errno == EPERM)
+        #expect(ftruncate(fd, 16384) == -1 && errno == EPERM)
+        #expect(cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_FUTURE_WRITE)) == -1 && errno == EPERM)
+        buffer.bytes[8191] = 7
+        #expect(buffer.bytes[8191] == 7)
+    }
+
     @Test func anonymousBufferHasNoSharedDescriptor() throws {
         let buffer = try DMABuffer(size: 1, backing: .anonymous)
         #expect(buffer.sharedDescriptor == nil)

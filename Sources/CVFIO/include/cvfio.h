@@ -38,6 +38,27 @@ int cvfio_eventfd(unsigned int initval, int flags);
 /* memfd_create(name, flags). Returns the descriptor or -1 with errno. */
 int cvfio_memfd_create(const char *name, unsigned int flags);
 
+/* File seals (fcntl(2), "File Sealing"), whose names glibc shows only to _GNU_SOURCE
+ * code: F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE. */
+#define CVFIO_F_SEAL_SEAL 0x0001
+#define CVFIO_F_SEAL_SHRINK 0x0002
+#define CVFIO_F_SEAL_GROW 0x0004
+#define CVFIO_F_SEAL_WRITE 0x0008
+#define CVFIO_F_SEAL_FUTURE_WRITE 0x0010
+
+/* fcntl(fd, F_ADD_SEALS, seals). Returns 0 or -1 with errno: EINVAL for a file that
+ * cannot be sealed (not shmem/hugetlbfs, or a memfd made without MFD_ALLOW_SEALING),
+ * EPERM when F_SEAL_SEAL is set, EBUSY for F_SEAL_WRITE with a writable mapping. */
+int cvfio_add_seals(int fd, unsigned int seals);
+
+/* fcntl(fd, F_GET_SEALS): the seals, or -1 with errno (EINVAL: a file that has no seals,
+ * such as a regular file outside shmem and hugetlbfs). */
+int cvfio_get_seals(int fd);
+
+/* Whether fd's file lies on hugetlbfs (fstatfs f_type HUGETLBFS_MAGIC): 1 or 0, or -1
+ * with fstatfs's errno. */
+int cvfio_on_hugetlbfs(int fd);
+
 /* The largest number of descriptors one message may carry here. */
 #define CVFIO_MAX_FDS 253
 

@@ -37,6 +37,7 @@ public struct IOVARange: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Internal constructor for bounds already known to be ordered.
+    @usableFromInline
     init(uncheckedStart start: UInt64, last: UInt64) {
         self.start = start
         self.last = last
