@@ -370,7 +370,10 @@ public final class VFIOUserSocket: Sendable {
             return .rejected(header, .errno("\(VFIOCommandName(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
         }
         var failure: VFIOError?
-        let payload = [UInt8](unsafeUninitializedCapacity: payloadSize) { raw, initialized in
+        // No payload: the empty array as it is (an array made with capacity 0 shares the
+        // runtime's empty storage, and setting its count writes there: a data race between
+        // readers of different sockets, as ThreadSanitizer reports).
+        let payload = payloadSize == 0 ? [] : [UInt8](unsafeUninitializedCapacity: payloadSize) { raw, initialized in
             do throws(VFIOError) {
                 try receivePayload(into: UnsafeMutableRawBufferPointer(raw), maxFDs: maxFDs)
             } catch {
