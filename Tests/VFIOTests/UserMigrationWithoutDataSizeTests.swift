@@ -16,12 +16,9 @@ import VFIOSystem
     /// answering as libvfio-user does: no MIG_DATA_SIZE, so pre-copy is measured by its
     /// reads; the padded read replies and the write `argsz` rule pass; the state arrives.
     @Test func liveMigrationWithoutMigDataSizeCompletes() throws {
-        let source = try UserServerFixture(model: MemoryBackedDevice())
-        let destination = try UserServerFixture(model: MemoryBackedDevice())
-        let relayA = try LibvfioUserStyleRelay(path: source.directory + "/relay.sock", target: source.path)
-        defer { relayA.close() }
-        let relayB = try LibvfioUserStyleRelay(path: destination.directory + "/relay.sock", target: destination.path)
-        defer { relayB.close() }
+        let pair = try RelayedPair()
+        defer { pair.close() }
+        let (relayA, relayB) = (pair.relayA, pair.relayB)
         let from = try VFIOUserClient(path: relayA.path)
         defer { from.close() }
         let to = try VFIOUserClient(path: relayB.path)
@@ -46,12 +43,9 @@ import VFIOSystem
     /// what the round before read; `maxRounds` then ends pre-copy and STOP_COPY moves the
     /// rest, all of it arriving.
     @Test func roundsMeasuredByReadsAreBounded() throws {
-        let source = try UserServerFixture(model: MemoryBackedDevice())
-        let destination = try UserServerFixture(model: MemoryBackedDevice())
-        let relayA = try LibvfioUserStyleRelay(path: source.directory + "/relay.sock", target: source.path)
-        defer { relayA.close() }
-        let relayB = try LibvfioUserStyleRelay(path: destination.directory + "/relay.sock", target: destination.path)
-        defer { relayB.close() }
+        let pair = try RelayedPair()
+        defer { pair.close() }
+        let (relayA, relayB) = (pair.relayA, pair.relayB)
         let from = try VFIOUserClient(path: relayA.path)
         defer { from.close() }
         let to = try VFIOUserClient(path: relayB.path)
@@ -72,12 +66,9 @@ import VFIOSystem
             print("UserMigrationWithoutDataSizeTests: no built vfio next to the tests; the tool run is skipped")
             return
         }
-        let source = try UserServerFixture(model: MemoryBackedDevice())
-        let destination = try UserServerFixture(model: MemoryBackedDevice())
-        let relayA = try LibvfioUserStyleRelay(path: source.directory + "/relay.sock", target: source.path)
-        defer { relayA.close() }
-        let relayB = try LibvfioUserStyleRelay(path: destination.directory + "/relay.sock", target: destination.path)
-        defer { relayB.close() }
+        let pair = try RelayedPair()
+        defer { pair.close() }
+        let (source, relayA, relayB) = (pair.source, pair.relayA, pair.relayB)
         let out = source.directory + "/out", err = source.directory + "/err"
         defer { unlink(out); unlink(err) }
         let status = system("'\(tool)' migrate --from unix:\(relayA.path) --to unix:\(relayB.path) --threshold 1024 > '\(out)' 2> '\(err)'")
@@ -86,5 +77,30 @@ import VFIOSystem
         #expect(status == 0, "\(stdout)\(stderr)")
         #expect(stderr.contains("pre-copy round 1") && stderr.contains("estimated from the reads"), "\(stderr)")
         #expect(stdout.contains("pre-copy estimate: from the reads"), "\(stdout)")
+    }
+}
+
+/// Two memory-backed servers, each behind a relay that answers as libvfio-user does.
+struct RelayedPair {
+    let source: UserServerFixture
+    let destination: UserServerFixture
+    let relayA: LibvfioUserStyleRelay
+    let relayB: LibvfioUserStyleRelay
+
+    init() throws {
+        source = try UserServerFixture(model: MemoryBackedDevice())
+        destination = try UserServerFixture(model: MemoryBackedDevice())
+        relayA = try LibvfioUserStyleRelay(path: source.directory + "/relay.sock", target: source.path)
+        do {
+            relayB = try LibvfioUserStyleRelay(path: destination.directory + "/relay.sock", target: destination.path)
+        } catch {
+            relayA.close()
+            throw error
+        }
+    }
+
+    func close() {
+        relayA.close()
+        relayB.close()
     }
 }
