@@ -83,18 +83,7 @@ func spawnSelf(arguments: [String], environment: [String], output: String) throw
 
 /// A file's bytes as UTF-8 text, or nil when it cannot be opened.
 func readWholeFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    readFile(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// Writes `text` to `path`, replacing what was there.
