@@ -43,18 +43,7 @@ public final class DMABuffer: DMAMemory, @unchecked Sendable {
         self.backing = backing
         var fd: Int32 = -1
         if backing != .anonymous {
-            let flags = UInt32(MFD_CLOEXEC | MFD_ALLOW_SEALING) | (backing == .hugePages ? UInt32(MFD_HUGETLB) : 0)
-            fd = try SystemCall.retrying("memfd_create") { cvfio_memfd_create(name, flags) }
-            if ftruncate(fd, off_t(size)) != 0 {
-                let code = errno
-                _ = Glibc.close(fd)
-                throw .errno("ftruncate", code)
-            }
-            if cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW | CVFIO_F_SEAL_SEAL)) != 0 {
-                let code = errno
-                _ = Glibc.close(fd)
-                throw .errno("F_ADD_SEALS", code)
-            }
+            fd = try SystemCall.sealedMemfd(name: name, size: size, extraFlags: backing == .hugePages ? UInt32(MFD_HUGETLB) : 0)
         }
         let flags = backing == .anonymous ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED
         let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, flags, fd, 0)

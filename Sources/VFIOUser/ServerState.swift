@@ -19,19 +19,7 @@ final class RegionMemoryFile: @unchecked Sendable {
     init(index: UInt32, size: Int) throws(VFIOError) {
         let page = SystemCall.pageSize
         let rounded = max((size + page - 1) / page * page, page)
-        let fd = try SystemCall.retrying("memfd_create") {
-            cvfio_memfd_create("vfio-user-region-\(index)", UInt32(MFD_CLOEXEC | MFD_ALLOW_SEALING))
-        }
-        if ftruncate(fd, off_t(rounded)) != 0 {
-            let code = errno
-            closeDescriptor(fd)
-            throw .errno("ftruncate", code)
-        }
-        if cvfio_add_seals(fd, UInt32(CVFIO_F_SEAL_SHRINK | CVFIO_F_SEAL_GROW | CVFIO_F_SEAL_SEAL)) != 0 {
-            let code = errno
-            closeDescriptor(fd)
-            throw .errno("F_ADD_SEALS", code)
-        }
+        let fd = try SystemCall.sealedMemfd(name: "vfio-user-region-\(index)", size: rounded)
         guard let mapped = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
             let code = errno
             closeDescriptor(fd)
