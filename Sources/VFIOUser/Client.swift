@@ -75,19 +75,11 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             self.maxQueuedServerCommandBytes = maxQueuedServerCommandBytes
         }
 
-        var idleReadDelayNanoseconds: UInt64 { Self.nanoseconds(idleReadDelay, atMost: 3600 * 1_000_000_000) }
-        var replyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(replyTimeout, atMost: Self.longestTimeout), 1_000_000) }
-        var slowReplyTimeoutNanoseconds: UInt64 { max(Self.nanoseconds(slowReplyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+        var idleReadDelayNanoseconds: UInt64 { nanoseconds(idleReadDelay, atMost: 3600 * 1_000_000_000) }
+        var replyTimeoutNanoseconds: UInt64 { max(nanoseconds(replyTimeout, atMost: Self.longestTimeout), 1_000_000) }
+        var slowReplyTimeoutNanoseconds: UInt64 { max(nanoseconds(slowReplyTimeout, atMost: Self.longestTimeout), 1_000_000) }
 
         private static let longestTimeout: UInt64 = 24 * 3600 * 1_000_000_000
-
-        /// `duration` in nanoseconds, 0 when negative, at most `limit`.
-        private static func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
-            let (seconds, attoseconds) = duration.components
-            guard seconds >= 0, attoseconds >= 0 else { return 0 }
-            guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
-            return min(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), limit)
-        }
     }
 
     public let name: String

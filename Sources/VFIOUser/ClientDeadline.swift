@@ -27,7 +27,7 @@ struct ClientDeadline {
     var pollMilliseconds: Int32 {
         let now = monotonicNanoseconds()
         guard now < at else { return 0 }
-        return Int32(min((at - now + 999_999) / 1_000_000, UInt64(Int32.max)))
+        return pollTimeoutMilliseconds(at - now)
     }
 
     private var name: String {

@@ -51,8 +51,7 @@ struct MessageDeadline {
                          + "(partial message timeout \(describeNanoseconds(limit)))", ETIMEDOUT)
         }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(min((limit - elapsed + 999_999) / 1_000_000, UInt64(Int32.max)))
-        if poll(&p, 1, milliseconds) < 0 && errno != EINTR { throw .errno("poll", errno) }
+        if poll(&p, 1, pollTimeoutMilliseconds(limit - elapsed)) < 0 && errno != EINTR { throw .errno("poll", errno) }
     }
 }
 
@@ -74,9 +73,8 @@ func describeNanoseconds(_ nanoseconds: UInt64) -> String {
 
 /// Nanoseconds in `duration` (rounded down), or nil unless it is positive and at most a day.
 func timeoutNanoseconds(_ duration: Duration) -> UInt64? {
-    let (seconds, attoseconds) = duration.components
     guard duration > .zero, duration <= .seconds(86_400) else { return nil }
-    return max(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), 1)
+    return max(nanoseconds(duration, atMost: 86_400 * 1_000_000_000), 1)
 }
 
 extension VFIOUserSocket {

@@ -146,6 +146,20 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
 }
 
+/// `nanoseconds` as `poll`'s timeout: milliseconds rounded up (a wait never ends before
+/// its time), at most `Int32.max`.
+func pollTimeoutMilliseconds(_ nanoseconds: UInt64) -> Int32 {
+    Int32(min(nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1), UInt64(Int32.max)))
+}
+
+/// `duration` in nanoseconds (rounded down), 0 when negative, at most `limit`.
+func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
+    let (seconds, attoseconds) = duration.components
+    guard seconds >= 0, attoseconds >= 0 else { return 0 }
+    guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
+    return min(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), limit)
+}
+
 extension Monitor {
     /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
     /// until `deadline()` (monotonic nanoseconds, evaluated with the lock held; `nil`: no
