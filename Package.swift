@@ -9,7 +9,9 @@ let package = Package(
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODeviceKit", targets: ["VFIODeviceKit"]),
         .library(name: "VFIOConformance", targets: ["VFIOConformance"]),
-        .library(name: "VFIOUser", targets: ["VFIOUser"]),
+        .library(name: "VFIOUserWire", targets: ["VFIOUserWire"]),
+        .library(name: "VFIOUserClient", targets: ["VFIOUserClient"]),
+        .library(name: "VFIOUserServer", targets: ["VFIOUserServer"]),
         .library(name: "VFIOMigration", targets: ["VFIOMigration"]),
         .executable(name: "vfio", targets: ["vfio"]),
         .executable(name: "vfio-bench", targets: ["vfio-bench"]),
@@ -26,17 +28,21 @@ let package = Package(
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(name: "VFIOMigration", dependencies: ["VFIO"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
+        // vfio-user: the wire (header, payload codecs, the socket with SCM_RIGHTS), the
+        // client (a `VFIODevice`) and the server (hosts a `DeviceModel`).
+        .target(name: "VFIOUserWire", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
+        .target(name: "VFIOUserClient", dependencies: ["VFIO", "VFIOSystem", "CVFIO", "VFIOUserWire"]),
         .target(
-            name: "VFIOUser",
+            name: "VFIOUserServer",
             dependencies: [
-                "VFIO", "VFIOSystem", "CVFIO", "VFIODeviceKit",
+                "VFIO", "VFIOSystem", "CVFIO", "VFIOUserWire", "VFIODeviceKit",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUser", "VFIOConformance", "VFIOMigration",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOConformance", "VFIOMigration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -44,10 +50,10 @@ let package = Package(
         // Benchmarks against the floor (README, "Benchmarks"): `swift run -c release vfio-bench`.
         .executableTarget(
             name: "vfio-bench",
-            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUser"],
+            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer"],
             path: "Benchmarks/vfio-bench"
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUser", "VFIOMigration",
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOMigration",
                                                       .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
     ],

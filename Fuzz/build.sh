@@ -17,10 +17,10 @@ export PATH="/opt/swift/usr/bin:$PATH"
 swiftc=${SWIFTC:-swiftc}
 clang=${CLANG:-clang}
 opt=${FUZZ_OPT:--O}
-swiftflags=(-sanitize=fuzzer,address -parse-as-library -g "$opt" -swift-version 6
+swiftflags=(-sanitize=fuzzer,address -parse-as-library -g "$opt" -swift-version 6 -package-name swift_vfio
             -module-cache-path "$out/module-cache" -I "$out/modules" -I "$out/CVFIO")
 
-# swift-log (VFIOUser's Logging): the checkout SwiftPM resolved.
+# swift-log (VFIOUserServer's Logging): the checkout SwiftPM resolved.
 logging=.build/checkouts/swift-log/Sources/Logging
 if [ ! -d "$logging" ]; then
     swift package resolve >/dev/null
@@ -77,14 +77,16 @@ for target in "${targets[@]}"; do
         mapfile -t system < <(sources Sources/VFIOSystem)
         mapfile -t kit < <(sources Sources/VFIODeviceKit)
         mapfile -t log < <(sources "$logging")
-        mapfile -t user < <(sources Sources/VFIOUser)
+        mapfile -t wire < <(sources Sources/VFIOUserWire)
+        mapfile -t server < <(sources Sources/VFIOUserServer)
         swift_module VFIOSystem -- "${system[@]}"
         swift_module VFIODeviceKit -- "${kit[@]}"
         swift_module Logging -package-name swift_log -swift-version 5 -- "${log[@]}"
-        # -enable-testing: the target drives the server's internal pumpOne directly.
-        swift_module VFIOUser -enable-testing -- "${user[@]}"
+        swift_module VFIOUserWire -- "${wire[@]}"
+        # -enable-testing: the target drives the server's internal message handling directly.
+        swift_module VFIOUserServer -enable-testing -- "${server[@]}"
         objects=("$out/obj/VFIO.o" "$out/obj/VFIOSystem.o" "$out/obj/VFIODeviceKit.o"
-                 "$out/obj/Logging.o" "$out/obj/VFIOUser.o" "${cvfio_objects[@]}")
+                 "$out/obj/Logging.o" "$out/obj/VFIOUserWire.o" "$out/obj/VFIOUserServer.o" "${cvfio_objects[@]}")
         ;;
     *)
         echo "unknown fuzz target $target" >&2; exit 2 ;;

@@ -4,7 +4,9 @@ import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 // The servers run in a child process (this executable again, `--child MODE`), connected
 // to the benchmark by a socket pair whose child end is descriptor 3. The floor (`echo`)

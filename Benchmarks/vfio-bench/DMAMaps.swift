@@ -1,7 +1,9 @@
 import Glibc
 import VFIO
 import VFIOSystem
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 /// The bench device's DMA engine (region 1, see `BenchDevice`), driven from the client.
 struct BenchDMAEngine {

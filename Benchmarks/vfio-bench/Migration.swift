@@ -1,6 +1,8 @@
 import Glibc
 import VFIO
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 /// Group (f): the migration stream of the bench device (`BenchDevice.migrationStateSize`
 /// bytes of state, one image record) against the same bytes over a plain socket.

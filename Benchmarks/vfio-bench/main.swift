@@ -12,7 +12,9 @@ import Glibc
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 nonisolated(unsafe) let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--child", arguments.count >= 2 {

@@ -22,7 +22,8 @@ import Glibc
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserServer
+import VFIOUserWire
 
 let configuration = VFIOUserServer.Configuration(capabilities: VFIOUserCapabilities(
     maxMessageFDs: 4, maxDataTransferSize: 16 << 10, maxDMAMaps: 8,

@@ -33,3 +33,6 @@ public final class OwnedDescriptor: Sendable {
 
     deinit { close() }
 }
+
+/// Closes `fd`, ignoring the result (a descriptor that is gone either way).
+@inline(__always) package func closeDescriptor(_ fd: Int32) { _ = Glibc.close(fd) }

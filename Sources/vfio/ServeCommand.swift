@@ -2,7 +2,9 @@ import ArgumentParser
 import Glibc
 import Logging
 import VFIO
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 /// `vfio serve MODEL --socket PATH`: serves a built-in device model to vfio-user clients
 /// (QEMU's `vfio-user-pci`, `vfio info unix:PATH`) until SIGINT or SIGTERM.

@@ -1,5 +1,7 @@
 import ArgumentParser
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 /// `vfio serve`'s limits on slow or stalled clients (`VFIOUserServer.Configuration`).
 struct ServeTimeoutOptions: ParsableArguments {

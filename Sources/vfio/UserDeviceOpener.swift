@@ -1,7 +1,9 @@
 import ArgumentParser
 import VFIO
 import VFIODeviceKit
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOUserWire
 
 /// The device models built into the tool, by the name `model:NAME` and `vfio serve` take.
 enum BuiltinModel: String, CaseIterable, ExpressibleByArgument {
@@ -32,7 +34,8 @@ func openUserDevice(_ name: DeviceName) throws -> any VFIODevice {
     case .unixSocket(let path):
         return try VFIOUserClient(path: path, name: name.description)
     case .model(let model):
-        return try VFIOUserClient.serving(try BuiltinModel.named(model).make(), name: name.description)
+        let (server, end) = try VFIOUserServer.servingInProcess(try BuiltinModel.named(model).make())
+        return try VFIOUserClient(socket: end, name: name.description, afterClose: server.wait)
     case .pci, .devicePath, .mdev:
         throw ValidationError("'\(name)' is not a vfio-user device name")
     }

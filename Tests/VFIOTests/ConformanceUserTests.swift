@@ -2,7 +2,10 @@ import Testing
 import VFIO
 import VFIOConformance
 import VFIODeviceKit
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// The transport-independent edu suite (the one the guest runs on QEMU's edu through the
 /// kernel) on the Swift `EduDevice` over vfio-user, through real sockets.

@@ -3,7 +3,10 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOMigration
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOSystem
+import VFIOUserWire
 
 /// `Snapshot.save` never destroys the snapshot already at its path, stops at its size cap,
 /// and writes nothing `restore` would refuse; `restore` refuses a snapshot with no state.

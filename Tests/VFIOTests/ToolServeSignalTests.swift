@@ -1,7 +1,10 @@
 import Glibc
 import Testing
 import VFIO
-import VFIOUser
+import VFIOUserClient
+import VFIOUserServer
+import VFIOSystem
+import VFIOUserWire
 
 /// `vfio serve` stops on SIGINT and SIGTERM as its help says: it logs "stopping",
 /// removes its socket and exits 0, idle or with a client connected, and also when it was

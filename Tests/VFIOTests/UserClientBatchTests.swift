@@ -3,7 +3,10 @@ import Synchronization
 import Testing
 import VFIO
 import VFIODeviceKit
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// `VFIOUserClient.perform(_:)`: region accesses sent together, answered in order, every
 /// reply collected before an error is thrown.

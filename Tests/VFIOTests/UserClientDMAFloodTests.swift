@@ -2,7 +2,9 @@ import Glibc
 import Testing
 import VFIO
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A server that streams DMA commands without reading the client's replies cannot make
 /// the client hold more than `maxQueuedServerCommandBytes` (plus the message that reached

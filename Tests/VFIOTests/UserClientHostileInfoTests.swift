@@ -1,7 +1,10 @@
 import Glibc
 import Testing
 import VFIO
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// Sizes and counts a server states in its info replies are bounded before the client
 /// acts on them: it makes a bounded number of requests and allocates a bounded amount.

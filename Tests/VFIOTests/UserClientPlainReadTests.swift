@@ -5,7 +5,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A lone region access reads its reply with `recv` (no descriptors can be received
 /// then): a reply that carries descriptors (region info) must never be read that way,

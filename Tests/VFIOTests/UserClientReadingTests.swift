@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// Region 0: 4 MiB of server memory (one mmap area: accesses are copies to and from the
 /// socket); region 1: 1 MiB served by callbacks from the model's own bytes.

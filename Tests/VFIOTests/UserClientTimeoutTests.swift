@@ -1,7 +1,10 @@
 import Glibc
 import Testing
 import VFIO
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// A server that answers the wrong message, or stops answering, or stops reading: the
 /// client's callers get a typed error instead of waiting forever, and the connection fails

@@ -1,7 +1,10 @@
 import Glibc
 import Testing
 import VFIO
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 @Suite struct UserCodecTests {
     @Test func headerRoundTripAndFlags() throws {

@@ -3,7 +3,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// Checks written against `VFIODevice` only, for an `edu` device whatever carries it (the
 /// Swift model over vfio-user here; QEMU's edu through the kernel elsewhere).

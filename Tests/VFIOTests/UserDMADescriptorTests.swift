@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// edu driven by a `RawPeer`: register access and one DMA transfer, with the peer
 /// answering (or not) the server's DMA messages itself.

@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // DMA_LOGGING_START with `num_ranges` 0, as libvfio-user's sample client sends it, from a
 // raw client on a real socket against this library's server.

@@ -3,7 +3,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A client fills the server's whole DMA map table page by page, as QEMU behind a vIOMMU
 /// does, from one memfd (the page's file offset following its IOVA). The table holds

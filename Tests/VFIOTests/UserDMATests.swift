@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A model whose register reads can do DMA synchronously (offset 4: a forbidden DMA from
 /// inside the request) and whose own thread can do DMA while requests flow.

@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // MIG_DATA_READ / MIG_DATA_WRITE in the byte forms libvfio-user's servers use (see
 // Support/ScriptedMigrationServer.swift), against a scripted server on a real socket pair.

@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // MIG_DATA_READ / MIG_DATA_WRITE as the server serves them from the message header on
 // (the reply gathered from where the driver holds the stream, the data read straight into

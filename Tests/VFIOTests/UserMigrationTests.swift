@@ -4,7 +4,9 @@ import VFIO
 import VFIODeviceKit
 import VFIOMigration
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // Migration over vfio-user through real UNIX sockets: the kit's edu behind a
 // `VFIOUserServer`, driven through `VFIOUserClient`.

@@ -5,7 +5,9 @@ import VFIO
 import VFIODeviceKit
 import VFIOMigration
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // Live migration from and to servers that answer as libvfio-user's do (no MIG_DATA_SIZE,
 // padded MIG_DATA_READ replies, the MIG_DATA_WRITE argsz rule): this library's servers

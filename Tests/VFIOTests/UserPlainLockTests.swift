@@ -1,7 +1,10 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// The server's serving lock (`PlainLock`, one futex word): exclusive under contention,
 /// and a thread that sleeps waiting for it wakes when it is released.

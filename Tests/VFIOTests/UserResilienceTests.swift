@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // A server facing a hostile peer: every abuse gets an error reply or a clean disconnect,
 // and the next client is served. (Malformed messages of each command, garbage on a raw

@@ -5,7 +5,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A server on a real UNIX socket in a fresh directory, stopped and removed at the end.
 /// A new directory from `mkdtemp(template)` (the template's XXXXXX replaced).

@@ -4,7 +4,9 @@ import Testing
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // Slow or stalled clients: one that stops inside a message, or stops reading what the
 // server sends, is dropped after the configured limit and the next client is served; one

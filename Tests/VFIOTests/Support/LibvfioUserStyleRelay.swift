@@ -2,7 +2,9 @@ import Glibc
 import Synchronization
 import VFIO
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 /// A listening UNIX socket at `path` that relays one client to one of this library's
 /// servers at `target`, answering as libvfio-user does (see ScriptedMigrationServer.swift):

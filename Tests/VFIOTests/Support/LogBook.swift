@@ -1,5 +1,8 @@
 import Logging
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// What a logger wrote, kept for a test to wait on (a `Logger` from `logger` writes here).
 final class LogBook: Sendable {

@@ -2,7 +2,9 @@ import Glibc
 import Synchronization
 import VFIO
 import VFIOSystem
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
 
 // What libvfio-user's servers do on the wire where it matters to migration, as observed
 // against its sample server (samples/server.c with migration, 2026-06 sources) through a

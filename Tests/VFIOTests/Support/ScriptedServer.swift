@@ -1,7 +1,10 @@
 import Glibc
 import Testing
 import VFIO
-@testable import VFIOUser
+@testable import VFIOUserClient
+@testable import VFIOUserServer
+@testable import VFIOUserWire
+import VFIOSystem
 
 /// A vfio-user server played by the test, message by message, on the far end of a real
 /// socket pair: the client under test gets the near end. `run` starts the script on a

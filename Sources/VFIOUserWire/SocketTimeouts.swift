@@ -1,17 +1,18 @@
 import Glibc
 import Synchronization
 import VFIO
+import VFIOSystem
 
 /// The limits a server puts on what a client can make its socket wait for
 /// (`VFIOUserSocket.setTimeouts`).
-enum SocketTimeout: UInt8, Sendable {
+package enum SocketTimeout: UInt8, Sendable {
     /// A message that has begun to arrive did not arrive whole in time.
     case partialMessage = 1
     /// A message being sent found no room for that long (the peer does not read).
     case send = 2
 
     /// The name logs and errors give it.
-    var name: String {
+    package var name: String {
         switch self {
         case .partialMessage: return "partial message"
         case .send: return "send"
@@ -64,7 +65,7 @@ func setSocketTimeout(_ fd: Int32, _ option: Int32, _ nanoseconds: UInt64) -> In
 }
 
 /// "200 ms", "1.5 s", "10 s".
-func describeNanoseconds(_ nanoseconds: UInt64) -> String {
+package func describeNanoseconds(_ nanoseconds: UInt64) -> String {
     if nanoseconds < 1_000_000 { return "\(nanoseconds / 1000) µs" }
     if nanoseconds < 1_000_000_000 { return "\(nanoseconds / 1_000_000) ms" }
     let tenths = (nanoseconds + 50_000_000) / 100_000_000
@@ -72,7 +73,7 @@ func describeNanoseconds(_ nanoseconds: UInt64) -> String {
 }
 
 /// Nanoseconds in `duration` (rounded down), or nil unless it is positive and at most a day.
-func timeoutNanoseconds(_ duration: Duration) -> UInt64? {
+package func timeoutNanoseconds(_ duration: Duration) -> UInt64? {
     guard duration > .zero, duration <= .seconds(86_400) else { return nil }
     return max(nanoseconds(duration, atMost: 86_400 * 1_000_000_000), 1)
 }
@@ -88,7 +89,7 @@ extension VFIOUserSocket {
     /// After either fires, the socket is shut down (the stream is out of step) and
     /// `timeoutFired` says which. Call before the socket is read or written.
     /// - Throws: errno of `setsockopt` (`ENOTSOCK` for a descriptor that is no socket).
-    func setTimeouts(partialMessage: UInt64, send: UInt64) throws(VFIOError) {
+    package func setTimeouts(partialMessage: UInt64, send: UInt64) throws(VFIOError) {
         let fd = try descriptor.requireOpen("setsockopt")
         if setSocketTimeout(fd, SO_SNDTIMEO, send) != 0 { throw .errno("setsockopt(SO_SNDTIMEO)", errno) }
         inbox.deadline = MessageDeadline(limit: partialMessage)
@@ -96,7 +97,7 @@ extension VFIOUserSocket {
     }
 
     /// The limit that ended this connection, if one did.
-    var timeoutFired: SocketTimeout? { SocketTimeout(rawValue: fired.load(ordering: .acquiring)) }
+    package var timeoutFired: SocketTimeout? { SocketTimeout(rawValue: fired.load(ordering: .acquiring)) }
 
     /// Records `timeout` (the first one counts) and shuts the socket down.
     func timedOut(_ timeout: SocketTimeout) {
@@ -115,7 +116,7 @@ extension VFIOUserSocket {
     }
 
     /// The process at the other end (`SO_PEERCRED`), nil when the kernel does not say.
-    var peerProcessID: pid_t? {
+    package var peerProcessID: pid_t? {
         // struct ucred: pid, uid, gid.
         var credentials: (pid_t, uid_t, gid_t) = (0, 0, 0)
         var length = socklen_t(MemoryLayout.size(ofValue: credentials))

@@ -1,6 +1,8 @@
 import Glibc
 import Synchronization
 import VFIO
+import VFIOUserWire
+import VFIOSystem
 
 /// Migration v2 over vfio-user: `VFIO_USER_DEVICE_FEATURE` MIG_DEVICE_STATE moves the
 /// device (no `data_fd`: the reply carries the state reached), the data travels as

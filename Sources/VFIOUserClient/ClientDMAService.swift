@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import VFIO
 import VFIOSystem
+import VFIOUserWire
 
 /// The client's side of server DMA: the table of memory this client mapped with
 /// `mapDMA`, and the DMA thread that answers the server's `VFIO_USER_DMA_READ` /

@@ -3,7 +3,7 @@ import VFIO
 /// Typed-throws wrappers for the standard library's `rethrows` buffer accessors.
 
 extension Array where Element == UInt8 {
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(VFIOError) -> R) throws(VFIOError) -> R {
+    package func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(VFIOError) -> R) throws(VFIOError) -> R {
         var outcome: Result<R, VFIOError>?
         withUnsafeBytes { raw in
             do throws(VFIOError) { outcome = .success(try body(raw)) } catch { outcome = .failure(error) }
@@ -11,7 +11,7 @@ extension Array where Element == UInt8 {
         return try outcome!.get()
     }
 
-    mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws(VFIOError) -> R) throws(VFIOError) -> R {
+    package mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws(VFIOError) -> R) throws(VFIOError) -> R {
         var outcome: Result<R, VFIOError>?
         withUnsafeMutableBytes { raw in
             do throws(VFIOError) { outcome = .success(try body(raw)) } catch { outcome = .failure(error) }
@@ -23,7 +23,7 @@ extension Array where Element == UInt8 {
 extension IOVARange {
     /// `[iova, iova + size)` for a size > 0 that may end exactly at 2^64 (QEMU unmaps up
     /// to the top of the address space).
-    static func covering(_ iova: UInt64, _ size: UInt64) throws(VFIOError) -> IOVARange {
+    package static func covering(_ iova: UInt64, _ size: UInt64) throws(VFIOError) -> IOVARange {
         guard size > 0 else { throw .invalidArgument("IOVARange", "size 0") }
         let (last, overflow) = iova.addingReportingOverflow(size - 1)
         guard !overflow else { throw .invalidArgument("IOVARange", "0x\(String(iova, radix: 16)) + 0x\(String(size, radix: 16)) passes 2^64") }

@@ -2,7 +2,7 @@ import CVFIO
 import Glibc
 
 /// A mutex with a condition variable (pthread), for state that threads wait on.
-final class Monitor<State>: @unchecked Sendable {
+package final class Monitor<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// What `wait(until:)` waits on and `broadcast()` / `update` wake.
     private let condition = Condition()
@@ -10,7 +10,7 @@ final class Monitor<State>: @unchecked Sendable {
     private let storage: UncheckedCell<State>
     private var state: UnsafeMutablePointer<State> { storage.pointer }
 
-    init(_ initial: State) {
+    package init(_ initial: State) {
         storage = UncheckedCell(initial)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -22,7 +22,7 @@ final class Monitor<State>: @unchecked Sendable {
     }
 
     /// Runs `body` with the lock held.
-    func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state.pointee)
@@ -30,13 +30,13 @@ final class Monitor<State>: @unchecked Sendable {
 
     /// Waits (lock held inside `body`) until `body` returns a value, re-checking after
     /// every broadcast.
-    func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
+    package func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
         try wait(on: condition, until: body)!   // no deadline: never nil
     }
 
     /// Runs `body` with the lock held and a function that waits on a condition variable
     /// (with an optional monotonic deadline in nanoseconds), releasing the lock meanwhile.
-    func withLockedWait<R, E: Error>(_ body: (inout State, (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
+    package func withLockedWait<R, E: Error>(_ body: (inout State, (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         let mutex = self.mutex
@@ -52,7 +52,7 @@ final class Monitor<State>: @unchecked Sendable {
 
     /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
     /// broadcast (for state that changes without the lock).
-    func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
+    package func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
         let condition = self.condition
         return try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
             while true {
@@ -63,14 +63,14 @@ final class Monitor<State>: @unchecked Sendable {
     }
 
     /// Wakes every waiter (call after changing the state).
-    func broadcast() {
+    package func broadcast() {
         pthread_mutex_lock(mutex)
         condition.broadcast()
         pthread_mutex_unlock(mutex)
     }
 
     /// Changes the state and wakes every waiter.
-    func update<R>(_ body: (inout State) -> R) -> R {
+    package func update<R>(_ body: (inout State) -> R) -> R {
         pthread_mutex_lock(mutex)
         defer {
             condition.broadcast()
@@ -81,12 +81,12 @@ final class Monitor<State>: @unchecked Sendable {
 }
 
 /// A joinable POSIX thread running `body`.
-final class WorkerThread: @unchecked Sendable {
+package final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
     private var joined = false
     private let lock = Monitor(())
 
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) {
         final class Box { let body: @Sendable () -> Void; let name: String; init(_ b: @escaping @Sendable () -> Void, _ n: String) { body = b; name = n } }
         let box = Unmanaged.passRetained(Box(body, name)).toOpaque()
         let result = pthread_create(&thread, nil, { raw in
@@ -98,7 +98,7 @@ final class WorkerThread: @unchecked Sendable {
     }
 
     /// Waits for the thread to end (once; later calls return at once).
-    func join() {
+    package func join() {
         let already = lock.withLock { (_: inout ()) -> Bool in
             defer { joined = true }
             return joined
@@ -107,16 +107,16 @@ final class WorkerThread: @unchecked Sendable {
     }
 
     /// True when called on this thread.
-    var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+    package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
 }
 
 /// A condition variable of its own for one waiting thread, used with a `Monitor`'s mutex
 /// (`Monitor.wait(on:deadline:until:)`), so that a state change wakes only the thread it
 /// concerns.
-final class Condition: @unchecked Sendable {
-    let raw: UnsafeMutablePointer<pthread_cond_t>
+package final class Condition: @unchecked Sendable {
+    package let raw: UnsafeMutablePointer<pthread_cond_t>
 
-    init() {
+    package init() {
         raw = .allocate(capacity: 1)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -127,10 +127,10 @@ final class Condition: @unchecked Sendable {
 
     /// Wakes the thread waiting on this condition (call with the monitor's lock held, after
     /// changing the state it waits for).
-    func signal() { pthread_cond_signal(raw) }
+    package func signal() { pthread_cond_signal(raw) }
 
     /// Wakes every thread waiting on this condition (lock held, as for `signal`).
-    func broadcast() { pthread_cond_broadcast(raw) }
+    package func broadcast() { pthread_cond_broadcast(raw) }
 
     deinit {
         pthread_cond_destroy(raw)
@@ -140,7 +140,7 @@ final class Condition: @unchecked Sendable {
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
@@ -148,12 +148,12 @@ func monotonicNanoseconds() -> UInt64 {
 
 /// `nanoseconds` as `poll`'s timeout: milliseconds rounded up (a wait never ends before
 /// its time), at most `Int32.max`.
-func pollTimeoutMilliseconds(_ nanoseconds: UInt64) -> Int32 {
+package func pollTimeoutMilliseconds(_ nanoseconds: UInt64) -> Int32 {
     Int32(min(nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1), UInt64(Int32.max)))
 }
 
 /// `duration` in nanoseconds (rounded down), 0 when negative, at most `limit`.
-func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
+package func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
     let (seconds, attoseconds) = duration.components
     guard seconds >= 0, attoseconds >= 0 else { return 0 }
     guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
@@ -164,7 +164,7 @@ extension Monitor {
     /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
     /// until `deadline()` (monotonic nanoseconds, evaluated with the lock held; `nil`: no
     /// limit) has passed, which returns `nil`.
-    func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
+    package func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
                            until body: (inout State) throws(E) -> R?) throws(E) -> R? {
         try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R? in
             while true {
@@ -180,7 +180,7 @@ extension Monitor {
     /// at `time` (monotonic nanoseconds) at the latest to run `body` again: the body itself
     /// decides what a passed time means, with the state in hand (nothing can change between
     /// its last look and the return).
-    func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
+    package func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
                            until body: (inout State) throws(E) -> R?) throws(E) -> R {
         try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
             while true {
@@ -194,16 +194,16 @@ extension Monitor {
 /// A plain mutex whose lock and unlock may sit in different functions: one futex word
 /// (`cvfio_lock`), so that taking it uncontended is one atomic instruction. Not
 /// recursive; no condition goes with it (use `Monitor` for waiting).
-final class PlainLock: @unchecked Sendable {
+package final class PlainLock: @unchecked Sendable {
     private let word: UnsafeMutablePointer<UInt32>
 
-    init() {
+    package init() {
         word = .allocate(capacity: 1)
         word.initialize(to: 0)
     }
 
-    @inline(__always) func lock() { cvfio_lock(word) }
-    @inline(__always) func unlock() { cvfio_unlock(word) }
+    @inline(__always) package func lock() { cvfio_lock(word) }
+    @inline(__always) package func unlock() { cvfio_unlock(word) }
 
     deinit { word.deallocate() }
 }
@@ -212,10 +212,10 @@ final class PlainLock: @unchecked Sendable {
 /// reading token), reached through a pointer: a class's stored `var` would pay a dynamic
 /// exclusivity check on every access, which on the message paths costs more than the
 /// work around it. The storage is freed with the cell.
-struct UncheckedCell<Value>: ~Copyable {
-    let pointer: UnsafeMutablePointer<Value>
+package struct UncheckedCell<Value>: ~Copyable {
+    package let pointer: UnsafeMutablePointer<Value>
 
-    init(_ value: Value) {
+    package init(_ value: Value) {
         pointer = .allocate(capacity: 1)
         pointer.initialize(to: value)
     }

@@ -4,7 +4,6 @@ import Synchronization
 import VFIO
 import VFIOSystem
 
-@inline(__always) func closeDescriptor(_ fd: Int32) { _ = Glibc.close(fd) }
 
 /// What one read of a message gave.
 public enum VFIOUserReceived: Sendable {
@@ -118,7 +117,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// Sends `bytes`, one or more whole messages already framed, non-blocking as
     /// `send(_:_:_:fds:whenFull:)` (no descriptors).
-    func sendStream(_ bytes: UnsafeRawBufferPointer, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
+    package func sendStream(_ bytes: UnsafeRawBufferPointer, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         let fd = try descriptor.requireOpen("send")
         try sendLock.withLock { _ throws(VFIOError) in
             try Self.sendBytes(fd, bytes, flags: Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), whenFull: whenFull)
@@ -251,7 +250,7 @@ public final class VFIOUserSocket: Sendable {
     ///   kernel, never received.
     /// - Throws: `ECONNRESET` when the stream ends inside the header; `ETIMEDOUT` when the
     ///   partial-message limit (`setTimeouts`) passed inside the header; errno of `recvmsg`.
-    func receiveHeader(maxFDs: Int, plain: Bool = false) throws(VFIOError) -> VFIOUserHeader? {
+    package func receiveHeader(maxFDs: Int, plain: Bool = false) throws(VFIOError) -> VFIOUserHeader? {
         let fd = try descriptor.requireOpen("recvmsg")
         let box = inbox
         guard box.payloadLeft == 0 else {
@@ -281,7 +280,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// True when descriptors came with the bytes of the current message read so far (peers
     /// send a message's descriptors with its first byte).
-    var currentMessageHasDescriptors: Bool {
+    package var currentMessageHasDescriptors: Bool {
         let box = inbox
         return !box.late.isEmpty || box.batches.contains { $0.mark < box.messageEnd }
     }
@@ -290,7 +289,7 @@ public final class VFIOUserSocket: Sendable {
     /// (from what was read ahead, the rest straight from the socket).
     /// - Throws: `ECONNRESET` when the stream ends first; errno of `recvmsg`.
     @inline(__always)
-    func receivePayload(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
+    package func receivePayload(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
         let box = inbox
         precondition(buffer.count <= box.payloadLeft, "reading past the message")
         // All of it read ahead (every small message): a copy, no call.
@@ -324,7 +323,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// Reads and drops the rest of the current message's payload.
     @inline(__always)
-    func skipPayload() throws(VFIOError) {
+    package func skipPayload() throws(VFIOError) {
         if inbox.payloadLeft == 0 { return }
         try skipPayloadSlowly()
     }
@@ -346,7 +345,7 @@ public final class VFIOUserSocket: Sendable {
     /// there is nothing to collect) and returns true; false means `finishMessage` must be
     /// called.
     @inline(__always)
-    func finishMessageWithoutDescriptors() -> Bool {
+    package func finishMessageWithoutDescriptors() -> Bool {
         let box = inbox
         return box.payloadLeft == 0 && box.late.isEmpty && !box.lateTruncated
             && (box.batches.isEmpty || box.batches[0].mark >= box.messageEnd)
@@ -354,7 +353,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// Ends the current message (its payload read or skipped): its descriptors, or an
     /// error (`EINVAL`) when more than `maxFDs` came (then none are kept open).
-    func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
+    package func finishMessage(maxFDs: Int, command: UInt16) -> Result<[Int32], VFIOError> {
         let box = inbox
         precondition(box.payloadLeft == 0, "finishMessage before the payload was read")
         if finishMessageWithoutDescriptors() { return .success([]) }
@@ -366,14 +365,14 @@ public final class VFIOUserSocket: Sendable {
         if fds.count > maxFDs { truncated = true }
         if truncated {
             for f in fds { closeDescriptor(f) }
-            return .failure(.errno("\(VFIOCommandName(command)): more than \(maxFDs) descriptor(s) came with the message", EINVAL))
+            return .failure(.errno("\(VFIOUserCommand.name(command)): more than \(maxFDs) descriptor(s) came with the message", EINVAL))
         }
         return .success(fds)
     }
 
     /// The rest of a message whose header `receiveHeader` returned: its payload into a new
     /// array (or dropped when above `maxPayload`) and its descriptors.
-    func receiveBody(_ header: VFIOUserHeader, maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
+    package func receiveBody(_ header: VFIOUserHeader, maxPayload: Int, maxFDs: Int) throws(VFIOError) -> VFIOUserReceived {
         if header.messageSize < UInt32(VFIOUserHeader.size) {
             if case .success(let fds) = finishMessage(maxFDs: maxFDs, command: header.command) { for f in fds { closeDescriptor(f) } }
             return .rejected(header, .malformed("vfio_user_header", "message size \(header.messageSize) is smaller than the 16-byte header"))
@@ -382,7 +381,7 @@ public final class VFIOUserSocket: Sendable {
         if payloadSize > maxPayload {
             try skipPayload()
             if case .success(let fds) = finishMessage(maxFDs: maxFDs, command: header.command) { for f in fds { closeDescriptor(f) } }
-            return .rejected(header, .errno("\(VFIOCommandName(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
+            return .rejected(header, .errno("\(VFIOUserCommand.name(header.command)): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG))
         }
         var failure: VFIOError?
         // No payload: `[]`. (`Array(unsafeUninitializedCapacity: 0)` stores the count into
@@ -620,26 +619,3 @@ final class Inbox: @unchecked Sendable {
     }
 }
 
-func VFIOCommandName(_ raw: UInt16) -> String { VFIOUserCommand.name(raw) }
-
-/// Calls `body` with a `sockaddr_un` for `path`.
-func withUnixAddress<R>(_ path: String, _ operation: String,
-                        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(VFIOError) -> R) throws(VFIOError) -> R {
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    let capacity = MemoryLayout.size(ofValue: address.sun_path)
-    guard !bytes.isEmpty, bytes.count < capacity else {
-        throw .invalidArgument(operation, "socket path '\(path)' must have 1...\(capacity - 1) bytes")
-    }
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
-    let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
-    return try withUnsafePointer(to: &address) { (pointer: UnsafePointer<sockaddr_un>) throws(VFIOError) -> R in
-        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (p: UnsafePointer<sockaddr>) throws(VFIOError) -> R in
-            try body(p, length)
-        }
-    }
-}

@@ -1,4 +1,5 @@
 import VFIO
+import VFIOSystem
 
 /// A JSON value, enough for the capabilities of `VFIO_USER_VERSION`: a small parser and
 /// writer written for this module (no Foundation).

@@ -5,6 +5,7 @@ import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
+import VFIOUserWire
 
 /// Serves a `DeviceModel` to vfio-user clients (QEMU's `vfio-user-pci`, `VFIOUserClient`).
 ///

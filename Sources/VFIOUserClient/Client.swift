@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import VFIO
 import VFIOSystem
+import VFIOUserWire
 
 /// A vfio-user device seen from the client side: a `VFIODevice` whose every operation is a
 /// message to a server over a UNIX socket.
@@ -87,8 +88,9 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     public let serverVersion: VFIOUserVersion
     public let configuration: Configuration
     let core: ClientCore
-    /// The server of `serving(_:name:)`, kept alive with the client.
-    var inProcessServer: VFIOUserServer?
+    /// Runs after the connection is shut down (`close()`, release): an in-process server's
+    /// `wait`.
+    private let afterClose: (@Sendable () -> Void)?
 
     /// The server's capabilities (defaults for what it did not state).
     public var serverCapabilities: VFIOUserCapabilities { serverVersion.capabilities }
@@ -99,9 +101,14 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         try self.init(socket: socket, name: name ?? "unix:\(path)", configuration: configuration)
     }
 
-    /// Takes a connected socket and negotiates the version.
-    public init(socket: VFIOUserSocket, name: String, configuration: Configuration = Configuration()) throws(VFIOError) {
+    /// Takes a connected socket and negotiates the version. `afterClose` runs after the
+    /// connection is shut down (by `close()` or when the client is released; it must
+    /// tolerate running twice): `VFIOUserServer.wait` of a server serving the other end in
+    /// this process.
+    public init(socket: VFIOUserSocket, name: String, configuration: Configuration = Configuration(),
+                afterClose: (@Sendable () -> Void)? = nil) throws(VFIOError) {
         self.name = name
+        self.afterClose = afterClose
         self.configuration = configuration
         core = ClientCore(socket: socket, configuration: configuration)
         core.start()
@@ -116,19 +123,20 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
             transferChunk = Int(min(version.capabilities.maxDataTransferSize, configuration.capabilities.maxDataTransferSize))
         } catch {
             core.close()
+            afterClose?()
             throw error
         }
     }
 
     deinit {
         core.close()
-        inProcessServer?.wait()
+        afterClose?()
     }
 
     /// Shuts the connection down; later calls fail with `ECONNRESET`.
     public func close() {
         core.close()
-        inProcessServer?.wait()
+        afterClose?()
     }
 
     /// Whether the connection is still up.

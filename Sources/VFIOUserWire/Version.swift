@@ -1,4 +1,5 @@
 import VFIO
+import VFIOSystem
 
 /// The capabilities one side states in `VFIO_USER_VERSION` (the `"capabilities"` object
 /// of the JSON that follows the version numbers). Absent keys take the specification's

@@ -1,4 +1,6 @@
 import VFIO
+import VFIOUserWire
+import VFIOSystem
 
 /// A command the server sent, waiting for the client's DMA thread.
 enum ServerCommand {

@@ -1,4 +1,5 @@
 import VFIO
+import VFIOSystem
 
 /// A payload of a vfio-user message with an exact byte layout (after the 16-byte header).
 public protocol VFIOUserPayload: Sendable, Equatable {

@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import VFIO
 import VFIOSystem
+import VFIOUserWire
 
 /// One DMA mapping the client made with `VFIO_USER_DMA_MAP` (its range is the table's
 /// key): the client's memory mapped here, or reachable only through DMA_READ / DMA_WRITE

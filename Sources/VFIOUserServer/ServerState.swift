@@ -4,6 +4,7 @@ import Synchronization
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
+import VFIOUserWire
 
 /// Memory the server provides for a memory-backed region: a memfd of the region's size
 /// (rounded up to pages), mapped here and passed to the client with the region info.

@@ -1,6 +1,8 @@
 import Glibc
 import VFIO
 import VFIODeviceKit
+import VFIOUserWire
+import VFIOSystem
 
 // Migration and DMA dirty logging over vfio-user (QEMU's docs/interop/vfio-user.rst,
 // "VFIO_USER_DEVICE_FEATURE", "VFIO_USER_MIG_DATA_READ/WRITE"), served from the

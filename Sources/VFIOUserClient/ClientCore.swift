@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import VFIO
 import VFIOSystem
+import VFIOUserWire
 
 /// Where a caller wants the payload of its reply: the first `prefix.count` bytes in
 /// `prefix`, the rest in `data`. Used only when the reply's payload has exactly that size
@@ -817,7 +818,7 @@ final class ClientCore: @unchecked Sendable {
             case .success(let fds):
                 if fds.isEmpty { return ExchangeReply(direct: header, dataCount: dataCount) }
                 for f in fds { closeDescriptor(f) }
-                return ExchangeReply(errorReply(header, VFIOError.errno("\(VFIOCommandName(header.command)) reply carries descriptors", EINVAL)))
+                return ExchangeReply(errorReply(header, VFIOError.errno("\(VFIOUserCommand.name(header.command)) reply carries descriptors", EINVAL)))
             case .failure(let error):
                 return ExchangeReply(errorReply(header, error))
             }
@@ -865,7 +866,7 @@ final class ClientCore: @unchecked Sendable {
         for reply in undelivered.pointee {
             let id = reply.header.messageID
             guard let waiter = state.waiters.first(where: { $0.id == id && $0.reply == nil }) else {
-                recordFailure(&state, .errno("vfio-user connection (\(VFIOCommandName(reply.header.command)) reply to message id \(id), "
+                recordFailure(&state, .errno("vfio-user connection (\(VFIOUserCommand.name(reply.header.command)) reply to message id \(id), "
                                              + "which no request awaits: never sent, sent with NO_REPLY, or answered already)", EPROTO))
                 continue
             }

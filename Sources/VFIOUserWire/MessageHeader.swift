@@ -1,5 +1,6 @@
 import Glibc
 import VFIO
+import VFIOSystem
 
 /// The commands of the vfio-user protocol (`enum vfio_user_command`), numbered as in
 /// QEMU's docs/interop/vfio-user.rst. 14 is the deprecated `VFIO_USER_DIRTY_PAGES`,

@@ -1,6 +1,8 @@
 import Glibc
 import VFIO
 import VFIODeviceKit
+import VFIOUserWire
+import VFIOSystem
 
 /// `VFIO_USER_REGION_READ` and `REGION_WRITE` without copies in between: a write's data
 /// is read from the socket straight into the region's memory (or into one reused buffer

@@ -1,5 +1,7 @@
 import Glibc
 import VFIO
+import VFIOUserWire
+import VFIOSystem
 
 /// How long a client thread waits for the server, and for what: the message named in the
 /// `ETIMEDOUT` error it gets when the time has passed.
@@ -31,7 +33,7 @@ struct ClientDeadline {
     }
 
     private var name: String {
-        "\(VFIOCommandName(command))\(isReply ? " reply" : "") (message id \(id))"
+        "\(VFIOUserCommand.name(command))\(isReply ? " reply" : "") (message id \(id))"
     }
 
     /// The error of a caller whose reply did not come in time.

@@ -1,5 +1,7 @@
 import Glibc
 import VFIODeviceKit
+import VFIOUserWire
+import VFIOSystem
 
 /// The memory a server's device kit keeps large buffers in (a resuming migration
 /// stream): anonymous private mappings advised for transparent huge pages

@@ -1,4 +1,6 @@
 import VFIO
+import VFIOUserWire
+import VFIOSystem
 
 extension VFIOUserClient {
     /// One region access of `perform(_:)`. The buffers are borrowed for the call.

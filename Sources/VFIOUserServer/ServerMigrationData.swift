@@ -1,6 +1,8 @@
 import Glibc
 import VFIO
 import VFIODeviceKit
+import VFIOUserWire
+import VFIOSystem
 
 // VFIO_USER_MIG_DATA_READ and VFIO_USER_MIG_DATA_WRITE served from the message header on,
 // so that the stream's bytes are not built into arrays: a read's reply is gathered from
