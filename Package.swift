@@ -47,7 +47,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Benchmarks against the floor (README, "Benchmarks"): `swift run -c release vfio-bench`.
+        // Benchmarks against the floor (Benchmarks/README.md): `swift run -c release vfio-bench`.
         .executableTarget(
             name: "vfio-bench",
             dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (Fuzz/README.md) into .build-fuzz/: the Sources/ modules
+# Builds the libFuzzer targets (Docs/Testing.md, "Fuzzing") into .build-fuzz/: the Sources/ modules
 # they need, compiled with swiftc directly (SwiftPM would add its own main to executables
 # and instrument the test targets too), each with -sanitize=fuzzer,address; CVFIO with
 # clang -fsanitize=fuzzer-no-link,address.

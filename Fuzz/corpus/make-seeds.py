@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the fuzz targets (Fuzz/README.md):
+"""Writes the seed corpus of the fuzz targets (Docs/Testing.md, "Fuzzing"):
 
   ServerMessages/   client byte streams: VERSION, then valid messages of every command
                     (and a few sequences: edu DMA answered by the client, DMA_MAP with a

@@ -1,5 +1,5 @@
 /// A VFIO device as its user sees it, whatever carries it: the kernel's `/dev/vfio`
-/// (`HostDevice` in `VFIOHost`) or a vfio-user socket (`VFIOUserClient` in `VFIOUser`).
+/// (`HostDevice` in `VFIOHost`) or a vfio-user socket (`VFIOUserClient` in the module of that name).
 ///
 /// Code written against this protocol runs unchanged on both. Every call is synchronous
 /// and may block on the kernel or the peer; waiting for interrupts is done on the
