@@ -1,6 +1,7 @@
 import CVFIO
 import Glibc
 import Testing
+import TestSupport
 
 /// The CVFIO syscall wrappers against the real kernel (no VFIO device needed).
 /// Serialized: the leak check counts this process's open descriptors.

@@ -3,37 +3,37 @@ import VFIO
 import VFIOHost
 
 /// What the guest harness (Tests/Guest/run.sh) tells a test run inside it.
-enum GuestEnvironment {
+package enum GuestEnvironment {
     /// `SWIFT_VFIO_GUEST=1`: running inside the harness's guest, as root, with QEMU's edu
     /// bound to vfio-pci. Guest suites are enabled only then.
-    static let enabled = ProcessInfo.processInfo.environment["SWIFT_VFIO_GUEST"] == "1"
+    package static let enabled = ProcessInfo.processInfo.environment["SWIFT_VFIO_GUEST"] == "1"
 
     /// `SWIFT_VFIO_EDU`: the edu devices' PCI addresses.
-    static let eduAddresses: [String] =
+    package static let eduAddresses: [String] =
         (ProcessInfo.processInfo.environment["SWIFT_VFIO_EDU"] ?? "").split(separator: " ").map(String.init)
 
     /// The first edu device.
-    static var edu: String { eduAddresses.first ?? "0000:01:00.0" }
+    package static var edu: String { eduAddresses.first ?? "0000:01:00.0" }
 
     /// `SWIFT_VFIO_MTTY`: the UUIDs of the mtty mdevs (`run.sh --kernel custom --mtty N`),
     /// with `SWIFT_VFIO_MTTY_CDEV` and `SWIFT_VFIO_MTTY_GROUP` in the same order.
-    static let mttys: [String] = list("SWIFT_VFIO_MTTY")
-    static let mttyCdevs: [String] = list("SWIFT_VFIO_MTTY_CDEV")
-    static let mttyGroups: [String] = list("SWIFT_VFIO_MTTY_GROUP")
+    package static let mttys: [String] = list("SWIFT_VFIO_MTTY")
+    package static let mttyCdevs: [String] = list("SWIFT_VFIO_MTTY_CDEV")
+    package static let mttyGroups: [String] = list("SWIFT_VFIO_MTTY_GROUP")
 
     private static func list(_ name: String) -> [String] {
         (ProcessInfo.processInfo.environment[name] ?? "").split(separator: " ").map(String.init)
     }
 
     /// The kernel offers iommufd and edu has a device cdev (the harness's custom kernel).
-    static var hasCdev: Bool {
+    package static var hasCdev: Bool {
         FileManager.default.fileExists(atPath: "/dev/iommu")
             && ((try? Sysfs().pciDevice(edu))?.cdevPath).map { FileManager.default.fileExists(atPath: $0) } == true
     }
 
     /// The ways into the kernel this guest offers: the container always, iommufd with
     /// the custom kernel.
-    static var accesses: [HostDevice.Access] {
+    package static var accesses: [HostDevice.Access] {
         guard enabled else { return [] }
         return hasCdev ? [.container, .iommufd] : [.container]
     }
@@ -42,12 +42,12 @@ enum GuestEnvironment {
 /// One test at a time may hold a guest device: a VFIO group opens only once, and tests
 /// that reset it or wire its interrupts must not overlap. Every guest suite that opens
 /// edu goes through `withGuestDevice`.
-actor GuestDeviceLock {
-    static let shared = GuestDeviceLock()
+package actor GuestDeviceLock {
+    package static let shared = GuestDeviceLock()
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    func acquire() async {
+    package func acquire() async {
         if !busy {
             busy = true
             return
@@ -55,13 +55,13 @@ actor GuestDeviceLock {
         await withCheckedContinuation { waiters.append($0) }
     }
 
-    func release() {
+    package func release() {
         if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
     }
 }
 
 /// Runs `body` holding the guest device lock.
-func withGuestDevice<T>(_ body: () async throws -> T) async throws -> T {
+package func withGuestDevice<T>(_ body: () async throws -> T) async throws -> T {
     await GuestDeviceLock.shared.acquire()
     do {
         let result = try await body()

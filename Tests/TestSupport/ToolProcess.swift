@@ -3,18 +3,18 @@ import VFIO
 
 /// The built `vfio` tool as a child process whose stdout and stderr go to one socket the
 /// test reads. Killed and reaped at deinit if the test did not wait for it.
-final class ToolProcess {
+package final class ToolProcess {
     /// How a child ended, from `waitpid`'s status.
-    enum Ending: Equatable, CustomStringConvertible {
+    package enum Ending: Equatable, CustomStringConvertible {
         case exited(Int32)
         case killed(by: Int32)
 
-        init(status: Int32) {
+        package init(status: Int32) {
             // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
             self = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .killed(by: status & 0x7f)
         }
 
-        var description: String {
+        package var description: String {
             switch self {
             case .exited(let code): return "exit status \(code)"
             case .killed(let signal): return "killed by signal \(signal)"
@@ -22,19 +22,19 @@ final class ToolProcess {
         }
     }
 
-    let pid: pid_t
+    package let pid: pid_t
     private let output: Int32
     private var bytes: [UInt8] = []
     private var ended: Ending?
 
     /// What the child wrote to stdout and stderr so far.
-    var log: String { String(decoding: bytes, as: UTF8.self) }
+    package var log: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Starts `tool arguments…` as a shell starts a foreground command: SIGINT and SIGTERM
     /// at their default action, no signal blocked. With `ignoringSIGINT`, SIGINT starts
     /// ignored, as for a background job of a non-interactive shell: it goes through
     /// `/bin/sh -c "trap '' INT; exec …"`, which sets SIG_IGN and keeps it across the exec.
-    init(tool: String, _ arguments: [String], ignoringSIGINT: Bool = false) throws {
+    package init(tool: String, _ arguments: [String], ignoringSIGINT: Bool = false) throws {
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
             throw VFIOError.errno("socketpair", errno)
@@ -86,7 +86,7 @@ final class ToolProcess {
 
     /// Reads the child's output until it contains `text` (true), or until end of file or
     /// `timeout` (false).
-    func readUntil(_ text: String, timeout: Duration) -> Bool {
+    package func readUntil(_ text: String, timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while !log.contains(text) {
             guard readMore(until: deadline) else { return false }
@@ -96,7 +96,7 @@ final class ToolProcess {
 
     /// Reads the child's output to its end, then reaps the child. When the output does not
     /// end within `timeout` the child is killed with SIGKILL, and the ending says so.
-    func waitForExit(timeout: Duration) -> Ending {
+    package func waitForExit(timeout: Duration) -> Ending {
         if let ended { return ended }
         let deadline = ContinuousClock.now + timeout
         while readMore(until: deadline) {}
@@ -128,4 +128,19 @@ final class ToolProcess {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return Ending(status: status)
     }
+}
+
+/// The `vfio` tool built next to this test bundle (both live in .build/<config>/), or nil
+/// when it is not there.
+package func builtToolPath() -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    var path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    while let slash = path.lastIndex(of: "/") {
+        path = String(path[..<slash])
+        if access(path + "/vfio", X_OK) == 0 { return path + "/vfio" }
+        if path.hasSuffix(".build") || path.isEmpty { break }
+    }
+    return nil
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TestSupport
 
 /// Every command that takes a DEVICE names, in its help, every kind of device name the
 /// tool accepts.
@@ -8,7 +9,7 @@ import Testing
 
     @Test(arguments: deviceCommands)
     func helpNamesEveryKindOfDevice(_ command: String) throws {
-        guard let tool = UserMigrationToolTests.toolPath() else {
+        guard let tool = builtToolPath() else {
             print("ToolHelpTests: no built vfio next to the tests; skipped")
             return
         }

@@ -5,6 +5,7 @@ import VFIOUserClient
 import VFIOUserServer
 import VFIOSystem
 import VFIOUserWire
+import TestSupport
 
 /// `vfio serve` stops on SIGINT and SIGTERM as its help says: it logs "stopping",
 /// removes its socket and exits 0, idle or with a client connected, and also when it was
@@ -31,7 +32,7 @@ import VFIOUserWire
 
     @Test(arguments: cases)
     func serveStopsOnTheSignal(_ c: Case) throws {
-        guard let tool = UserMigrationToolTests.toolPath() else {
+        guard let tool = builtToolPath() else {
             print("ToolServeSignalTests: no built vfio next to the tests; skipped")
             return
         }

@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import VFIO
 import VFIOSystem
+import TestSupport
 
 /// A plain-Swift stand-in for an edu device behind `VFIODevice`, only to test the
 /// conformance suite's own logic: each `Fault` breaks one behaviour a check must catch.

@@ -2,6 +2,7 @@ import Testing
 import VFIO
 import VFIOConformance
 import VFIOHost
+import TestSupport
 
 /// QEMU's edu through the real kernel, in the guest harness (`Tests/Guest/run.sh`): the
 /// transport-independent suite on `HostDevice`, through every way in the guest's kernel

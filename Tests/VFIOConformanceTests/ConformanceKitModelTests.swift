@@ -5,6 +5,7 @@ import VFIO
 import VFIOConformance
 import VFIODeviceKit
 import VFIOSystem
+import TestSupport
 
 /// A device model hosted in process behind `VFIODevice`, the way a vfio-user server and
 /// client pair would serve it but without the socket: model calls are serialized, deferred

@@ -6,6 +6,7 @@ import VFIODeviceKit
 @testable import VFIOUserServer
 @testable import VFIOUserWire
 import VFIOSystem
+import TestSupport
 
 /// The transport-independent edu suite (the one the guest runs on QEMU's edu through the
 /// kernel) on the Swift `EduDevice` over vfio-user, through real sockets.

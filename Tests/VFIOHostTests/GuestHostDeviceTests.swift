@@ -5,6 +5,7 @@ import VFIO
 import VFIOConformance
 import VFIOHost
 import VFIOSystem
+import TestSupport
 
 /// QEMU's edu device (1234:11e8), BAR0 registers.
 enum Edu {

@@ -4,6 +4,7 @@ import Testing
 import VFIO
 import VFIOHost
 import VFIOSystem
+import TestSupport
 
 /// The kernel's mdev sample `mtty` (samples/vfio-mdev/mtty.c): one 16550-like serial
 /// port behind an 8-byte I/O BAR (region 0), read and written a byte at a time.

@@ -7,6 +7,7 @@ import VFIOUserClient
 import VFIOUserServer
 import VFIOSystem
 import VFIOUserWire
+import TestSupport
 
 /// `Snapshot.save` never destroys the snapshot already at its path, stops at its size cap,
 /// and writes nothing `restore` would refuse; `restore` refuses a snapshot with no state.
@@ -211,7 +212,7 @@ import VFIOUserWire
     /// The tool: `--max-size` caps `vfio save` and its error names the flag; the snapshot
     /// already there survives; `vfio restore` of a snapshot with no state says why.
     @Test func theToolCapsSavesAndRefusesEmptySnapshots() throws {
-        guard let tool = UserMigrationToolTests.toolPath() else {
+        guard let tool = builtToolPath() else {
             print("SnapshotSafetyTests: no built vfio next to the tests; the tool run is skipped")
             return
         }

@@ -3,15 +3,7 @@ import Glibc
 import Testing
 import VFIO
 import VFIOSystem
-
-/// Counts this process's open descriptors (entries of /proc/self/fd).
-func openDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    return count
-}
+import TestSupport
 
 @Suite(.serialized) struct SystemEventFDTests {
     @Test func signalThenWaitReturnsTheCountAndResets() async throws {

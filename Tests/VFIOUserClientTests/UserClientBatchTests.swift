@@ -7,6 +7,7 @@ import VFIODeviceKit
 @testable import VFIOUserServer
 @testable import VFIOUserWire
 import VFIOSystem
+import TestSupport
 
 /// `VFIOUserClient.perform(_:)`: region accesses sent together, answered in order, every
 /// reply collected before an error is thrown.

@@ -5,6 +5,7 @@ import VFIO
 @testable import VFIOUserServer
 @testable import VFIOUserWire
 import VFIOSystem
+import TestSupport
 
 /// Sizes and counts a server states in its info replies are bounded before the client
 /// acts on them: it makes a bounded number of requests and allocates a bounded amount.

@@ -8,6 +8,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// A lone region access reads its reply with `recv` (no descriptors can be received
 /// then): a reply that carries descriptors (region info) must never be read that way,

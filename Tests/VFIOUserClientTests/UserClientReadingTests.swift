@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// Region 0: 4 MiB of server memory (one mmap area: accesses are copies to and from the
 /// socket); region 1: 1 MiB served by callbacks from the model's own bytes.

@@ -5,6 +5,7 @@ import VFIO
 @testable import VFIOUserServer
 @testable import VFIOUserWire
 import VFIOSystem
+import TestSupport
 
 /// A server that answers the wrong message, or stops answering, or stops reading: the
 /// client's callers get a typed error instead of waiting forever, and the connection fails

@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // MIG_DATA_READ / MIG_DATA_WRITE in the byte forms libvfio-user's servers use (see
 // Support/ScriptedMigrationServer.swift), against a scripted server on a real socket pair.

@@ -6,6 +6,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// Checks written against `VFIODevice` only, for an `edu` device whatever carries it (the
 /// Swift model over vfio-user here; QEMU's edu through the kernel elsewhere).

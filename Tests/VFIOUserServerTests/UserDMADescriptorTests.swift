@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// edu driven by a `RawPeer`: register access and one DMA transfer, with the peer
 /// answering (or not) the server's DMA messages itself.

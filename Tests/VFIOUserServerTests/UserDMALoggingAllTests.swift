@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // DMA_LOGGING_START with `num_ranges` 0, as libvfio-user's sample client sends it, from a
 // raw client on a real socket against this library's server.

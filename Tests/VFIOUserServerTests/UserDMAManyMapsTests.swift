@@ -6,6 +6,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// A client fills the server's whole DMA map table page by page, as QEMU behind a vIOMMU
 /// does, from one memfd (the page's file offset following its IOVA). The table holds

@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// A model whose register reads can do DMA synchronously (offset 4: a forbidden DMA from
 /// inside the request) and whose own thread can do DMA while requests flow.

@@ -7,37 +7,13 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // MIG_DATA_READ / MIG_DATA_WRITE as the server serves them from the message header on
 // (the reply gathered from where the driver holds the stream, the data read straight into
 // the resuming stream): the bytes are the stream's, in any piece sizes, and every bad
 // request gets the error reply it got when the message was read whole, without consuming
 // or appending anything.
-
-/// A device whose whole state is `state` (several MiB: more than one max_data_xfer_size).
-final class StateModel: DeviceModel, MigratableDevice {
-    static let size = (5 << 19) + 4321   // 2.5 MiB and some
-    let deviceFlags: DeviceInfoFlags = [.platform, .reset]
-    let regions: [RegionDescriptor] = []
-    let irqs: [IRQDescriptor] = []
-    let migrationFeatures: MigrationFeatures = [.stopCopy, .preCopy]
-    let migrationIdentity = MigrationIdentity(name: "state", version: 1)
-    private let box = Mutex<[UInt8]>((0..<StateModel.size).map { UInt8(truncatingIfNeeded: $0 &* 29 &+ $0 >> 11) })
-
-    var state: [UInt8] {
-        get { box.withLock { $0 } }
-        set { box.withLock { $0 = newValue } }
-    }
-
-    var migration: (any MigratableDevice)? { self }
-    func attach(_ context: any DeviceContext) {}
-    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) { throw .errno("read", EINVAL) }
-    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) { throw .errno("write", EINVAL) }
-    func reset() throws(VFIOError) {}
-    func setMigrationRunState(_ state: MigrationRunState) throws(VFIOError) {}
-    func saveState() throws(VFIOError) -> [UInt8] { state }
-    func loadState(_ state: [UInt8], version: UInt32) throws(VFIOError) { self.state = state }
-}
 
 @Suite(.serialized) struct UserMigrationDataTests {
     static let oddSizes = [1, 63, 64, 65, 4095, 1 << 20, (1 << 20) + 1, 777_777, 100_000]

@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // Migration over vfio-user through real UNIX sockets: the kit's edu behind a
 // `VFIOUserServer`, driven through `VFIOUserClient`.
@@ -368,20 +369,6 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
 }
 
 @Suite(.serialized) struct UserMigrationToolTests {
-    static func toolPath() -> String? {
-        // The test bundle lives next to the tool in .build/<config>/.
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        var path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        while let slash = path.lastIndex(of: "/") {
-            path = String(path[..<slash])
-            if access(path + "/vfio", X_OK) == 0 { return path + "/vfio" }
-            if path.hasSuffix(".build") || path.isEmpty { break }
-        }
-        return nil
-    }
-
     /// `LiveMigration.migrate` between two in-process servers (what `vfio migrate --from
     /// model:edu --to model:edu` runs), with and without PRE_COPY, for edu and the memory
     /// model; the figures go to the test log.
@@ -469,7 +456,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
     /// The built tool: `vfio migrate --from model:edu --to model:edu`, `vfio save` and
     /// `vfio restore` (skipped when the tool is not built next to the tests).
     @Test func theToolMigratesSavesAndRestores() throws {
-        guard let tool = Self.toolPath() else {
+        guard let tool = builtToolPath() else {
             print("UserMigrationToolTests: no built vfio next to the tests; the tool run is skipped")
             return
         }
@@ -485,24 +472,4 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
         let err = String(decoding: readFile(directory + "/err") ?? [], as: UTF8.self)
         #expect(err.contains("RESUMING -> STOP"), "\(err)")
     }
-}
-
-func readFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { return out }
-        out.append(contentsOf: buffer[0..<n])
-    }
-}
-
-func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
 }

@@ -8,6 +8,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // Live migration from and to servers that answer as libvfio-user's do (no MIG_DATA_SIZE,
 // padded MIG_DATA_READ replies, the MIG_DATA_WRITE argsz rule): this library's servers
@@ -64,7 +65,7 @@ import VFIOSystem
     /// `vfio migrate` between two relayed servers: it completes and says where its
     /// pre-copy estimate came from.
     @Test func theToolSaysTheEstimateComesFromTheReads() throws {
-        guard let tool = UserMigrationToolTests.toolPath() else {
+        guard let tool = builtToolPath() else {
             print("UserMigrationWithoutDataSizeTests: no built vfio next to the tests; the tool run is skipped")
             return
         }

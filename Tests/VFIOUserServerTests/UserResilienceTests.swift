@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // A server facing a hostile peer: every abuse gets an error reply or a clean disconnect,
 // and the next client is served. (Malformed messages of each command, garbage on a raw

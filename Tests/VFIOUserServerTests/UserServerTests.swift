@@ -8,75 +8,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
-
-/// A server on a real UNIX socket in a fresh directory, stopped and removed at the end.
-/// A new directory from `mkdtemp(template)` (the template's XXXXXX replaced).
-func makeTemporaryDirectory(_ template: String) throws -> String {
-    var bytes = Array(template.utf8CString)
-    guard let made = bytes.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        throw VFIOError.errno("mkdtemp \(template)", errno)
-    }
-    return String(cString: made)
-}
-
-final class UserServerFixture: @unchecked Sendable {
-    let directory: String
-    let path: String
-    let server: VFIOUserServer
-    let model: any DeviceModel
-
-    init(model: any DeviceModel = EduDevice(), configuration: VFIOUserServer.Configuration = .init()) throws {
-        directory = try makeTemporaryDirectory("/tmp/swift-vfio-user-XXXXXX")
-        path = directory + "/device.sock"
-        self.model = model
-        server = try VFIOUserServer(model: model, configuration: configuration)
-        try server.listen(path: path)
-    }
-
-    func connect(_ configuration: VFIOUserClient.Configuration = .init()) throws -> VFIOUserClient {
-        try VFIOUserClient(path: path, configuration: configuration)
-    }
-
-    deinit {
-        server.stop()
-        unlink(path)
-        rmdir(directory)
-    }
-}
-
-/// A memory-backed 4 MiB region 0, all of it mmap-able: bulk transfers.
-final class BulkMemoryModel: DeviceModel {
-    static let size: UInt64 = 4 << 20
-    let deviceFlags: DeviceInfoFlags = [.pci]
-    let regions = [RegionDescriptor(index: 0, size: BulkMemoryModel.size, flags: [.read, .write],
-                                    backing: .memory(mmapAreas: [SparseMmapArea(offset: 0, size: BulkMemoryModel.size)]))]
-    let irqs: [IRQDescriptor] = []
-    func attach(_ context: any DeviceContext) {}
-    func read(region: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) { throw .errno("read", EINVAL) }
-    func write(region: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) { throw .errno("write", EINVAL) }
-    func reset() throws(VFIOError) {}
-}
-
-/// Waits up to `milliseconds` for `event` to be signalled; returns its count or nil.
-func waitSignalled(_ event: EventFD, milliseconds: Int32 = 2000) throws -> UInt64? {
-    var p = pollfd(fd: event.fd, events: Int16(POLLIN), revents: 0)
-    guard poll(&p, 1, milliseconds) > 0 else { return nil }
-    return try event.consume()
-}
-
-func expectErrno(_ code: Int32, _ sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
-    do {
-        try body()
-        Issue.record("expected errno \(VFIOError.errnoName(code)), the call succeeded", sourceLocation: sourceLocation)
-    } catch let error as VFIOError {
-        #expect(error.errnoValue == code, "expected \(VFIOError.errnoName(code)), got \(error)", sourceLocation: sourceLocation)
-    } catch {
-        Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
-    }
-}
-
-let config = PCIRegionIndex.config.rawValue
-let bar0 = PCIRegionIndex.bar0.rawValue
+import TestSupport
 
 @Suite(.serialized) struct UserServerTests {
     @Test func versionInfoRegionsAndIRQsOfEdu() throws {

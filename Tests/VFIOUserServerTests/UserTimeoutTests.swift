@@ -7,6 +7,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 // Slow or stalled clients: one that stops inside a message, or stops reading what the
 // server sends, is dropped after the configured limit and the next client is served; one

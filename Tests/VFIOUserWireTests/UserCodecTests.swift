@@ -1,8 +1,6 @@
 import Glibc
 import Testing
 import VFIO
-@testable import VFIOUserClient
-@testable import VFIOUserServer
 @testable import VFIOUserWire
 import VFIOSystem
 

@@ -16,18 +16,6 @@ import VFIOSystem
 //   says: `argsz` 8 + n, `size` n, n data bytes, then zeros up to the size asked for.
 // - MIG_DATA_WRITE: refused with EINVAL when `argsz` < 8 + `size`.
 
-/// Little-endian bytes of a value (request and reply payloads written out by hand).
-func u32le(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func u64le(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-
-/// State a test shares with a peer's thread.
-final class Shared<Value: Sendable>: @unchecked Sendable {
-    private let lock = Mutex<Void>(())
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func with<R>(_ body: (inout Value) -> R) -> R { lock.withLock { _ in body(&value) } }
-}
-
 /// A fake server on one end of a socket pair, served by a thread: VERSION is answered
 /// (with `maxDataTransferSize`), every other command goes to `handle`, whose answer is
 /// sent as the reply: an errno (header only) or a payload sent as it is. Ends when the
@@ -79,11 +67,3 @@ final class ScriptedMigrationServer: @unchecked Sendable {
         peer.close()
     }
 }
-
-/// `argsz` and `size` of a `vfio_user_mig_data` payload.
-func migDataFields(_ payload: [UInt8]) -> (argsz: UInt32, size: UInt32)? {
-    guard payload.count >= 8 else { return nil }
-    func u32(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(payload[at + $1]) << (8 * $1) } }
-    return (u32(0), u32(4))
-}
-

@@ -5,6 +5,7 @@ import VFIOSystem
 @testable import VFIOUserClient
 @testable import VFIOUserServer
 @testable import VFIOUserWire
+import TestSupport
 
 /// A listening UNIX socket at `path` that relays one client to one of this library's
 /// servers at `target`, answering as libvfio-user does (see ScriptedMigrationServer.swift):
