@@ -59,7 +59,8 @@ let package = Package(
         // access, never @testable, so it builds in any configuration).
         .target(
             name: "TestSupport",
-            dependencies: ["VFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer"],
+            dependencies: ["VFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "TestSupport"]),

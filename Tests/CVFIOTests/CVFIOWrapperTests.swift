@@ -4,8 +4,7 @@ import Testing
 import TestSupport
 
 /// The CVFIO syscall wrappers against the real kernel (no VFIO device needed).
-/// Serialized: the leak check counts this process's open descriptors.
-@Suite(.serialized) struct CVFIOWrapperTests {
+@Suite struct CVFIOWrapperTests {
     // MARK: helpers
 
     static func writeCounter(_ fd: Int32, _ value: UInt64) -> Int {
@@ -65,19 +64,6 @@ import TestSupport
         }
         try #require(n >= 0, "recvmsg failed, errno \(cvfio_errno())")
         return Received(bytes: Array(bytes[..<n]), fds: Array(fds[..<Int(nfds)]), truncated: truncated != 0)
-    }
-
-    /// Number of entries in /proc/self/fd (the directory stream's own descriptor included,
-    /// which is the same in every count).
-    static func openDescriptorCount() throws -> Int {
-        let dir = try #require(opendir("/proc/self/fd"))
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { count += 1 }
-        }
-        return count
     }
 
     // MARK: eventfd, memfd, ioctl
@@ -147,45 +133,42 @@ import TestSupport
         }
     }
 
+    /// Only the descriptors that fit are installed: each of the others refers to nothing
+    /// in this process but its original (the eventfds, told apart by their ids).
     @Test func excessDescriptorsAreClosedNotLeaked() throws {
-        // Another test's descriptors could come and go between the two counts only if it
-        // ran concurrently; the suite is serialized, so a difference is a leak.
-        let before = try Self.openDescriptorCount()
-        do {
-            let (a, b) = try Self.socketPair()
-            defer { close(a); close(b) }
-            let originals = try Self.eventfds(5)
-            defer { originals.forEach { close($0) } }
-            #expect(Self.send(a, [0x5A], originals) == 1)
-            let got = try Self.receive(b, capacity: 8, maxFds: 2)
-            defer { got.fds.forEach { close($0) } }
-            #expect(got.bytes == [0x5A])
-            #expect(got.truncated == true)
-            #expect(got.fds.count == 2)
-            for (received, original) in zip(got.fds, originals) {
-                #expect(Self.writeCounter(received, 7) == 8)
-                #expect(Self.readCounter(original) == 7)
-            }
+        let (a, b) = try Self.socketPair()
+        defer { close(a); close(b) }
+        let originals = try Self.eventfds(5)
+        defer { originals.forEach { close($0) } }
+        let tracked = try originals.enumerated().map { try TrackedFile($1, name: "eventfd \($0)") }
+        #expect(Self.send(a, [0x5A], originals) == 1)
+        let got = try Self.receive(b, capacity: 8, maxFds: 2)
+        #expect(got.bytes == [0x5A])
+        #expect(got.truncated == true)
+        try #require(got.fds.count == 2)
+        for (received, original) in zip(got.fds, originals) {
+            #expect(Self.writeCounter(received, 7) == 8)
+            #expect(Self.readCounter(original) == 7)
         }
-        let after = try Self.openDescriptorCount()
-        #expect(after == before)
+        for (i, file) in tracked.enumerated() {
+            #expect(file.descriptors(besides: originals) == (i < 2 ? [got.fds[i]] : []), "\(file.name)")
+        }
+        got.fds.forEach { close($0) }
+        for file in tracked { #expect(file.stillReferenced(besides: originals) == nil) }
     }
 
     @Test func receivingWithNoRoomForDescriptorsClosesThemAll() throws {
-        let before = try Self.openDescriptorCount()
-        do {
-            let (a, b) = try Self.socketPair()
-            defer { close(a); close(b) }
-            let originals = try Self.eventfds(2)
-            defer { originals.forEach { close($0) } }
-            #expect(Self.send(a, [1, 2, 3], originals) == 3)
-            let got = try Self.receive(b, capacity: 8, maxFds: 0)
-            #expect(got.bytes == [1, 2, 3])
-            #expect(got.fds.isEmpty)
-            #expect(got.truncated == true)
-        }
-        let after = try Self.openDescriptorCount()
-        #expect(after == before)
+        let (a, b) = try Self.socketPair()
+        defer { close(a); close(b) }
+        let originals = try Self.eventfds(2)
+        defer { originals.forEach { close($0) } }
+        let tracked = try originals.enumerated().map { try TrackedFile($1, name: "eventfd \($0)") }
+        #expect(Self.send(a, [1, 2, 3], originals) == 3)
+        let got = try Self.receive(b, capacity: 8, maxFds: 0)
+        #expect(got.bytes == [1, 2, 3])
+        #expect(got.fds.isEmpty)
+        #expect(got.truncated == true)
+        for file in tracked { #expect(file.stillReferenced(besides: originals) == nil) }
     }
 
     @Test func sendingTooManyDescriptorsFailsWithEINVAL() throws {

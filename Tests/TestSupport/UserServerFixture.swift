@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import Testing
 import VFIO
 import VFIODeviceKit
@@ -13,11 +14,12 @@ package final class UserServerFixture: @unchecked Sendable {
     package let server: VFIOUserServer
     package let model: any DeviceModel
 
-    package init(model: any DeviceModel = EduDevice(), configuration: VFIOUserServer.Configuration = .init()) throws {
+    package init(model: any DeviceModel = EduDevice(), configuration: VFIOUserServer.Configuration = .init(),
+                 logger: Logger? = nil) throws {
         directory = try makeTemporaryDirectory("/tmp/swift-vfio-user-XXXXXX")
         path = directory + "/device.sock"
         self.model = model
-        server = try VFIOUserServer(model: model, configuration: configuration)
+        server = try VFIOUserServer(model: model, configuration: configuration, logger: logger)
         try server.listen(path: path)
     }
 

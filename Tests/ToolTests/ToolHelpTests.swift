@@ -4,7 +4,7 @@ import TestSupport
 
 /// Every command that takes a DEVICE names, in its help, every kind of device name the
 /// tool accepts.
-@Suite(.serialized) struct ToolHelpTests {
+@Suite struct ToolHelpTests {
     static let deviceCommands = ["info", "check", "migrate", "save", "restore"]
 
     @Test(arguments: deviceCommands)

@@ -10,7 +10,7 @@ import TestSupport
 /// `vfio serve` stops on SIGINT and SIGTERM as its help says: it logs "stopping",
 /// removes its socket and exits 0, idle or with a client connected, and also when it was
 /// started with SIGINT ignored (a background job of a non-interactive shell).
-@Suite(.serialized) struct ToolServeSignalTests {
+@Suite struct ToolServeSignalTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var signal: Int32
         var clientConnected: Bool

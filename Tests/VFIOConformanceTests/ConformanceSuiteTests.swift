@@ -4,10 +4,13 @@ import Synchronization
 import Testing
 import VFIO
 import VFIOConformance
+import TestSupport
 
 /// The conformance suite's own logic, against `FakeEdu`: a sound fake passes, each fault
-/// fails the check written to catch it, and what a device lacks is skipped.
-@Suite(.serialized) struct ConformanceSuiteTests {
+/// fails the check written to catch it, and what a device lacks is skipped. The leak check
+/// counts the whole process's descriptors and mappings: a test that runs it runs alone
+/// (`runsAlone`), in a process of its own.
+@Suite struct ConformanceSuiteTests {
     static let options = ConformanceOptions(timeout: .seconds(2), leakCycles: 4)
 
     func run(_ faults: FakeEdu.Faults = [], only: [String]? = nil) async throws -> ConformanceReport {
@@ -17,6 +20,7 @@ import VFIOConformance
     }
 
     @Test func aSoundFakePassesAndSkipsWhatItLacks() async throws {
+        guard try await runsAlone(Self.self) else { return }
         let report = try await run()
         #expect(report.results.map(\.name) == EduConformance.checkNames)
         #expect(report.failed.isEmpty, "\(report)")
@@ -46,14 +50,14 @@ import VFIOConformance
     }
 
     @Test func aLeakyDeviceFailsTheLeakCheck() async throws {
+        guard try await runsAlone(Self.self) else { return }
         let report = try await run(.leaksDescriptor, only: ["leaks"])
         guard case .failed(let why) = report["leaks"] else {
             Issue.record("leaks: \(String(describing: report["leaks"]))")
             return
         }
         // FakeEdu opens /dev/null on each of the 4 cycles and never closes it: the failure
-        // names each (the baseline was taken after the warm-up's; tests running in
-        // parallel may add their own descriptors to the list).
+        // names each (the baseline was taken after the warm-up's).
         #expect(why.contains("descriptors open beyond the baseline's"), "\(why)")
         #expect(why.components(separatedBy: "/dev/null").count - 1 == Self.options.leakCycles, "\(why)")
     }
@@ -84,6 +88,7 @@ import VFIOConformance
     }
 
     @Test func aDeviceThatLeaksAMappingFailsTheLeakCheck() async throws {
+        guard try await runsAlone(Self.self) else { return }
         let report = try await run(.leaksMapping, only: ["leaks"])
         guard case .failed(let why) = report["leaks"] else {
             Issue.record("leaks: \(String(describing: report["leaks"]))")
@@ -117,6 +122,7 @@ import VFIOConformance
 
 @Suite struct ConformanceRunnerTests {
     @Test func eachCheckGetsAFreshDeviceAndTheLeakCheckOpensItsOwn() async throws {
+        guard try await runsAlone(Self.self) else { return }
         let opened = Mutex(0)
         let options = ConformanceOptions(timeout: .seconds(2), leakCycles: 3)
         let report = await EduConformance.runner(options: options).run {
@@ -128,6 +134,7 @@ import VFIOConformance
     }
 
     @Test func sharingTheDeviceOpensItOnceBesidesTheLeakCheck() async throws {
+        guard try await runsAlone(Self.self) else { return }
         let opened = Mutex(0)
         let options = ConformanceOptions(timeout: .seconds(2), leakCycles: 2, reopenPerCheck: false)
         let report = await EduConformance.runner(options: options).run {

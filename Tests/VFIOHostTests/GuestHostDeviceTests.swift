@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Testing
 import VFIO
-import VFIOConformance
 import VFIOHost
 import VFIOSystem
 import TestSupport
@@ -470,17 +469,23 @@ struct GuestHostDeviceTests {
         }
     }
 
+    /// Open/map/DMA/IRQ/close cycles leave nothing behind, counted by what only this test
+    /// makes: descriptors and mappings of VFIO files (the container, group, device, cdev
+    /// and /dev/iommu), and the cycles' eventfds and DMA memfds by identity.
     @Test(arguments: GuestEnvironment.accesses)
     func nothingLeaks(access: HostDevice.Access) async throws {
         try await withGuestDevice {
+            var tracked: [TrackedFile] = []
             func cycle() async throws {
                 let edu = try HostDevice.open(pciAddress: GuestEnvironment.edu, access: access)
                 try edu.enableBusMaster()
                 let mapping = try edu.mapping(region: Edu.bar, offset: 0, size: 4096)
                 #expect(mapping.load(UInt32.self, at: 0) == Edu.id)
                 let buffer = try DMABuffer(size: 4096)
+                tracked.append(try TrackedFile(try #require(buffer.sharedDescriptor).fd, name: "DMA memfd"))
                 let iova = try edu.mapDMA(buffer, limit: Edu.dmaLimit)
                 let event = try EventFD()
+                tracked.append(try TrackedFile(event.fd, name: "MSI eventfd"))
                 try edu.enableInterrupts(.msi, eventfds: [event.fd])
                 try edu.eduWrite(Edu.raise, 1)
                 _ = try await event.wait(timeout: .seconds(10))
@@ -493,20 +498,41 @@ struct GuestHostDeviceTests {
                 try edu.unmapDMA(iova: iova, size: 4096)
                 withExtendedLifetime(mapping) {}
             }
-            try await cycle()  // warm up: lazily loaded code
-            // Settled: the runtime's late timer descriptor and the readiness poller's epoll
-            // descriptor are in the baseline, whether or not the warm-up had to wait.
-            let baseline = try await ProcessResources.settled()
-            let maps = procSelfMaps().count
+            let descriptors = vfioDescriptors(), mappings = vfioMappings()
             for _ in 0..<3 { try await cycle() }
-            // Compared by what the descriptors refer to, from one read of /proc/self/fd each.
-            #expect(ProcessResources.current().descriptorsAdded(since: baseline) == [], "descriptors leaked")
-            #expect(procSelfMaps().count == maps, "mappings leaked")
+            #expect(vfioDescriptors() == descriptors, "VFIO descriptors leaked")
+            #expect(vfioMappings() == mappings, "VFIO mappings leaked")
+            #expect(tracked.compactMap { $0.stillReferenced() } == [])
             // Opening a device that does not exist leaks nothing either.
             #expect(throws: VFIOError.self) { try HostDevice.open(pciAddress: "0000:7f:1f.7", access: access) }
-            #expect(ProcessResources.current().descriptorsAdded(since: baseline) == [])
+            #expect(vfioDescriptors() == descriptors)
         }
     }
+}
+
+/// What the descriptors of VFIO and iommufd files in this process refer to (the targets of
+/// their /proc/self/fd links, sorted): only device tests open those.
+func vfioDescriptors() -> [String] {
+    openDescriptorNames().compactMap { name in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + name),
+              isVFIOFile(target) else { return nil }
+        return target
+    }.sorted()
+}
+
+/// The mappings of VFIO files in this process (device regions), without their addresses.
+func vfioMappings() -> [String] {
+    procSelfMaps().compactMap { line in
+        let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+        guard fields.count == 6, isVFIOFile(String(fields[5])) else { return nil }
+        return fields[1...].joined(separator: " ")
+    }.sorted()
+}
+
+/// `/dev/vfio/vfio`, `/dev/vfio/N`, `/dev/vfio/devices/vfioN`, `/dev/iommu`, and the
+/// device descriptor a group gives (`anon_inode:[vfio-device]`).
+func isVFIOFile(_ target: String) -> Bool {
+    target.hasPrefix("/dev/vfio/") || target == "/dev/iommu" || target == "anon_inode:[vfio-device]"
 }
 
 /// A second `mmap` of a shared DMA buffer's memfd: the same pages at another address.

@@ -5,6 +5,7 @@ import Testing
 import VFIO
 import VFIOHost
 import VFIOSystem
+import TestSupport
 
 /// Descriptors of this process whose target contains `marker` (a unique file name), and
 /// lines of /proc/self/maps that contain it: leak counts that other tests running in
@@ -16,22 +17,6 @@ func openDescriptors(matching marker: String) -> Int {
 
 func mappings(matching marker: String) -> Int {
     procSelfMaps().filter { $0.contains(marker) }.count
-}
-
-/// The lines of /proc/self/maps, read to the end (its size reads as 0, so it is read in
-/// chunks until EOF).
-func procSelfMaps() -> [Substring] {
-    let fd = Glibc.open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return [] }
-    defer { _ = Glibc.close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if got <= 0 { break }
-        bytes += chunk[0..<got]
-    }
-    return String(decoding: bytes, as: UTF8.self).split(separator: "\n")
 }
 
 /// A scripted kernel behind `HostSystem`: every open gives a descriptor of one temp file

@@ -11,7 +11,7 @@ import TestSupport
 
 /// `Snapshot.save` never destroys the snapshot already at its path, stops at its size cap,
 /// and writes nothing `restore` would refuse; `restore` refuses a snapshot with no state.
-@Suite(.serialized) struct SnapshotSafetyTests {
+@Suite struct SnapshotSafetyTests {
     /// Forwards to `device`, but hands out `replace(stream)` for the stream the move to
     /// STOP_COPY opens: a device whose stream misbehaves in one chosen way.
     final class SwappedStreamDevice: VFIODevice {

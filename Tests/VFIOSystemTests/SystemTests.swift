@@ -5,7 +5,7 @@ import VFIO
 import VFIOSystem
 import TestSupport
 
-@Suite(.serialized) struct SystemEventFDTests {
+@Suite struct SystemEventFDTests {
     @Test func signalThenWaitReturnsTheCountAndResets() async throws {
         let event = try EventFD()
         try event.signal(2)
@@ -44,30 +44,33 @@ import TestSupport
     }
 
     @Test func manyEventFDsReleaseTheirDescriptors() throws {
-        let before = openDescriptorCount()
-        for _ in 0..<200 {
+        var tracked: [TrackedFile] = []
+        for i in 0..<200 {
             let event = try EventFD()
             try event.signal()
+            tracked.append(try TrackedFile(event.fd, name: "eventfd \(i)"))
         }
-        #expect(openDescriptorCount() == before)
+        for file in tracked { #expect(file.stillReferenced() == nil) }
     }
 }
 
-@Suite(.serialized) struct SystemMemoryTests {
+@Suite struct SystemMemoryTests {
     @Test func sharedDMABufferIsVisibleThroughItsDescriptor() throws {
-        let before = openDescriptorCount()
+        let memfd: TrackedFile
         do {
             let buffer = try DMABuffer(size: 5000)
             #expect(buffer.size == 2 * SystemCall.pageSize)
             #expect(Int(bitPattern: buffer.baseAddress) % SystemCall.pageSize == 0)
             buffer.bytes.storeBytes(of: UInt32(0xfeed_beef), toByteOffset: 4096, as: UInt32.self)
             let shared = try #require(buffer.sharedDescriptor)
+            memfd = try TrackedFile(shared.fd, name: "the buffer's memfd")
+            #expect(memfd.mappings.count == 1, "the buffer's own mapping")
             let view = try DeviceMapping(fd: shared.fd, fileOffset: 4096, size: 4096, regionOffset: 4096)
             #expect(view.load(UInt32.self, at: 0) == 0xfeed_beef)
             view.store(UInt16(0x1234), at: 8)
             #expect(buffer.bytes.load(fromByteOffset: 4096 + 8, as: UInt16.self) == 0x1234)
         }
-        #expect(openDescriptorCount() == before, "the memfd is closed with the buffer")
+        #expect(memfd.stillReferenced() == nil, "the memfd is closed and unmapped with the buffer and the view")
     }
 
     /// The memfd a peer gets cannot be shrunk or grown (a server maps it; a shrunk one

@@ -11,7 +11,7 @@ import TestSupport
 
 /// `VFIOUserClient.perform(_:)`: region accesses sent together, answered in order, every
 /// reply collected before an error is thrown.
-@Suite(.serialized) struct UserClientBatchTests {
+@Suite struct UserClientBatchTests {
     /// Owns the buffers of a batch for the length of a test.
     final class Buffers {
         private var all: [UnsafeMutableRawBufferPointer] = []

@@ -10,7 +10,7 @@ import VFIOSystem
 /// the client hold more than `maxQueuedServerCommandBytes` (plus the message that reached
 /// it): the client stops reading, its DMA thread gives up on the reply it cannot send
 /// within the reply timeout, and the connection fails with an error that says so.
-@Suite(.serialized) struct UserClientDMAFloodTests {
+@Suite struct UserClientDMAFloodTests {
     @Test func dmaWritesFromAServerThatNeverReadsHoldBoundedMemory() throws {
         let chunk = 64 << 10
         let commands = 1024   // 64 MiB of DMA_WRITE

@@ -10,7 +10,7 @@ import TestSupport
 /// Sizes and counts a server states in its info replies are bounded before the client
 /// acts on them: it makes a bounded number of requests and allocates a bounded amount.
 /// Every server here is played by the test on a real socket pair.
-@Suite(.serialized) struct UserClientHostileInfoTests {
+@Suite struct UserClientHostileInfoTests {
     /// A server that answers DEVICE_GET_INFO with `info` and every other request with
     /// `answer(request)` (nil: an empty reply).
     static func serving(info: VFIOUserDeviceInfo = VFIOUserDeviceInfo(flags: [.pci], numRegions: 9, numIRQs: 5),

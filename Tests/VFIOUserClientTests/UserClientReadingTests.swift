@@ -36,7 +36,7 @@ final class TwoRegionModel: DeviceModel, @unchecked Sendable {
 /// How `VFIOUserClient` reads its socket: callers read their own replies (and each
 /// other's), the receive thread reads once the connection is quiet, replies land in the
 /// caller's buffer.
-@Suite(.serialized) struct UserClientReadingTests {
+@Suite struct UserClientReadingTests {
     /// Sixteen threads with requests in flight at once on one connection: every caller
     /// gets its own reply (the reader hands the others theirs), reads and writes of all
     /// sizes, through region memory and through model callbacks.

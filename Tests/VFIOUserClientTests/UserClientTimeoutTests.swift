@@ -11,7 +11,7 @@ import TestSupport
 /// client's callers get a typed error instead of waiting forever, and the connection fails
 /// for every caller. Every server here is played by the test on a real socket pair; a
 /// call is given 10 s before the test reports it hung (then closes the client to free it).
-@Suite(.serialized) struct UserClientTimeoutTests {
+@Suite struct UserClientTimeoutTests {
     static let deviceInfo = VFIOUserDeviceInfo(flags: [.pci], numRegions: 9, numIRQs: 5).encoded
 
     // MARK: Replies that match no request

@@ -12,7 +12,7 @@ import TestSupport
 // MIG_DATA_READ / MIG_DATA_WRITE in the byte forms libvfio-user's servers use (see
 // Support/ScriptedMigrationServer.swift), against a scripted server on a real socket pair.
 
-@Suite(.serialized) struct UserMigDataInteropTests {
+@Suite struct UserMigDataInteropTests {
     static let stream: [UInt8] = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 8) }
 
     /// How the scripted server shapes its MIG_DATA_READ replies.

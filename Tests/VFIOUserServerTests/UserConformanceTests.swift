@@ -90,7 +90,7 @@ enum UserEduChecks {
     }
 }
 
-@Suite(.serialized) struct UserConformanceTests {
+@Suite struct UserConformanceTests {
     @Test func eduOverARealUNIXSocket() throws {
         let fixture = try UserServerFixture()
         let device: any VFIODevice = try fixture.connect()

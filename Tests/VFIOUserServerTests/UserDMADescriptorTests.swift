@@ -72,7 +72,7 @@ struct RawEdu {
 
 /// What a client can do to the descriptors it passes with DMA_MAP, and to the memory the
 /// server passes for its regions, without killing the server (SIGBUS on a shrunken file).
-@Suite(.serialized) struct UserDMADescriptorTests {
+@Suite struct UserDMADescriptorTests {
     enum Descriptor: String, CaseIterable, CustomStringConvertible {
         case unsealedMemfd = "an unsealed memfd"
         case memfdSealedAgainstGrowingOnly = "a memfd sealed against growing only"

@@ -12,7 +12,7 @@ import TestSupport
 // DMA_LOGGING_START with `num_ranges` 0, as libvfio-user's sample client sends it, from a
 // raw client on a real socket against this library's server.
 
-@Suite(.serialized) struct UserDMALoggingAllTests {
+@Suite struct UserDMALoggingAllTests {
     /// DMA_LOGGING_START with `num_ranges` 0 ("all writes should be logged"), sent as raw
     /// bytes: the server logs all mapped memory (and a mapping made while logging), the
     /// reply repeats the request, and REPORT gives the pages the device wrote anywhere in

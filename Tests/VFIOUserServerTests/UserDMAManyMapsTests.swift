@@ -12,7 +12,7 @@ import TestSupport
 /// does, from one memfd (the page's file offset following its IOVA). The table holds
 /// 16384 maps here (a quarter of QEMU's max_dma_maps, so that the debug build takes a
 /// second or two; a table that scanned its maps took minutes).
-@Suite(.serialized) struct UserDMAManyMapsTests {
+@Suite struct UserDMAManyMapsTests {
     static let page = 4096
     static let base: UInt64 = 0x1_0000_0000
 

@@ -37,7 +37,7 @@ final class DMAProbeModel: DeviceModel {
     func reset() throws(VFIOError) {}
 }
 
-@Suite(.serialized) struct UserDMATests {
+@Suite struct UserDMATests {
     @Test func dmaMessageFromInsideARequestIsRefusedWithEDEADLK() throws {
         let model = DMAProbeModel()
         let fixture = try UserServerFixture(model: model)

@@ -15,7 +15,7 @@ import TestSupport
 // request gets the error reply it got when the message was read whole, without consuming
 // or appending anything.
 
-@Suite(.serialized) struct UserMigrationDataTests {
+@Suite struct UserMigrationDataTests {
     static let oddSizes = [1, 63, 64, 65, 4095, 1 << 20, (1 << 20) + 1, 777_777, 100_000]
 
     @Test func streamInOddPiecesBothWays() throws {

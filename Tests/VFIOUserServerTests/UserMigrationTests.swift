@@ -60,7 +60,7 @@ func savedEduStream(features: MigrationFeatures = [.stopCopy, .p2p, .preCopy]) t
 
 let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], [.stopCopy, .preCopy], [.stopCopy, .p2p, .preCopy]]
 
-@Suite(.serialized) struct UserMigrationArcTests {
+@Suite struct UserMigrationArcTests {
     static func hasStream(_ s: MigrationState) -> Int {
         switch s {
         case .preCopy, .preCopyP2P, .stopCopy: return 1
@@ -192,7 +192,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
     }
 }
 
-@Suite(.serialized) struct UserMigrationWorkloadTests {
+@Suite struct UserMigrationWorkloadTests {
     static let ram: UInt64 = 0x100000
 
     /// edu in the middle of a workload: liveness written, a factorial computed, one DMA
@@ -305,7 +305,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
     }
 }
 
-@Suite(.serialized) struct UserMigrationDirtyTests {
+@Suite struct UserMigrationDirtyTests {
     static let ram: UInt64 = 0x200000
 
     /// Runs one edu DMA from its buffer to RAM at `iova`, `count` bytes, and waits.
@@ -368,7 +368,7 @@ let featureCombinations: [MigrationFeatures] = [[.stopCopy], [.stopCopy, .p2p], 
     }
 }
 
-@Suite(.serialized) struct UserMigrationToolTests {
+@Suite struct UserMigrationToolTests {
     /// `LiveMigration.migrate` between two in-process servers (what `vfio migrate --from
     /// model:edu --to model:edu` runs), with and without PRE_COPY, for edu and the memory
     /// model; the figures go to the test log.

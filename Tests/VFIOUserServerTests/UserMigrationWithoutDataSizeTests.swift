@@ -14,7 +14,7 @@ import TestSupport
 // padded MIG_DATA_READ replies, the MIG_DATA_WRITE argsz rule): this library's servers
 // behind `LibvfioUserStyleRelay`, on real sockets.
 
-@Suite(.serialized) struct UserMigrationWithoutDataSizeTests {
+@Suite struct UserMigrationWithoutDataSizeTests {
     /// `vfio migrate`'s routine between two of this library's servers each behind a relay
     /// answering as libvfio-user does: no MIG_DATA_SIZE, so pre-copy is measured by its
     /// reads; the padded read replies and the write `argsz` rule pass; the state arrives.

@@ -82,7 +82,7 @@ func regionAccess(_ command: VFIOUserCommand, id: UInt16, count: Int, data: [UIn
     return VFIOUserHeader(messageID: id, command: command.rawValue, messageSize: UInt32(16 + payload.count), flags: []).encoded + payload
 }
 
-@Suite(.serialized) struct UserTimeoutTests {
+@Suite struct UserTimeoutTests {
     static let limit = Duration.milliseconds(200)
 
     /// Parts of a message, after which the client sends nothing more.
