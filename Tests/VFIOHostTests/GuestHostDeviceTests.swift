@@ -44,10 +44,8 @@ extension VFIODevice {
         try eduWrite(Edu.dmaDestination, UInt32(destination))
         try eduWrite(Edu.dmaCount, UInt32(count))
         try eduWrite(Edu.dmaCommand, toRAM ? 0x3 : 0x1)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try eduRead(Edu.dmaCommand) & 1 != 0 {
-            if ContinuousClock.now > deadline { throw VFIOError.errno("edu DMA", ETIMEDOUT) }
-            usleep(100)
+        guard try poll(for: .seconds(10), until: { try eduRead(Edu.dmaCommand) & 1 == 0 }) else {
+            throw VFIOError.errno("edu DMA", ETIMEDOUT)
         }
     }
 }
@@ -169,11 +167,8 @@ struct GuestHostDeviceTests {
             try edu.enableBusMaster()
             try edu.eduWrite(Edu.status, 0)
             try edu.eduWrite(Edu.factorial, 10)
-            let deadline = ContinuousClock.now + .seconds(10)
-            while try edu.eduRead(Edu.status) & 1 != 0 {
-                #expect(ContinuousClock.now < deadline)
-                usleep(100)
-            }
+            // Without the interrupt: the status register's busy bit says when it is done.
+            #expect(try await poll(for: .seconds(10)) { try edu.eduRead(Edu.status) & 1 == 0 }, "the factorial was not done within 10 s")
             #expect(try edu.eduRead(Edu.factorial) == 3_628_800)
 
             let event = try EventFD()
@@ -260,9 +255,11 @@ struct GuestHostDeviceTests {
                 #expect(try edu.eduRead(Edu.interruptStatus) == 0x1 << round)
                 try edu.eduWrite(Edu.acknowledge, 0x1 << round)
             }
+            // Disabling frees the interrupt handler before it returns: nothing signals the
+            // eventfd from then on, so the raise (read back: edu took it) is checked at once.
             try edu.disableInterrupts(.msi)
             try edu.eduWrite(Edu.raise, 1)
-            try await Task.sleep(for: .milliseconds(50))
+            #expect(try edu.eduRead(Edu.interruptStatus) & 1 == 1)
             #expect(try event.consume() == nil, "MSI disabled, yet the eventfd was signalled")
             try edu.eduWrite(Edu.acknowledge, 1)
         }
@@ -291,12 +288,14 @@ struct GuestHostDeviceTests {
             #expect(try await event.wait(timeout: .seconds(10)) == 1)
             try edu.eduWrite(Edu.acknowledge, 4)
 
-            // Masked by the user: nothing arrives until unmasked.
-            try unmask.signal()
-            try await Task.sleep(for: .milliseconds(20))
+            // Masked by the user: nothing arrives until unmasked. Unmasked by the ioctl here
+            // (an unmask through the eventfd lands later, and could undo the mask), then
+            // masked: the mask holds once the ioctl returns, so the raise (read back: edu
+            // took it) is checked at once.
+            try edu.unmaskINTx()
             try edu.maskINTx()
             try edu.eduWrite(Edu.raise, 8)
-            try await Task.sleep(for: .milliseconds(50))
+            #expect(try edu.eduRead(Edu.interruptStatus) & 8 == 8)
             #expect(try event.consume() == nil, "INTx masked, yet the eventfd was signalled")
             try edu.unmaskINTx()
             #expect(try await event.wait(timeout: .seconds(10)) == 1)
@@ -327,17 +326,16 @@ struct GuestHostDeviceTests {
             try edu.setIOEventfd(ioeventfd)
             try edu.eduWrite(Edu.liveness, 0)
             try event.signal()
-            let deadline = ContinuousClock.now + .seconds(5)
-            while try edu.eduRead(Edu.liveness) != ~UInt32(0x0bad_cafe), ContinuousClock.now < deadline {
-                usleep(200)
-            }
-            #expect(try edu.eduRead(Edu.liveness) == ~UInt32(0x0bad_cafe))
+            // The kernel writes from the eventfd's wakeup, or from a work item when it cannot.
+            #expect(try await poll(for: .seconds(5)) { try edu.eduRead(Edu.liveness) == ~UInt32(0x0bad_cafe) },
+                    "the ioeventfd did not write within 5 s")
             var removal = ioeventfd
             removal.fd = -1
+            // Removal tears the eventfd's handler down (and waits for its work) before the
+            // ioctl returns: a signal after it reaches nothing, so it is checked at once.
             try edu.setIOEventfd(removal)
             try edu.eduWrite(Edu.liveness, 0)
             try event.signal()
-            usleep(20_000)
             #expect(try edu.eduRead(Edu.liveness) == ~UInt32(0), "a removed ioeventfd still wrote")
         }
     }

@@ -17,7 +17,8 @@ import TestSupport
     @Test func waitSuspendsUntilAnotherTaskSignals() async throws {
         let event = try EventFD()
         async let value = event.wait()
-        try await Task.sleep(for: .milliseconds(20))
+        // Suspended: the readiness poller watches the descriptor for it.
+        try #require(await poll(for: .seconds(10)) { isRegisteredWithAnEpoll(event.fd) }, "the wait never went to the poller")
         try event.signal()
         #expect(try await value == 1)
     }
@@ -38,7 +39,7 @@ import TestSupport
     @Test func cancellingAWaitEndsIt() async throws {
         let event = try EventFD()
         let task = Task { try await event.wait() }
-        try await Task.sleep(for: .milliseconds(20))
+        try #require(await poll(for: .seconds(10)) { isRegisteredWithAnEpoll(event.fd) }, "the wait never went to the poller")
         task.cancel()
         await #expect(throws: CancellationError.self) { _ = try await task.value }
     }

@@ -1,10 +1,8 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import VFIOUserClient
-@testable import VFIOUserServer
-@testable import VFIOUserWire
 import VFIOSystem
+import TestSupport
 
 /// The server's serving lock (`PlainLock`, one futex word): exclusive under contention,
 /// and a thread that sleeps waiting for it wakes when it is released.
@@ -33,6 +31,7 @@ import VFIOSystem
     final class Flags: Sendable {
         let released = Atomic(false)
         let sawRelease = Atomic(false)
+        let waiterThread = Atomic<Int32>(0)
     }
 
     @Test func aWaiterSleepsUntilTheHolderUnlocks() {
@@ -40,11 +39,17 @@ import VFIOSystem
         let flags = Flags()
         lock.lock()
         let waiter = WorkerThread(name: "lock-waiter") {
+            flags.waiterThread.store(currentThreadID(), ordering: .releasing)
             lock.lock()
             flags.sawRelease.store(flags.released.load(ordering: .acquiring), ordering: .releasing)
             lock.unlock()
         }
-        usleep(50_000)   // the waiter is blocked in lock() by now (or about to be)
+        // The waiter is blocked in lock(): asleep in a futex wait.
+        let blocked = poll(for: .seconds(10)) {
+            let tid = flags.waiterThread.load(ordering: .acquiring)
+            return tid != 0 && blockedSystemCall(ofThread: tid) == futexSystemCall
+        }
+        #expect(blocked, "the waiter never blocked in lock()")
         flags.released.store(true, ordering: .releasing)
         lock.unlock()
         waiter.join()

@@ -140,7 +140,7 @@ final class OffThreadWorkModel: DeviceModel, @unchecked Sendable {
     private func callback(_ body: () -> Void) {
         state.withLock { $0.inCallback = true }
         body()
-        usleep(200)   // widen the window a concurrent work item would hit
+        sched_yield()   // widen the window: a work item run concurrently would run now
         state.withLock { $0.inCallback = false }
     }
 
