@@ -53,9 +53,30 @@ let package = Package(
             dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer"],
             path: "Benchmarks/vfio-bench"
         ),
-        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIOConformance", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOMigration",
-                                                      .product(name: "Logging", package: "swift-log")]),
+        // Tests: one target per module, all in one bundle (swift-vfioPackageTests.xctest,
+        // which the guest runs with `--filter Guest`), with helpers two or more share in
+        // TestSupport (a plain target: it reaches library code through public and package
+        // access, never @testable, so it builds in any configuration).
+        .target(
+            name: "TestSupport",
+            dependencies: ["VFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "VFIOTests", dependencies: ["VFIO", "CVFIO", "TestSupport"]),
+        .testTarget(name: "CVFIOTests", dependencies: ["CVFIO", "TestSupport"]),
+        .testTarget(name: "VFIOSystemTests", dependencies: ["VFIOSystem", "VFIO", "CVFIO", "TestSupport"]),
+        .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIO", "VFIOSystem", "CVFIO", "VFIOConformance", "TestSupport"]),
         .testTarget(name: "VFIODeviceKitTests", dependencies: ["VFIODeviceKit", "VFIO"]),
+        .testTarget(name: "VFIOConformanceTests", dependencies: ["VFIOConformance", "VFIO", "VFIOSystem", "CVFIO", "VFIOHost", "VFIODeviceKit",
+                                                                 "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
+        .testTarget(name: "VFIOUserWireTests", dependencies: ["VFIOUserWire", "VFIO", "VFIOSystem", "TestSupport"]),
+        .testTarget(name: "VFIOUserClientTests", dependencies: ["VFIOUserClient", "VFIOUserWire", "VFIOUserServer", "VFIODeviceKit", "VFIO", "VFIOSystem", "CVFIO", "TestSupport"]),
+        .testTarget(name: "VFIOUserServerTests", dependencies: ["VFIOUserServer", "VFIOUserWire", "VFIOUserClient", "VFIODeviceKit", "VFIOMigration", "VFIO", "VFIOSystem", "CVFIO", "TestSupport",
+                                                                .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "VFIOMigrationTests", dependencies: ["VFIOMigration", "VFIO", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOSystem", "TestSupport"]),
+        // The `vfio` tool, run as a child process from the built executable next to the tests.
+        .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

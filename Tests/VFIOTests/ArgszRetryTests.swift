@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import VFIO
+import TestSupport
 
 @Suite struct ArgszRetryTests {
     /// A request of `size` bytes whose argsz states `size`.

@@ -15,6 +15,7 @@ import Testing
 }
 
 import CVFIO
+import TestSupport
 
 @Suite struct CHeaderVisibilityTests {
     @Test func systemHeaderStructsAreVisible() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// Random and mutated buffers through every decoder of this area: each must either throw
 /// `VFIOError` or return a value whose encoding decodes again and re-encodes to the same

@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct DeviceHotResetTests {
     static let groupInfo = PCIHotResetInfo(devices: [

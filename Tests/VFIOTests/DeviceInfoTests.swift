@@ -1,6 +1,7 @@
 import CVFIO
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct DeviceInfoTests {
     static let unknownCap = InfoCapability(id: 0x7ffe, version: 3, body: Array(1...16))

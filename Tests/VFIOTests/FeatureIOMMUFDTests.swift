@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct FeatureIOMMUFDTests {
     @Test func bindRoundTrips() throws {

@@ -1,6 +1,7 @@
 import CVFIO
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// The encodings against the system header (Linux 6.1), for the structs it has.
 @Suite struct FeatureLayoutTests {

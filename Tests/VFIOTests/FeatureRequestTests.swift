@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct FeatureRequestTests {
     /// One value of every payload of Linux 6.14, with non-trivial fields.

@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// The inline layouts of docs/interop/vfio-user.rst for DMA logging.
 @Suite struct FeatureVFIOUserTests {

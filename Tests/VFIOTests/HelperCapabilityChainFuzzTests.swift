@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// Random bytes, eight per generator step (the generator's own byte helper is too slow
 /// for a million buffers in a debug build).

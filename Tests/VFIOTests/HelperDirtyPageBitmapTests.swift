@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// Reads the report's little-endian 64-bit words back into bits.
 private func reportBits(_ bytes: [UInt8], count: Int) -> [Bool] {

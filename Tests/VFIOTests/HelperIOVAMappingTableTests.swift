@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 private func range(_ start: UInt64, _ length: UInt64) -> IOVARange { try! IOVARange(iova: start, length: length) }
 

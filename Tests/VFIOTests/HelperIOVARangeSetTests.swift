@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 /// `vfio_combine_iova_ranges()` (drivers/vfio/vfio_main.c) transcribed over an array
 /// standing for the interval tree (iterated in address order).

@@ -1,5 +1,6 @@
 import Testing
 @testable import VFIO
+import TestSupport
 
 // MARK: - Reference: the kernel's C, transcribed line by line
 

@@ -1,5 +1,6 @@
 import Testing
 import VFIO
+import TestSupport
 
 /// Decodes `bytes` as `T` and checks the failure is a `.malformed` error naming `cause`.
 fileprivate func expectRejected<T: KernelStruct>(_ type: T.Type, _ bytes: [UInt8], _ cause: String,

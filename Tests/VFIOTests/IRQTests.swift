@@ -1,6 +1,7 @@
 import CVFIO
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct IRQInfoTests {
     @Test func roundTripAndLayout() throws {

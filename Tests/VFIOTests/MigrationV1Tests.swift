@@ -1,6 +1,7 @@
 import CVFIO
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct MigrationV1Tests {
     /// The v1 rules written out for every combination of the three bits:

@@ -1,6 +1,7 @@
 import CVFIO
 import Testing
 @testable import VFIO
+import TestSupport
 
 @Suite struct RegionInfoTests {
     static let unknownCap = InfoCapability(id: 99, version: 1, body: [9, 8, 7, 6, 5, 4, 3, 2])

@@ -1,6 +1,7 @@
 import Testing
 import VFIO
 import CVFIO
+import TestSupport
 
 /// Decodes `bytes` as `T` and checks the failure is a `.malformed` error naming `cause`.
 fileprivate func expectRejected<T: KernelStruct>(_ type: T.Type, _ bytes: [UInt8], _ cause: String,
