@@ -103,10 +103,9 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// work never run at the same time.
     let servingLock = PlainLock()
     private(set) var context: ServerDeviceContext!
-    /// The model's regions by index (they do not change).
-    let regionTable: [RegionDescriptor]
-    /// What a region access needs to know, without reference-counted parts.
-    let regionFastPaths: [RegionFastPath]
+    /// How REGION_READ / REGION_WRITE reach each region, by region index (made once:
+    /// regions do not change).
+    let regionRoutes: [DeviceAccess.Route]
     /// Room for region data a model reads or writes through callbacks (serving thread only).
     var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The model as the kit hosts it: attached to a `TrackingContext` around the server's
@@ -137,15 +136,14 @@ public final class VFIOUserServer: @unchecked Sendable {
             guard region.size <= UInt64(Int.max / 2) else { throw .invalidArgument("VFIOUserServer", "region \(region.index) is too large") }
             regionFiles[region.index] = try RegionMemoryFile(index: region.index, size: Int(region.size))
         }
-        regionTable = model.regions
-        let files = regionFiles
-        regionFastPaths = regionTable.map { region in
-            let areas = region.mmapAreas
-            return RegionFastPath(size: region.size, readable: region.flags.contains(.read), writable: region.flags.contains(.write),
-                                  memory: files[region.index]?.memory.bytes,
-                                  window: areas.count == 1 ? areas[0].offset..<(areas[0].offset &+ areas[0].size) : nil,
-                                  otherAreas: areas.count > 1)
+        // By index; the first of a model's regions with an index wins, as in `region(_:)`.
+        let highest = model.regions.map(\.index).max()
+        guard (highest ?? 0) < 4096 else { throw .invalidArgument("VFIOUserServer", "region index \(highest ?? 0) is above 4095") }
+        var routes = Array(repeating: DeviceAccess.Route.absent, count: highest.map { Int($0) + 1 } ?? 0)
+        for region in model.regions.reversed() {
+            routes[Int(region.index)] = DeviceAccess.Route(region, memory: regionFiles[region.index]?.memory)
         }
+        regionRoutes = routes
         context = ServerDeviceContext(server: self)
         device = try AttachedDevice(model: model, context: context, bufferAllocator: MappedBufferAllocator())
     }
@@ -401,7 +399,11 @@ public final class VFIOUserServer: @unchecked Sendable {
         guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
         if takingServingLock { servingLock.lock() }
         defer { if takingServingLock { servingLock.unlock() } }
-        if try serveRegionAccess(header, socket) { return true }
+        if header.isCommand && header.messageSize >= UInt32(VFIOUserHeader.size)
+            && (header.command == VFIOUserCommand.regionRead.rawValue || header.command == VFIOUserCommand.regionWrite.rawValue) {
+            try serveRegionAccess(header, socket)
+            return true
+        }
         // Migration data goes between the socket and the migration driver without arrays.
         if try serveMigrationData(header, socket, maxPayload: maxPayload) { return true }
         let received = try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs)
@@ -506,29 +508,6 @@ public final class VFIOUserServer: @unchecked Sendable {
         case .deviceSetIRQs:
             try handleSetIRQs(payload, message.takeDescriptors())
             return ([], [])
-        case .regionRead:
-            let request = try VFIOUserRegionAccess(decoding: payload)
-            guard request.data.isEmpty else { throw .errno("\(command.cName): a read request carries no data", EINVAL) }
-            guard request.count <= configuration.capabilities.maxDataTransferSize else {
-                throw .errno("\(command.cName): count \(request.count) exceeds max_data_xfer_size", E2BIG)
-            }
-            var data = [UInt8](repeating: 0, count: Int(request.count))
-            try data.withMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
-                try DeviceAccess.read(model, context: context, region: request.region, offset: request.offset, into: raw)
-            }
-            return (VFIOUserRegionAccess(offset: request.offset, region: request.region, count: request.count, data: data).encoded, [])
-        case .regionWrite:
-            let request = try VFIOUserRegionAccess(decoding: payload)
-            guard request.data.count == Int(request.count) else {
-                throw .errno("\(command.cName): count \(request.count) but \(request.data.count) data byte(s)", EINVAL)
-            }
-            guard request.count <= configuration.capabilities.maxDataTransferSize else {
-                throw .errno("\(command.cName): count \(request.count) exceeds max_data_xfer_size", E2BIG)
-            }
-            try request.data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
-                try DeviceAccess.write(model, context: context, region: request.region, offset: request.offset, from: raw)
-            }
-            return (VFIOUserRegionAccess(offset: request.offset, region: request.region, count: request.count).encoded, [])
         case .dmaRead, .dmaWrite:
             throw .errno("\(command.cName) goes from server to client", EINVAL)
         case .deviceReset:
@@ -544,17 +523,19 @@ public final class VFIOUserServer: @unchecked Sendable {
             let request = try VFIOUserWriteMulti(decoding: payload)
             for write in request.writes {
                 try write.data.withBytes { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
-                    try DeviceAccess.write(model, context: context, region: write.region, offset: write.offset, from: raw)
+                    if let memory = try regionTarget(write.region, offset: write.offset, count: raw.count, writing: true) {
+                        memory.copyMemory(from: raw)
+                    } else {
+                        try model.write(region: write.region, offset: write.offset, from: raw)
+                    }
                 }
             }
             return (VFIOUserWriteMultiReply(completed: UInt64(request.writes.count)).encoded, [])
         case .deviceFeature:
             return (try handleFeature(payload), [])
-        case .migDataRead:
-            return (try handleMigDataRead(payload), [])
-        case .migDataWrite:
-            try handleMigDataWrite(payload)
-            return ([], [])
+        case .regionRead, .regionWrite, .migDataRead, .migDataWrite:
+            // `pumpOne` serves these from the header on (serveRegionAccess, serveMigrationData).
+            preconditionFailure("\(command.cName) reached the general path")
         }
     }
 

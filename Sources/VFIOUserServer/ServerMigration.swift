@@ -146,37 +146,4 @@ extension VFIOUserServer {
             throw .errno("\(name): the device has no feature \(id.cName)", ENOTTY)
         }
     }
-
-    /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes; fewer means nothing more for now
-    /// (PRE_COPY) or the end of the stream (STOP_COPY). For a message read whole: the
-    /// server's pump serves these with `serveMigrationData`, without the copies.
-    func handleMigDataRead(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
-        let name = VFIOUserCommand.migDataRead.cName
-        let request = try VFIOUserMigData(decoding: payload)
-        guard request.data.isEmpty else { throw .errno("\(name): a read request carries no data", EINVAL) }
-        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
-        let limit = min(configuration.capabilities.maxDataTransferSize,
-                        monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
-        guard UInt64(request.size) <= limit else {
-            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size \(limit)", E2BIG)
-        }
-        var out: [UInt8] = []
-        try driver.readData(max: Int(request.size)) { (data: UnsafeRawBufferPointer) throws(VFIOError) in out = Array(data) }
-        return VFIOUserMigData(argsz: UInt32(VFIOUserMigData.fixedSize + out.count), size: UInt32(out.count), data: out).encoded
-    }
-
-    /// `VFIO_USER_MIG_DATA_WRITE`: appends `data` to the resuming stream. For a message
-    /// read whole: the server's pump serves these with `serveMigrationData`.
-    func handleMigDataWrite(_ payload: [UInt8]) throws(VFIOError) {
-        let name = VFIOUserCommand.migDataWrite.cName
-        let request = try VFIOUserMigData(decoding: payload)
-        guard request.data.count == Int(request.size) else {
-            throw .errno("\(name): size \(request.size) but \(request.data.count) data byte(s)", EINVAL)
-        }
-        guard request.size <= configuration.capabilities.maxDataTransferSize else {
-            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size", E2BIG)
-        }
-        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
-        try driver.writeData(request.data)
-    }
 }

@@ -8,8 +8,7 @@ import VFIOSystem
 // so that the stream's bytes are not built into arrays: a read's reply is gathered from
 // the 8-byte `vfio_user_mig_data` and the stream bytes where the migration driver holds
 // them (one `sendmsg`), and a write's data is read from the socket straight into the
-// driver's resuming stream. Every check and error reply is the one `handle` gives for
-// the message read whole (`handleMigDataRead` / `handleMigDataWrite`).
+// driver's resuming stream. This is the only path of these commands.
 extension VFIOUserServer {
     /// Serves a MIG_DATA_READ or MIG_DATA_WRITE command whose header `receiveHeader` just
     /// returned: reads the rest of the message, answers it (an error reply for a bad or
@@ -128,7 +127,7 @@ extension VFIOUserServer {
         return (size, dataCount)
     }
 
-    /// MIG_DATA_READ's checks (`handleMigDataRead`'s): the driver to read from.
+    /// MIG_DATA_READ's checks: the driver to read from.
     private func readableStream(_ request: (size: UInt32, dataCount: Int)) throws(VFIOError) -> MigrationDriver {
         let name = VFIOUserCommand.migDataRead.cName
         guard request.dataCount == 0 else { throw .errno("\(name): a read request carries no data", EINVAL) }
@@ -141,7 +140,7 @@ extension VFIOUserServer {
         return driver
     }
 
-    /// MIG_DATA_WRITE's checks (`handleMigDataWrite`'s): the driver to write to.
+    /// MIG_DATA_WRITE's checks: the driver to write to.
     private func writableStream(_ request: (size: UInt32, dataCount: Int)) throws(VFIOError) -> MigrationDriver {
         let name = VFIOUserCommand.migDataWrite.cName
         guard request.dataCount == Int(request.size) else {
