@@ -35,7 +35,7 @@ final class DMAFileMapping: @unchecked Sendable {
     let length: Int
     /// Shared by later DMA_MAPs of the same key (a whole-file mapping).
     let shareable: Bool
-    /// The session's mappings into it (guarded by the server's monitor).
+    /// The session's mappings into it (guarded by the server's `resources`).
     var users = 0
 
     /// Maps `length` bytes of `fd` from `fileOffset` with `key.protection`.
@@ -111,7 +111,7 @@ enum DMADescriptorAccess {
     }
 }
 
-extension SessionState {
+extension ClientResources {
     /// Maps `[offset, offset + size)` of the client's sealed memfd `fd` for a new
     /// DMA_MAP: into the session's mapping of the whole file when there is one that
     /// covers it, else a new mapping of the whole file (or, when that fails or would pass

@@ -34,7 +34,7 @@ extension VFIOUserServer {
         return writer.bytes
     }
 
-    func handleFeature(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+    func handleFeature(_ payload: [UInt8], _ session: SessionState) throws(VFIOError) -> [UInt8] {
         let name = "VFIO_USER_DEVICE_FEATURE"
         var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
         let header = try DeviceFeatureHeader(from: &reader)
@@ -101,7 +101,7 @@ extension VFIOUserServer {
                 let chosen: UInt64
                 if control.ranges.isEmpty {
                     // The mappings cannot change meanwhile: DMA_MAP is served on this thread.
-                    let mapped = monitor.withLock { $0.session.mappings.map(\.range) }
+                    let mapped = resources.withLock { $0.mappings.map(\.range) }
                     chosen = try device.tracker.startDMALoggingOfAllMappings(mapped, pageSize: control.pageSize)
                 } else {
                     chosen = try device.tracker.startDMALogging(ranges: control.ranges, pageSize: control.pageSize)
@@ -131,7 +131,7 @@ extension VFIOUserServer {
                     throw .invalidArgument(id.cName, "page size 0")
                 }
                 let limit = UInt64(min(configuration.capabilities.maxDataTransferSize,
-                                       monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize }))
+                                       session.clientCapabilities.maxDataTransferSize))
                 guard words <= limit / 8 else {
                     throw .errno("\(id.cName): a bitmap of \(words) word(s) is over max_data_xfer_size \(limit); report smaller ranges", E2BIG)
                 }

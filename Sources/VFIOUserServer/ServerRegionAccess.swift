@@ -25,20 +25,18 @@ import VFIOSystem
 /// them with a message's first byte) are found once the data has landed: the write is
 /// refused then, but region memory already holds it.
 extension VFIOUserServer {
-    /// Serves the REGION_READ or REGION_WRITE command whose header was just read.
+    /// Serves the REGION_READ or REGION_WRITE command whose header was just read, with the
+    /// device lock held (`state`).
     /// - Throws: only the socket's errors (the connection is then unusable).
-    func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket) throws(VFIOError) {
+    func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ state: inout ServerState) throws(VFIOError) {
         let isRead = header.command == VFIOUserCommand.regionRead.rawValue
         let name = isRead ? "VFIO_USER_REGION_READ" : "VFIO_USER_REGION_WRITE"
-        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        let maxFDs = self.maxFDs
         let maxCount = Int(configuration.capabilities.maxDataTransferSize)
         let payloadSize = header.payloadSize
         // struct vfio_user_region_access: offset u64, region u32, count u32.
         var prefix = (UInt64(0), UInt64(0))
         let prefixSize = min(payloadSize, VFIOUserRegionAccess.headerSize)
-
-        requestGate.enter()
-        defer { requestGate.leave(monitor) }
 
         var failure: VFIOError?
         // Where the data comes from (reads) or goes to (writes): region memory, or the
@@ -58,7 +56,7 @@ extension VFIOUserServer {
         let count = Int(UInt32(truncatingIfNeeded: UInt64(littleEndian: prefix.1) >> 32))
         if failure == nil {
             do throws(VFIOError) {
-                guard negotiated.load(ordering: .acquiring) else { throw .errno("\(name) before VFIO_USER_VERSION", EINVAL) }
+                guard state.session.negotiated else { throw .errno("\(name) before VFIO_USER_VERSION", EINVAL) }
                 guard !socket.currentMessageHasDescriptors else { throw .errno("\(name) carries no descriptors", EINVAL) }
                 guard prefixSize == VFIOUserRegionAccess.headerSize else {
                     throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(VFIOUserRegionAccess.headerSize)")
@@ -70,7 +68,7 @@ extension VFIOUserServer {
                 if let memory = try regionTarget(index, offset: offset, count: count, writing: !isRead) {
                     served = memory
                 } else {
-                    served = scratchBuffer(count)
+                    served = Self.scratchBuffer(&state.scratch, count)
                     throughModel = true
                 }
             } catch {
@@ -130,8 +128,9 @@ extension VFIOUserServer {
         return try route.target(offset: offset, count: count, writing: writing)
     }
 
-    /// The reused buffer for data a model serves by callbacks, at least `count` bytes.
-    private func scratchBuffer(_ count: Int) -> UnsafeMutableRawBufferPointer {
+    /// The first `count` bytes of `scratch`, the reused buffer for data a model serves by
+    /// callbacks (grown as needed).
+    private static func scratchBuffer(_ scratch: inout UnsafeMutableRawBufferPointer, _ count: Int) -> UnsafeMutableRawBufferPointer {
         if scratch.count < count {
             scratch.deallocate()
             scratch = .allocate(byteCount: max(count, 4096), alignment: 64)
