@@ -216,7 +216,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         if let thread, !thread.isCurrent, role == .other { thread.join() }
         if let listener {
             listener.close()
-            if let socketPath { unlink(socketPath) }
+            if let socketPath { Self.removeFile(socketPath) }
         }
     }
 
@@ -226,9 +226,14 @@ public final class VFIOUserServer: @unchecked Sendable {
         thread?.join()
     }
 
+    /// `unlink(path)`; a failure (the file already gone) changes nothing.
+    private static func removeFile(_ path: String) {
+        _ = try? SystemCall.retrying("unlink(\(path))") { unlink(path) }
+    }
+
     static func makeListener(path: String) throws(VFIOError) -> Int32 {
         var info = stat()
-        if lstat(path, &info) == 0 {
+        if (try? SystemCall.retrying("lstat(\(path))", { lstat(path, &info) })) != nil {
             guard (info.st_mode & S_IFMT) == S_IFSOCK else {
                 throw .errno("bind(\(path)): a file that is not a socket is in the way", EEXIST)
             }
@@ -237,7 +242,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                 probe.close()
                 throw .errno("bind(\(path)): a server is already listening there", EADDRINUSE)
             }
-            unlink(path)
+            removeFile(path)
         }
         let fd = try SystemCall.retrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do throws(VFIOError) {
@@ -250,7 +255,7 @@ public final class VFIOUserServer: @unchecked Sendable {
             try SystemCall.retrying("listen") { Glibc.listen(fd, 4) }
         } catch {
             closeDescriptor(fd)
-            unlink(path)
+            removeFile(path)
             throw error
         }
         return fd
