@@ -7,11 +7,12 @@ import VFIO
 // 1. Implement `DeviceContext` (thread-safe): `triggerIRQ` writes the eventfd the client
 //    gave for (index, vector) with SET_IRQS and drops the signal when there is none;
 //    `dmaRead`/`dmaWrite` copy through the client's DMA_MAP'ed memory (mmap of the passed
-//    fds; a transfer may span several adjacent maps), or queue DMA_READ/DMA_WRITE
-//    messages only while no client request is outstanding, and throw `EFAULT` for any
-//    unmapped byte (all-or-nothing); `memory(forRegion:)` returns the server's mapping of
-//    the memfd it created for a memory-backed region; `afterReply` queues work run on
-//    the serving thread after the current reply is sent.
+//    fds; a transfer may span several adjacent maps), or send DMA_READ/DMA_WRITE
+//    messages only while no client request is being handled (`EDEADLK` from inside
+//    one), and throw `EFAULT` for any unmapped byte (all-or-nothing);
+//    `memory(forRegion:)` returns the server's mapping of the memfd it created for a
+//    memory-backed region; `afterReply` queues work that runs after the current reply
+//    is sent.
 // 2. Create a memfd of `size` bytes for every region whose `backing` is `.memory`, map it,
 //    and hand its fd out with the region's info; `RegionDescriptor.regionInfo(offset:)`
 //    builds the reply (MMAP flag and sparse-mmap capability included).
@@ -20,7 +21,8 @@ import VFIO
 //    while stopped) and builds the `MigrationDriver` of a migratable model — then serve
 //    requests from one thread: DEVICE_GET_INFO from
 //    `deviceInfo`, GET_REGION_INFO from `regions`, GET_IRQ_INFO from `irqs`,
-//    REGION_READ/WRITE through `DeviceAccess.read/write` (bounds, flags, memory areas),
+//    REGION_READ/WRITE through one `DeviceAccess.Route` per region, made once (bounds
+//    and flags by `checkAccess`, areas of memory served from it, the rest by callbacks),
 //    DEVICE_RESET through `AttachedDevice.reset()`, DEVICE_FEATURE MIGRATION /
 //    MIG_DEVICE_STATE / MIG_DATA_SIZE and MIG_DATA_READ / WRITE through
 //    `AttachedDevice.migration` (ENOTTY when `nil`), DMA_LOGGING_START / STOP / REPORT
@@ -29,7 +31,9 @@ import VFIO
 //    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
 //    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
 //    DMA space, then `dmaMapped`/`dmaUnmapped`.
-// 4. After each reply, run the work queued with `afterReply`.
+// 4. After each reply, run the work queued with `afterReply`, one item at a time, never
+//    concurrently with a model callback (the vfio-user server: on its work thread, with
+//    its device lock held).
 
 // MARK: - Errno values
 
@@ -250,11 +254,12 @@ public protocol DeviceContext: AnyObject, Sendable {
     func memory(forRegion index: UInt32) -> RegionMemory?
 
     /// Runs `work` once the reply to the request being served has been sent; work queued
-    /// from outside a request (from a thread the model started) runs as soon as the
-    /// serving thread is idle. Work runs on the thread that serves the model, one item at a
-    /// time and in order, never concurrently with a model callback, and may queue more
-    /// work. This is the place for DMA (see above) and anything else that must not delay
-    /// the reply.
+    /// from outside a request (from a thread the model started) runs as soon as no request
+    /// is being handled. Work runs one item at a time and in order, never concurrently
+    /// with a model callback, on a thread the server chooses (the vfio-user server's work
+    /// thread; the caller of `InMemoryDeviceContext.runDeferredWork()`), and may queue
+    /// more work. This is the place for DMA (see above) and anything else that must not
+    /// delay the reply.
     func afterReply(_ work: @escaping @Sendable () -> Void)
 }
 
@@ -479,9 +484,9 @@ public enum DeviceAccess {
         public let readable: Bool
         public let writable: Bool
         /// The server's memory for the region (`nil`: callbacks only).
-        private let memory: UnsafeMutableRawPointer?
+        @usableFromInline let memory: UnsafeMutableRawPointer?
         /// The mmap areas, clipped to the memory.
-        private let windows: [Range<UInt64>]
+        @usableFromInline let windows: [Range<UInt64>]
 
         /// The route of `region` (`nil`: an absent region), whose memory, if the server
         /// provides any, is `memory` (`DeviceContext.memory(forRegion:)`).
@@ -506,12 +511,12 @@ public enum DeviceAccess {
         /// Lets a transport move the data between its socket and the region without a copy
         /// in between.
         /// - Throws: `EINVAL` (`checkAccess`).
-        @inline(__always)
+        @inlinable
         public func target(offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
             try checkAccess(regionSize: size, allowed: writing ? writable : readable, offset: offset, count: count, writing: writing)
             guard let memory else { return nil }
             let end = offset + UInt64(count)   // no overflow: checkAccess bounds it by size
-            for window in windows where offset >= window.lowerBound && end <= window.upperBound {
+            for i in windows.indices where offset >= windows[i].lowerBound && end <= windows[i].upperBound {
                 return UnsafeMutableRawBufferPointer(start: memory + Int(offset), count: count)
             }
             return nil
@@ -546,7 +551,7 @@ public enum DeviceAccess {
     /// (`regionSize` > 0; an absent region has size 0), it allows the access (`allowed`:
     /// its READ or WRITE flag), and `[offset, offset + count)` is not empty and lies inside.
     /// - Throws: `EINVAL`, the operation named "region read" or "region write".
-    @inline(__always)
+    @inlinable
     public static func checkAccess(regionSize: UInt64, allowed: Bool, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) {
         guard regionSize > 0, allowed, count > 0, offset < regionSize, UInt64(count) <= regionSize - offset else {
             throw .errno(writing ? "region write" : "region read", DeviceErrno.EINVAL)

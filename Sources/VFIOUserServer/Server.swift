@@ -118,6 +118,9 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var thread: WorkerThread?
     /// The device lock as the work thread holds it while it runs an item (work thread only).
     var workThreadHold: DeviceLockHold?
+    /// Work the serving thread queued may not have started (serving thread only; set by
+    /// `enqueueDeferred`, cleared by `yieldToWork` once none waits).
+    var servingThreadQueuedWork = false
     private(set) var context: ServerDeviceContext!
     /// How REGION_READ / REGION_WRITE reach each region, by region index (made once:
     /// regions do not change).
@@ -197,7 +200,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// Serves one connected socket on the calling thread, until the client closes it or
     /// `stop()` is called from another thread; then returns. For a process whose thread
     /// has nothing else to do (a device server's main thread): no serving thread is
-    /// started (the work thread is).
+    /// started, nor a work thread until the model queues `afterReply` work, and a process
+    /// that stays single-threaded makes its system calls a little cheaper.
     public func run(connection socket: VFIOUserSocket) {
         precondition(thread == nil, "VFIOUserServer serves one listener or one connection")
         serving { serveConnection(socket) }
@@ -263,22 +267,26 @@ public final class VFIOUserServer: @unchecked Sendable {
 
     // MARK: Serving
 
-    /// Runs `body` (the serving thread's loop) with the work thread beside it, which ends
-    /// with it (work still queued then is dropped).
+    /// Runs `body` (the serving thread's loop); the work thread, started with the first
+    /// work queued meanwhile, ends with it (work still queued then is dropped).
     private func serving(_ body: () -> Void) {
         threads.withLock { threads in
             threads.serving = pthread_self()
             threads.workEnds = false
-            threads.hasWorkThread = true
+            threads.workAllowed = true
+            if !threads.queue.isEmpty { startWorkThread(&threads) }
         }
-        let work = WorkerThread(name: "vfio-user-server-work") { [self] in workLoop() }
         body()
-        threads.withLock { $0.workEnds = true }
+        let work = threads.withLock { threads -> WorkerThread? in
+            threads.workAllowed = false
+            threads.workEnds = true
+            return threads.workThread
+        }
         try? workWake.signal()
-        work.join()
+        work?.join()
         threads.withLock { threads in
             threads.serving = nil
-            threads.hasWorkThread = false
+            threads.workThread = nil
         }
     }
 

@@ -167,11 +167,20 @@ extension VFIOUserServer {
         let idle = threads.withLock { threads -> Bool in
             let fromCommand = threads.role(of: pthread_self()) == .serving
             threads.queue.append(ServerThreads.QueuedWork(run: work, fromCommand: fromCommand))
-            if fromCommand { threads.commandWorkWaiting += 1 }
+            if fromCommand {
+                threads.commandWorkWaiting += 1
+                servingThreadQueuedWork = true   // on the serving thread
+            }
+            if threads.workThread == nil && threads.workAllowed { startWorkThread(&threads) }
             defer { threads.workIdle = false }
             return threads.workIdle
         }
         if idle { try? workWake.signal() }
+    }
+
+    /// Starts the work thread (`threads` locked: it registers once it runs).
+    func startWorkThread(_ threads: inout ServerThreads) {
+        threads.workThread = WorkerThread(name: "vfio-user-server-work") { [self] in workLoop() }
     }
 
     /// Called by the serving thread, the device lock held, once it has handled a command
@@ -181,12 +190,16 @@ extension VFIOUserServer {
     /// reply just came. It runs until it ends or waits for another reply, as if it ran
     /// on the serving thread before the next message is read. Without a work thread (the
     /// fuzz target) it returns at once.
+    @inline(__always)
     func yieldToWork(_ state: inout ServerState, _ wait: DeviceLockHold.Wait) {
+        // Nothing to look at (the common case: a command that queued no work).
+        guard servingThreadQueuedWork || state.workAwaitsReply != nil else { return }
         while true {
             if let id = state.workAwaitsReply {
                 // Waiting for a reply only this thread can read: read on, unless it came.
                 guard case .some(.some) = state.session.replies[id] else { return }
-            } else if !threads.withLock({ $0.commandWorkWaiting > 0 && $0.hasWorkThread }) {
+            } else if !threads.withLock({ $0.commandWorkWaiting > 0 && $0.workThread != nil }) {
+                servingThreadQueuedWork = false
                 return
             }
             wait(workStarted.raw, nil)

@@ -24,6 +24,10 @@ import VFIOSystem
 /// whatever the model throws. Descriptors that come only with a write's data (peers send
 /// them with a message's first byte) are found once the data has landed: the write is
 /// refused then, but region memory already holds it.
+/// `VFIOUserRegionAccess.headerSize`, as a constant of this module (the hot path reads no
+/// other module's static).
+private let regionAccessSize = 16
+
 extension VFIOUserServer {
     /// Serves the REGION_READ or REGION_WRITE command whose header was just read, with the
     /// device lock held (`state`).
@@ -36,7 +40,7 @@ extension VFIOUserServer {
         let payloadSize = header.payloadSize
         // struct vfio_user_region_access: offset u64, region u32, count u32.
         var prefix = (UInt64(0), UInt64(0))
-        let prefixSize = min(payloadSize, VFIOUserRegionAccess.headerSize)
+        let prefixSize = min(payloadSize, regionAccessSize)
 
         var failure: VFIOError?
         // Where the data comes from (reads) or goes to (writes): region memory, or the
@@ -58,10 +62,10 @@ extension VFIOUserServer {
             do throws(VFIOError) {
                 guard state.session.negotiated else { throw .errno("\(name) before VFIO_USER_VERSION", EINVAL) }
                 guard !socket.currentMessageHasDescriptors else { throw .errno("\(name) carries no descriptors", EINVAL) }
-                guard prefixSize == VFIOUserRegionAccess.headerSize else {
-                    throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(VFIOUserRegionAccess.headerSize)")
+                guard prefixSize == regionAccessSize else {
+                    throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(regionAccessSize)")
                 }
-                let dataSize = payloadSize - VFIOUserRegionAccess.headerSize
+                let dataSize = payloadSize - regionAccessSize
                 if isRead && dataSize != 0 { throw .errno("\(name): a read request carries no data", EINVAL) }
                 if !isRead && dataSize != count { throw .errno("\(name): count \(count) but \(dataSize) data byte(s)", EINVAL) }
                 guard count <= maxCount else { throw .errno("\(name): count \(count) exceeds max_data_xfer_size", E2BIG) }
@@ -111,7 +115,7 @@ extension VFIOUserServer {
         }
         let data = isRead ? UnsafeRawBufferPointer(served) : UnsafeRawBufferPointer(start: nil, count: 0)
         let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
-                                   messageSize: UInt32(VFIOUserHeader.size + VFIOUserRegionAccess.headerSize + data.count), flags: .reply)
+                                   messageSize: UInt32(16 + regionAccessSize + data.count), flags: .reply)
         try withUnsafeBytes(of: &prefix) { (echo: UnsafeRawBufferPointer) throws(VFIOError) in
             try socket.send(reply, echo, data)
         }

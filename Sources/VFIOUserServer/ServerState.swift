@@ -56,8 +56,12 @@ struct ServerThreads {
     var serving: pthread_t?
     /// The thread that runs `afterReply` work (once it runs).
     var work: pthread_t?
-    /// A work thread runs or is starting (`serving` started one).
-    var hasWorkThread = false
+    /// The work thread, started with the first work queued while serving (a process
+    /// whose model queues none stays single-threaded under `run(connection:)`: the kernel
+    /// then takes no reference on a descriptor per system call).
+    var workThread: WorkerThread?
+    /// Serving: work queued starts the work thread.
+    var workAllowed = false
     /// `afterReply` work not run yet, in order.
     var queue: [QueuedWork] = []
     /// Items of `queue` a client command queued (on the serving thread): they start
