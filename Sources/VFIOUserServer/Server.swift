@@ -124,14 +124,16 @@ public final class VFIOUserServer: @unchecked Sendable {
     private(set) var context: ServerDeviceContext!
     /// How REGION_READ / REGION_WRITE reach each region, by region index (made once:
     /// regions do not change).
-    let regionRoutes: [DeviceAccess.Route]
+    /// (Unsafe storage: an access reads its route in place, without reference counting.)
+    let regionRoutes: UnsafeMutableBufferPointer<DeviceAccess.Route>
     /// The model as the kit hosts it: attached to a `TrackingContext` around the server's
     /// context, with its `MigrationDriver` when it migrates.
     public private(set) var device: AttachedDevice!
 
-    /// The limits of one message: payloads past `maxPayload` are read and dropped (E2BIG).
-    var maxPayload: Int { Int(configuration.capabilities.maxDataTransferSize) + 4096 }
-    var maxFDs: Int { Int(configuration.capabilities.maxMessageFDs) }
+    /// The limits of one message: payloads past `maxPayload` (`max_data_xfer_size` +
+    /// 4096) are read and dropped (E2BIG); `maxFDs` is `max_msg_fds`.
+    let maxPayload: Int
+    let maxFDs: Int
 
     /// Prepares `model` (memory for its memory-backed regions; `AttachedDevice` attaches
     /// it). Serve it with `listen(path:)` or `serve(connection:)`.
@@ -148,6 +150,8 @@ public final class VFIOUserServer: @unchecked Sendable {
             }
             return nanoseconds
         }
+        maxPayload = Int(configuration.capabilities.maxDataTransferSize) + 4096
+        maxFDs = Int(configuration.capabilities.maxMessageFDs)
         partialMessageLimit = try limit(configuration.partialMessageTimeout, "partialMessageTimeout")
         sendLimit = try limit(configuration.sendTimeout, "sendTimeout")
         var quiet = Logger(label: "vfio-user-server")
@@ -162,11 +166,11 @@ public final class VFIOUserServer: @unchecked Sendable {
         // By index; the first of a model's regions with an index wins, as in `region(_:)`.
         let highest = model.regions.map(\.index).max()
         guard (highest ?? 0) < 4096 else { throw .invalidArgument("VFIOUserServer", "region index \(highest ?? 0) is above 4095") }
-        var routes = Array(repeating: DeviceAccess.Route.absent, count: highest.map { Int($0) + 1 } ?? 0)
+        regionRoutes = .allocate(capacity: highest.map { Int($0) + 1 } ?? 0)
+        _ = regionRoutes.initialize(repeating: .absent)
         for region in model.regions.reversed() {
-            routes[Int(region.index)] = DeviceAccess.Route(region, memory: regionFiles[region.index]?.memory)
+            regionRoutes[Int(region.index)] = DeviceAccess.Route(region, memory: regionFiles[region.index]?.memory)
         }
-        regionRoutes = routes
         context = ServerDeviceContext(server: self)
         device = try AttachedDevice(model: model, context: context, bufferAllocator: MappedBufferAllocator())
     }
@@ -174,6 +178,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     deinit {
         stop()
         monitor.withLock { $0.scratch.deallocate() }
+        regionRoutes.deinitialize()
+        regionRoutes.deallocate()
     }
 
     /// The number of client connections served so far.
@@ -442,13 +448,15 @@ public final class VFIOUserServer: @unchecked Sendable {
     }
 
     /// Runs `body` (one client command, its reply included) with the device lock held,
-    /// then lets the work it queued start (`yieldToWork`).
+    /// then lets the work it queued start (`yieldToWork`) before the next message is read.
     @inline(__always)
     private func handlingCommand(_ body: (inout ServerState) throws(VFIOError) -> Void) throws(VFIOError) {
-        try monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) throws(VFIOError) in
-            defer { yieldToWork(&state, wait) }
-            try body(&state)
+        defer {
+            if servingThreadQueuedWork {
+                monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in yieldToWork(&state, wait) }
+            }
         }
+        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try body(&state) }
     }
 
     /// Hands a reply to the message DMA waiting for it (and lets the work thread go on

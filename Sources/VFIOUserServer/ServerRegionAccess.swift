@@ -36,7 +36,7 @@ extension VFIOUserServer {
         let isRead = header.command == VFIOUserCommand.regionRead.rawValue
         let name = isRead ? "VFIO_USER_REGION_READ" : "VFIO_USER_REGION_WRITE"
         let maxFDs = self.maxFDs
-        let maxCount = Int(configuration.capabilities.maxDataTransferSize)
+        let maxCount = maxPayload - 4096   // max_data_xfer_size
         let payloadSize = header.payloadSize
         // struct vfio_user_region_access: offset u64, region u32, count u32.
         var prefix = (UInt64(0), UInt64(0))
@@ -128,8 +128,10 @@ extension VFIOUserServer {
     ///   region without READ / WRITE.
     @inline(__always)
     func regionTarget(_ index: UInt32, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
-        let route = Int(index) < regionRoutes.count ? regionRoutes[Int(index)] : DeviceAccess.Route.absent
-        return try route.target(offset: offset, count: count, writing: writing)
+        guard Int(index) < regionRoutes.count else {
+            return try DeviceAccess.Route.absent.target(offset: offset, count: count, writing: writing)
+        }
+        return try regionRoutes[Int(index)].target(offset: offset, count: count, writing: writing)
     }
 
     /// The first `count` bytes of `scratch`, the reused buffer for data a model serves by
