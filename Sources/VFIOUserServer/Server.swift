@@ -118,9 +118,10 @@ public final class VFIOUserServer: @unchecked Sendable {
     private var thread: WorkerThread?
     /// The device lock as the work thread holds it while it runs an item (work thread only).
     var workThreadHold: DeviceLockHold?
-    /// Work the serving thread queued may not have started (serving thread only; set by
-    /// `enqueueDeferred`, cleared by `yieldToWork` once none waits).
-    var servingThreadQueuedWork = false
+    /// The work thread may have something to do that the messages read so far allowed:
+    /// work a command queued, or the rest of an item whose DMA reply came (serving thread
+    /// only; set by `enqueueDeferred` and `deliverReply`, cleared by `yieldToWork`).
+    var workMayRun = false
     private(set) var context: ServerDeviceContext!
     /// How REGION_READ / REGION_WRITE reach each region, by region index (made once:
     /// regions do not change).
@@ -448,29 +449,32 @@ public final class VFIOUserServer: @unchecked Sendable {
     }
 
     /// Runs `body` (one client command, its reply included) with the device lock held,
-    /// then lets the work it queued start (`yieldToWork`) before the next message is read.
+    /// after the work thread has done what earlier messages allowed (`yieldToWork`).
     @inline(__always)
     private func handlingCommand(_ body: (inout ServerState) throws(VFIOError) -> Void) throws(VFIOError) {
-        defer {
-            if servingThreadQueuedWork {
-                monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in yieldToWork(&state, wait) }
-            }
+        if workMayRun {
+            monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in yieldToWork(&state, wait) }
         }
         try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try body(&state) }
     }
 
-    /// Hands a reply to the message DMA waiting for it (and lets the work thread go on
-    /// with it first, `yieldToWork`).
+    /// Hands a reply to the message DMA waiting for it. (One the work thread waits for
+    /// lets it run before the next command: `workMayRun`.)
     private func deliverReply(_ message: VFIOUserMessage) {
-        monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in
+        let delivered = monitor.withLock { state -> Bool in
             let id = message.header.messageID
-            if let waiting = state.session.replies[id], waiting == nil {
-                state.session.replies[id] = message
-                replyArrived.broadcast()
-                yieldToWork(&state, wait)
-            } else {
-                logger.debug("unexpected reply", metadata: ["header": "\(message.header)"])
-            }
+            guard let waiting = state.session.replies[id], waiting == nil else { return false }
+            state.session.replies[id] = message
+            if state.workAwaitsReply == id { workMayRun = true }
+            return true
         }
+        guard delivered else {
+            logger.debug("unexpected reply", metadata: ["header": "\(message.header)"])
+            return
+        }
+        // After the lock is let go (POSIX allows it; the waiter looks at the state with the
+        // lock held, so it cannot miss this): a waiter woken with the lock still held
+        // would run only to block on it again.
+        replyArrived.broadcast()
     }
 }

@@ -161,7 +161,7 @@ extension VFIOUserServer {
     // MARK: Work after the reply
 
     /// Queues `afterReply` work for the work thread (from any thread). It runs once the
-    /// device lock is free; work a client command queued starts before the next message
+    /// device lock is free; work a client command queued starts before the next command
     /// is handled (`yieldToWork`).
     func enqueueDeferred(_ work: @escaping @Sendable () -> Void) {
         let idle = threads.withLock { threads -> Bool in
@@ -169,7 +169,7 @@ extension VFIOUserServer {
             threads.queue.append(ServerThreads.QueuedWork(run: work, fromCommand: fromCommand))
             if fromCommand {
                 threads.commandWorkWaiting += 1
-                servingThreadQueuedWork = true   // on the serving thread
+                workMayRun = true   // on the serving thread
             }
             if threads.workThread == nil && threads.workAllowed { startWorkThread(&threads) }
             defer { threads.workIdle = false }
@@ -183,23 +183,20 @@ extension VFIOUserServer {
         threads.workThread = WorkerThread(name: "vfio-user-server-work") { [self] in workLoop() }
     }
 
-    /// Called by the serving thread, the device lock held, once it has handled a command
-    /// or delivered a reply: lets the work thread run first (waiting on `workStarted`,
-    /// which releases the lock) while it has something to do that the message allowed:
-    /// work the command queued that has not started, or the rest of an item whose DMA
-    /// reply just came. It runs until it ends or waits for another reply, as if it ran
-    /// on the serving thread before the next message is read. Without a work thread (the
-    /// fuzz target) it returns at once.
-    @inline(__always)
+    /// Called by the serving thread before it handles a command, the device lock held,
+    /// when earlier messages gave the work thread something to do (`workMayRun`): work a
+    /// command queued that has not started, or the rest of an item whose DMA reply came.
+    /// Lets the work thread do it first (waiting on `workStarted`, which releases the
+    /// lock), until it ends or waits for another reply: as if the work had run on the
+    /// serving thread right after those messages. Without a work thread (the fuzz
+    /// target) it returns at once.
     func yieldToWork(_ state: inout ServerState, _ wait: DeviceLockHold.Wait) {
-        // Nothing to look at (the common case: a command that queued no work).
-        guard servingThreadQueuedWork || state.workAwaitsReply != nil else { return }
+        defer { workMayRun = false }
         while true {
             if let id = state.workAwaitsReply {
                 // Waiting for a reply only this thread can read: read on, unless it came.
                 guard case .some(.some) = state.session.replies[id] else { return }
             } else if !threads.withLock({ $0.commandWorkWaiting > 0 && $0.workThread != nil }) {
-                servingThreadQueuedWork = false
                 return
             }
             wait(workStarted.raw, nil)

@@ -65,7 +65,7 @@ struct ServerThreads {
     /// `afterReply` work not run yet, in order.
     var queue: [QueuedWork] = []
     /// Items of `queue` a client command queued (on the serving thread): they start
-    /// before the serving thread handles the next message (`yieldToWork`).
+    /// before the serving thread handles the next command (`yieldToWork`).
     var commandWorkWaiting = 0
     /// The work thread waits for `workWake` (work queued now must signal it).
     var workIdle = false
