@@ -3,11 +3,15 @@
 // One input is one client's byte stream. A fresh `VFIOUserServer` hosting `EduDevice`
 // gets the server end of a socket pair; the input is written into the client end (cut at
 // each header's size field into one sendmsg per message, so that descriptors can ride
-// along), the client end is shut for writing, and the server's own `pumpOne` (the code
-// its serving thread runs for every message: receive, decode, dispatch, reply) is called
-// on this thread until the stream ends, with the model's deferred work (edu DMA, which
-// sends DMA_READ / DMA_WRITE and reads the replies from the same stream) run in between.
-// Replies are drained and dropped.
+// along), the client end is shut for writing, and the server's own `serveOneMessage` (the
+// code its serving thread runs for every message: receive, decode, dispatch, reply) is
+// called on this thread, which stands for the serving thread, until the stream ends,
+// with the model's `afterReply` work (edu DMA) run in between by `runQueuedWork` on the
+// same thread: no work thread, so the run is deterministic, and DMA that would go through
+// DMA_READ / DMA_WRITE messages fails at once with EDEADLK (as from the serving thread)
+// instead of waiting for a reply nobody sends. Replies in the input go where replies go
+// (none is awaited: they are dropped). The server's replies are drained and dropped; the
+// session ends as a disconnect ends it (`endSession`).
 //
 // Descriptors: a message's header `error` field (unused in commands) asks for
 // `error & 7` descriptors to be sent with it: memfds of 16 KiB for DMA_MAP (sealed against
@@ -104,22 +108,20 @@ func serve(_ input: UnsafeRawBufferPointer) {
     writeStream(input, to: client)
     shutdown(client, Int32(SHUT_WR))
     let socket = VFIOUserSocket(adopting: pair[0])
-    server.monitor.withLock { state in
-        state.servingThread = pthread_self()
-        state.session.socket = socket
-    }
+    server.threads.withLock { $0.serving = pthread_self() }
+    guard server.beginSession(socket) != nil else { fatalError("the server refused the session") }
     // Each message takes at least 16 bytes of the input, so this ends.
     while true {
-        server.runDeferredWork()
         do {
-            if try !server.pumpOne(socket) { break }
+            if try !server.serveOneMessage(socket) { break }
         } catch {
             break
         }
+        server.runQueuedWork()
         drain(client)
     }
-    server.runDeferredWork()
-    socket.close()
+    server.runQueuedWork()
+    server.endSession(socket)
     close(client)
 }
 

@@ -7,11 +7,12 @@ import VFIO
 // 1. Implement `DeviceContext` (thread-safe): `triggerIRQ` writes the eventfd the client
 //    gave for (index, vector) with SET_IRQS and drops the signal when there is none;
 //    `dmaRead`/`dmaWrite` copy through the client's DMA_MAP'ed memory (mmap of the passed
-//    fds; a transfer may span several adjacent maps), or queue DMA_READ/DMA_WRITE
-//    messages only while no client request is outstanding, and throw `EFAULT` for any
-//    unmapped byte (all-or-nothing); `memory(forRegion:)` returns the server's mapping of
-//    the memfd it created for a memory-backed region; `afterReply` queues work run on
-//    the serving thread after the current reply is sent.
+//    fds; a transfer may span several adjacent maps), or send DMA_READ/DMA_WRITE
+//    messages only while no client request is being handled (`EDEADLK` from inside
+//    one), and throw `EFAULT` for any unmapped byte (all-or-nothing);
+//    `memory(forRegion:)` returns the server's mapping of the memfd it created for a
+//    memory-backed region; `afterReply` queues work that runs after the current reply
+//    is sent.
 // 2. Create a memfd of `size` bytes for every region whose `backing` is `.memory`, map it,
 //    and hand its fd out with the region's info; `RegionDescriptor.regionInfo(offset:)`
 //    builds the reply (MMAP flag and sparse-mmap capability included).
@@ -20,7 +21,8 @@ import VFIO
 //    while stopped) and builds the `MigrationDriver` of a migratable model — then serve
 //    requests from one thread: DEVICE_GET_INFO from
 //    `deviceInfo`, GET_REGION_INFO from `regions`, GET_IRQ_INFO from `irqs`,
-//    REGION_READ/WRITE through `DeviceAccess.read/write` (bounds, flags, memory areas),
+//    REGION_READ/WRITE through one `DeviceAccess.Route` per region, made once (bounds
+//    and flags by `checkAccess`, areas of memory served from it, the rest by callbacks),
 //    DEVICE_RESET through `AttachedDevice.reset()`, DEVICE_FEATURE MIGRATION /
 //    MIG_DEVICE_STATE / MIG_DATA_SIZE and MIG_DATA_READ / WRITE through
 //    `AttachedDevice.migration` (ENOTTY when `nil`), DMA_LOGGING_START / STOP / REPORT
@@ -29,7 +31,9 @@ import VFIO
 //    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
 //    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
 //    DMA space, then `dmaMapped`/`dmaUnmapped`.
-// 4. After each reply, run the work queued with `afterReply`.
+// 4. After each reply, run the work queued with `afterReply`, one item at a time, never
+//    concurrently with a model callback (the vfio-user server: on its work thread, with
+//    its device lock held).
 
 // MARK: - Errno values
 
@@ -250,11 +254,12 @@ public protocol DeviceContext: AnyObject, Sendable {
     func memory(forRegion index: UInt32) -> RegionMemory?
 
     /// Runs `work` once the reply to the request being served has been sent; work queued
-    /// from outside a request (from a thread the model started) runs as soon as the
-    /// serving thread is idle. Work runs on the thread that serves the model, one item at a
-    /// time and in order, never concurrently with a model callback, and may queue more
-    /// work. This is the place for DMA (see above) and anything else that must not delay
-    /// the reply.
+    /// from outside a request (from a thread the model started) runs as soon as no request
+    /// is being handled. Work runs one item at a time and in order, never concurrently
+    /// with a model callback, on a thread the server chooses (the vfio-user server's work
+    /// thread; the caller of `InMemoryDeviceContext.runDeferredWork()`), and may queue
+    /// more work. This is the place for DMA (see above) and anything else that must not
+    /// delay the reply.
     func afterReply(_ work: @escaping @Sendable () -> Void)
 }
 
@@ -465,65 +470,91 @@ extension MigratableDevice {
 // MARK: - Region access routing (shared by every server)
 
 /// The region-access rules every server applies before a model sees an access, in one
-/// place: bounds and READ/WRITE checks, and memory-backed areas served from memory.
+/// place: bounds and READ/WRITE checks (`checkAccess`), and memory-backed areas served
+/// from memory (`Route`).
 public enum DeviceAccess {
+    /// Where accesses to one region go, worked out once from its descriptor and the
+    /// memory the server provides for it (a server keeps one per region: a model's regions
+    /// do not change). An access that passes `checkAccess` and lies entirely inside one
+    /// mmap area of a memory-backed region is a copy to or from that memory (as a client's
+    /// mmapped loads and stores are); every other one goes to the model's `read` / `write`.
+    public struct Route: @unchecked Sendable {
+        /// 0 for a region the model does not have: every access is refused.
+        public let size: UInt64
+        public let readable: Bool
+        public let writable: Bool
+        /// The server's memory for the region (`nil`: callbacks only).
+        @usableFromInline let memory: UnsafeMutableRawPointer?
+        /// The mmap areas, clipped to the memory.
+        @usableFromInline let windows: [Range<UInt64>]
+
+        /// The route of `region` (`nil`: an absent region), whose memory, if the server
+        /// provides any, is `memory` (`DeviceContext.memory(forRegion:)`).
+        public init(_ region: RegionDescriptor?, memory: RegionMemory?) {
+            size = region?.size ?? 0
+            readable = region?.flags.contains(.read) ?? false
+            writable = region?.flags.contains(.write) ?? false
+            let bytes = memory?.bytes
+            self.memory = bytes?.baseAddress
+            let limit = UInt64(bytes?.count ?? 0)
+            windows = (bytes == nil ? [] : region?.mmapAreas ?? []).compactMap { area in
+                let end = min(area.size > limit ? limit : area.offset &+ area.size, limit)
+                return area.offset < end ? area.offset..<end : nil
+            }
+        }
+
+        /// The route every access is refused by.
+        public static let absent = Route(nil, memory: nil)
+
+        /// Checks an access of `count` bytes at `offset` (`checkAccess`) and returns the
+        /// bytes of region memory it is served from, or `nil` when the model serves it.
+        /// Lets a transport move the data between its socket and the region without a copy
+        /// in between.
+        /// - Throws: `EINVAL` (`checkAccess`).
+        @inlinable
+        public func target(offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
+            try checkAccess(regionSize: size, allowed: writing ? writable : readable, offset: offset, count: count, writing: writing)
+            guard let memory else { return nil }
+            let end = offset + UInt64(count)   // no overflow: checkAccess bounds it by size
+            for i in windows.indices where offset >= windows[i].lowerBound && end <= windows[i].upperBound {
+                return UnsafeMutableRawBufferPointer(start: memory + Int(offset), count: count)
+            }
+            return nil
+        }
+    }
+
     /// Serves a region read (`pread` on the device fd, `VFIO_USER_REGION_READ`).
     /// - Throws: `EINVAL` for an unknown region, an empty or out-of-range access or a
     ///   region without READ; whatever the model throws.
     public static func read(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
                             offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let region = try check(model, index, offset, buffer.count, writing: false)
-        if region.mmapArea(containing: offset, count: buffer.count) != nil,
-           let memory = context?.memory(forRegion: index) {
-            try memory.read(at: offset, into: buffer)
-            return
+        let route = Route(model.region(index), memory: context?.memory(forRegion: index))
+        if let memory = try route.target(offset: offset, count: buffer.count, writing: false) {
+            buffer.copyMemory(from: UnsafeRawBufferPointer(memory))
+        } else {
+            try model.read(region: index, offset: offset, into: buffer)
         }
-        try model.read(region: index, offset: offset, into: buffer)
     }
 
     /// Serves a region write (`pwrite`, `VFIO_USER_REGION_WRITE`); as `read`.
     public static func write(_ model: any DeviceModel, context: (any DeviceContext)?, region index: UInt32,
                              offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let region = try check(model, index, offset, buffer.count, writing: true)
-        if region.mmapArea(containing: offset, count: buffer.count) != nil,
-           let memory = context?.memory(forRegion: index) {
-            try memory.write(at: offset, from: buffer)
-            return
+        let route = Route(model.region(index), memory: context?.memory(forRegion: index))
+        if let memory = try route.target(offset: offset, count: buffer.count, writing: true) {
+            memory.copyMemory(from: buffer)
+        } else {
+            try model.write(region: index, offset: offset, from: buffer)
         }
-        try model.write(region: index, offset: offset, from: buffer)
-    }
-
-    /// The bytes of region memory an access of `count` bytes at `offset` is served from,
-    /// or `nil` when the model serves it (`read` / `write` then). Lets a transport move
-    /// the data between its socket and the region without a copy in between. `region` is
-    /// the model's descriptor of region `index` (a server may keep them: they do not
-    /// change).
-    /// - Throws: as `read` and `write`.
-    public static func memory(for region: RegionDescriptor?, context: (any DeviceContext)?, offset: UInt64, count: Int,
-                              writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
-        try checkAccess(regionSize: region?.size ?? 0, allowed: region?.flags.contains(writing ? .write : .read) ?? false,
-                        offset: offset, count: count, writing: writing)
-        guard let region, region.mmapArea(containing: offset, count: count) != nil,
-              let memory = context?.memory(forRegion: region.index),
-              offset <= UInt64(memory.count), UInt64(count) <= UInt64(memory.count) - offset else { return nil }
-        return UnsafeMutableRawBufferPointer(rebasing: memory.bytes[Int(offset)..<Int(offset) + count])
     }
 
     /// The rule every region access passes before anything serves it: the region exists
     /// (`regionSize` > 0; an absent region has size 0), it allows the access (`allowed`:
     /// its READ or WRITE flag), and `[offset, offset + count)` is not empty and lies inside.
     /// - Throws: `EINVAL`, the operation named "region read" or "region write".
+    @inlinable
     public static func checkAccess(regionSize: UInt64, allowed: Bool, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) {
         guard regionSize > 0, allowed, count > 0, offset < regionSize, UInt64(count) <= regionSize - offset else {
             throw .errno(writing ? "region write" : "region read", DeviceErrno.EINVAL)
         }
-    }
-
-    private static func check(_ model: any DeviceModel, _ index: UInt32, _ offset: UInt64, _ count: Int,
-                              writing: Bool) throws(VFIOError) -> RegionDescriptor {
-        let region = model.region(index)
-        try checkAccess(regionSize: region?.size ?? 0, allowed: region?.flags.contains(writing ? .write : .read) ?? false,
-                        offset: offset, count: count, writing: writing)
-        return region!
     }
 }

@@ -14,6 +14,11 @@ public final class EventFD: Sendable {
         descriptor = OwnedDescriptor(fd)
     }
 
+    /// Takes ownership of `descriptor`, an eventfd made elsewhere (one a peer passed).
+    package init(adopting descriptor: OwnedDescriptor) {
+        self.descriptor = descriptor
+    }
+
     /// The descriptor number, to pass in `IRQSet.Data.eventfds` or `IOEventfd.fd`.
     public var fd: Int32 { descriptor.raw }
 

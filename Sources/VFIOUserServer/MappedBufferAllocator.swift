@@ -14,11 +14,11 @@ struct MappedBufferAllocator: BufferAllocator {
         guard byteCount > 0 else { return nil }
         let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let raw, raw != MAP_FAILED else { return nil }
-        _ = madvise(raw, byteCount, MADV_HUGEPAGE)
+        _ = try? SystemCall.retrying("madvise") { madvise(raw, byteCount, MADV_HUGEPAGE) }
         return raw
     }
 
     func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
-        _ = munmap(pointer, byteCount)
+        _ = try? SystemCall.retrying("munmap") { munmap(pointer, byteCount) }
     }
 }

@@ -35,7 +35,7 @@ final class DMAFileMapping: @unchecked Sendable {
     let length: Int
     /// Shared by later DMA_MAPs of the same key (a whole-file mapping).
     let shareable: Bool
-    /// The session's mappings into it (guarded by the server's monitor).
+    /// The session's mappings into it (guarded by the server's `resources`).
     var users = 0
 
     /// Maps `length` bytes of `fd` from `fileOffset` with `key.protection`.
@@ -57,7 +57,7 @@ final class DMAFileMapping: @unchecked Sendable {
         offset >= fileOffset && offset - fileOffset <= UInt64(length) && size <= UInt64(length) - (offset - fileOffset)
     }
 
-    deinit { munmap(base, length) }
+    deinit { _ = try? SystemCall.retrying("munmap") { munmap(base, length) } }
 }
 
 /// How the server may reach the memory behind a descriptor passed with DMA_MAP.
@@ -79,7 +79,7 @@ enum DMADescriptorAccess {
     ///   write access to a memfd sealed against writing.
     static func inspect(_ fd: Int32, offset: UInt64, size: UInt64, flags: VFIOUserDMAMapFlags) throws(VFIOError) -> DMADescriptorAccess {
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .errno("VFIO_USER_DMA_MAP: fstat of the descriptor", errno) }
+        try SystemCall.retrying("VFIO_USER_DMA_MAP: fstat of the descriptor") { fstat(fd, &info) }
         let type = info.st_mode & S_IFMT
         guard type == S_IFREG || type == S_IFCHR || type == S_IFBLK else {
             throw .errno("VFIO_USER_DMA_MAP: the descriptor is neither a file nor a device (an eventfd, a socket, a pipe, a directory?)", EINVAL)
@@ -88,15 +88,15 @@ enum DMADescriptorAccess {
         if regular, UInt64(info.st_size) < offset + size {
             throw .errno("VFIO_USER_DMA_MAP: offset + size pass the end of the \(info.st_size)-byte file", EINVAL)
         }
-        let seals = cvfio_get_seals(fd)
-        guard regular, seals >= 0 else { return .messages(reason: regular ? "not a memfd" : "a device") }
-        guard seals & CVFIO_F_SEAL_SHRINK != 0 else { return .messages(reason: "a memfd not sealed against shrinking (F_SEAL_SHRINK)") }
-        switch cvfio_on_hugetlbfs(fd) {
-        case 0: break
-        case 1: return .messages(reason: "a hugetlbfs memfd (its pages can be freed under a mapping)")
-        default: throw .errno("VFIO_USER_DMA_MAP: fstatfs of the descriptor", errno)
+        // F_GET_SEALS fails (EINVAL) for a file that takes no seals: not a memfd.
+        guard regular, let seals = try? SystemCall.retrying("F_GET_SEALS", { cvfio_get_seals(fd) }) else {
+            return .messages(reason: regular ? "not a memfd" : "a device")
         }
-        let mode = fcntl(fd, F_GETFL) & O_ACCMODE
+        guard seals & CVFIO_F_SEAL_SHRINK != 0 else { return .messages(reason: "a memfd not sealed against shrinking (F_SEAL_SHRINK)") }
+        if try SystemCall.retrying("VFIO_USER_DMA_MAP: fstatfs of the descriptor", { cvfio_on_hugetlbfs(fd) }) == 1 {
+            return .messages(reason: "a hugetlbfs memfd (its pages can be freed under a mapping)")
+        }
+        let mode = try SystemCall.retrying("VFIO_USER_DMA_MAP: F_GETFL", { fcntl(fd, F_GETFL) }) & O_ACCMODE
         if mode == O_WRONLY || (flags.contains(.write) && mode != O_RDWR) {
             throw .errno("VFIO_USER_DMA_MAP: the descriptor is not open for the access asked", EACCES)
         }
@@ -111,7 +111,7 @@ enum DMADescriptorAccess {
     }
 }
 
-extension SessionState {
+extension ClientResources {
     /// Maps `[offset, offset + size)` of the client's sealed memfd `fd` for a new
     /// DMA_MAP: into the session's mapping of the whole file when there is one that
     /// covers it, else a new mapping of the whole file (or, when that fails or would pass

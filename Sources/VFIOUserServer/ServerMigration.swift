@@ -34,7 +34,7 @@ extension VFIOUserServer {
         return writer.bytes
     }
 
-    func handleFeature(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
+    func handleFeature(_ payload: [UInt8], _ session: SessionState) throws(VFIOError) -> [UInt8] {
         let name = "VFIO_USER_DEVICE_FEATURE"
         var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
         let header = try DeviceFeatureHeader(from: &reader)
@@ -101,7 +101,7 @@ extension VFIOUserServer {
                 let chosen: UInt64
                 if control.ranges.isEmpty {
                     // The mappings cannot change meanwhile: DMA_MAP is served on this thread.
-                    let mapped = monitor.withLock { $0.session.mappings.map(\.range) }
+                    let mapped = resources.withLock { $0.mappings.map(\.range) }
                     chosen = try device.tracker.startDMALoggingOfAllMappings(mapped, pageSize: control.pageSize)
                 } else {
                     chosen = try device.tracker.startDMALogging(ranges: control.ranges, pageSize: control.pageSize)
@@ -131,7 +131,7 @@ extension VFIOUserServer {
                     throw .invalidArgument(id.cName, "page size 0")
                 }
                 let limit = UInt64(min(configuration.capabilities.maxDataTransferSize,
-                                       monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize }))
+                                       session.clientCapabilities.maxDataTransferSize))
                 guard words <= limit / 8 else {
                     throw .errno("\(id.cName): a bitmap of \(words) word(s) is over max_data_xfer_size \(limit); report smaller ranges", E2BIG)
                 }
@@ -145,38 +145,5 @@ extension VFIOUserServer {
         case .pciVFToken, .lowPowerEntry, .lowPowerEntryWithWakeup, .lowPowerExit, .busMaster:
             throw .errno("\(name): the device has no feature \(id.cName)", ENOTTY)
         }
-    }
-
-    /// `VFIO_USER_MIG_DATA_READ`: up to `size` bytes; fewer means nothing more for now
-    /// (PRE_COPY) or the end of the stream (STOP_COPY). For a message read whole: the
-    /// server's pump serves these with `serveMigrationData`, without the copies.
-    func handleMigDataRead(_ payload: [UInt8]) throws(VFIOError) -> [UInt8] {
-        let name = VFIOUserCommand.migDataRead.cName
-        let request = try VFIOUserMigData(decoding: payload)
-        guard request.data.isEmpty else { throw .errno("\(name): a read request carries no data", EINVAL) }
-        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
-        let limit = min(configuration.capabilities.maxDataTransferSize,
-                        monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
-        guard UInt64(request.size) <= limit else {
-            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size \(limit)", E2BIG)
-        }
-        var out: [UInt8] = []
-        try driver.readData(max: Int(request.size)) { (data: UnsafeRawBufferPointer) throws(VFIOError) in out = Array(data) }
-        return VFIOUserMigData(argsz: UInt32(VFIOUserMigData.fixedSize + out.count), size: UInt32(out.count), data: out).encoded
-    }
-
-    /// `VFIO_USER_MIG_DATA_WRITE`: appends `data` to the resuming stream. For a message
-    /// read whole: the server's pump serves these with `serveMigrationData`.
-    func handleMigDataWrite(_ payload: [UInt8]) throws(VFIOError) {
-        let name = VFIOUserCommand.migDataWrite.cName
-        let request = try VFIOUserMigData(decoding: payload)
-        guard request.data.count == Int(request.size) else {
-            throw .errno("\(name): size \(request.size) but \(request.data.count) data byte(s)", EINVAL)
-        }
-        guard request.size <= configuration.capabilities.maxDataTransferSize else {
-            throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size", E2BIG)
-        }
-        guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
-        try driver.writeData(request.data)
     }
 }

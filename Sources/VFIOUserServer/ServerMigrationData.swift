@@ -8,35 +8,28 @@ import VFIOSystem
 // so that the stream's bytes are not built into arrays: a read's reply is gathered from
 // the 8-byte `vfio_user_mig_data` and the stream bytes where the migration driver holds
 // them (one `sendmsg`), and a write's data is read from the socket straight into the
-// driver's resuming stream. Every check and error reply is the one `handle` gives for
-// the message read whole (`handleMigDataRead` / `handleMigDataWrite`).
+// driver's resuming stream. This is the only path of these commands.
 extension VFIOUserServer {
-    /// Serves a MIG_DATA_READ or MIG_DATA_WRITE command whose header `receiveHeader` just
-    /// returned: reads the rest of the message, answers it (an error reply for a bad or
-    /// refused request). Returns `false`, having read nothing past the header, for any
-    /// other message: read it with `receiveBody`.
-    /// - Parameter maxPayload: payloads above this are read and dropped, E2BIG (as
-    ///   `receive(maxPayload:maxFDs:)` rejects them).
+    /// Serves the MIG_DATA_READ or MIG_DATA_WRITE command whose header `receiveHeader` just
+    /// returned, with the device lock held (`session`): reads the rest of the message,
+    /// answers it (an error reply for a bad or refused request). Payloads past
+    /// `maxPayload` are read and dropped, E2BIG (as `receive(maxPayload:maxFDs:)` rejects
+    /// them).
     /// - Throws: only the socket's errors (the connection is then unusable).
-    func serveMigrationData(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, maxPayload: Int) throws(VFIOError) -> Bool {
-        guard header.isCommand, header.messageSize >= UInt32(VFIOUserHeader.size),
-              let command = VFIOUserCommand(rawValue: header.command), command == .migDataRead || command == .migDataWrite
-        else { return false }
-        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+    func serveMigrationData(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ session: SessionState) throws(VFIOError) {
+        let command: VFIOUserCommand = header.command == VFIOUserCommand.migDataRead.rawValue ? .migDataRead : .migDataWrite
+        let maxFDs = self.maxFDs
         let payloadSize = header.payloadSize
-        if payloadSize > maxPayload {
+        if payloadSize > self.maxPayload {
             try socket.skipPayload()
             _ = finishWithoutDescriptors(socket, header, maxFDs: maxFDs)
-            let error = VFIOError.errno("\(command.cName): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG)
+            let error = VFIOError.errno("\(command.cName): message of \(header.messageSize) bytes exceeds the limit of \(self.maxPayload + 16)", E2BIG)
             logger.debug("rejected message", metadata: ["header": "\(header)", "error": "\(error)"])
             if header.wantsReply {
                 try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(E2BIG))
             }
-            return true
+            return
         }
-
-        requestGate.enter()
-        defer { requestGate.leave(monitor) }
         // struct vfio_user_mig_data: argsz, size (little-endian u32s).
         let prefix = UnsafeMutableRawBufferPointer.allocate(byteCount: VFIOUserMigData.fixedSize, alignment: 4)
         defer { prefix.deallocate() }
@@ -46,10 +39,10 @@ extension VFIOUserServer {
         var transport: VFIOError?
         let outcome: Result<Void, VFIOError>
         do throws(VFIOError) {
-            let request = try migDataPrefix(command, prefix, prefixCount, dataCount: payloadSize - prefixCount)
+            let request = try migDataPrefix(command, prefix, prefixCount, dataCount: payloadSize - prefixCount, negotiated: session.negotiated)
             switch command {
             case .migDataRead:
-                let driver = try readableStream(request)
+                let driver = try readableStream(request, clientLimit: session.clientCapabilities.maxDataTransferSize)
                 try finishWithoutDescriptors(socket, header, maxFDs: maxFDs).get()
                 try driver.readData(max: Int(request.size)) { (data: UnsafeRawBufferPointer) throws(VFIOError) in
                     guard header.wantsReply else { return }
@@ -88,7 +81,6 @@ extension VFIOUserServer {
                 try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(error)))
             }
         }
-        return true
     }
 
     /// Ends the message; its descriptors (closed here) are an error, as `handle` refuses
@@ -109,8 +101,8 @@ extension VFIOUserServer {
     /// on the fixed fields read so far (`count` of them) and the number of data bytes
     /// that follow.
     private func migDataPrefix(_ command: VFIOUserCommand, _ prefix: UnsafeMutableRawBufferPointer, _ count: Int,
-                               dataCount: Int) throws(VFIOError) -> (size: UInt32, dataCount: Int) {
-        guard negotiated.load(ordering: .acquiring) else {
+                               dataCount: Int, negotiated: Bool) throws(VFIOError) -> (size: UInt32, dataCount: Int) {
+        guard negotiated else {
             throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL)
         }
         let name = VFIOUserMigData.cName
@@ -128,20 +120,19 @@ extension VFIOUserServer {
         return (size, dataCount)
     }
 
-    /// MIG_DATA_READ's checks (`handleMigDataRead`'s): the driver to read from.
-    private func readableStream(_ request: (size: UInt32, dataCount: Int)) throws(VFIOError) -> MigrationDriver {
+    /// MIG_DATA_READ's checks: the driver to read from.
+    private func readableStream(_ request: (size: UInt32, dataCount: Int), clientLimit: UInt32) throws(VFIOError) -> MigrationDriver {
         let name = VFIOUserCommand.migDataRead.cName
         guard request.dataCount == 0 else { throw .errno("\(name): a read request carries no data", EINVAL) }
         guard let driver = device.migration else { throw .errno("\(name): the device does not migrate", EINVAL) }
-        let limit = min(configuration.capabilities.maxDataTransferSize,
-                        monitor.withLock { $0.session.clientCapabilities.maxDataTransferSize })
+        let limit = min(configuration.capabilities.maxDataTransferSize, clientLimit)
         guard UInt64(request.size) <= limit else {
             throw .errno("\(name): size \(request.size) exceeds max_data_xfer_size \(limit)", E2BIG)
         }
         return driver
     }
 
-    /// MIG_DATA_WRITE's checks (`handleMigDataWrite`'s): the driver to write to.
+    /// MIG_DATA_WRITE's checks: the driver to write to.
     private func writableStream(_ request: (size: UInt32, dataCount: Int)) throws(VFIOError) -> MigrationDriver {
         let name = VFIOUserCommand.migDataWrite.cName
         guard request.dataCount == Int(request.size) else {

@@ -4,68 +4,97 @@ import VFIODeviceKit
 import VFIOUserWire
 import VFIOSystem
 
-/// `VFIO_USER_REGION_READ` and `REGION_WRITE` without copies in between: a write's data
-/// is read from the socket straight into the region's memory (or into one reused buffer
-/// for a model that serves the region by callbacks), a read's reply is gathered from the
-/// region's memory (or that buffer) by the `sendmsg` itself. The checks and error replies
-/// are those of every other command: bounds and READ/WRITE flags (`EINVAL`), data size
-/// against `count` (`EINVAL`), `max_data_xfer_size` (`E2BIG`), descriptors (`EINVAL`).
+/// `VFIO_USER_REGION_READ` and `REGION_WRITE`: every such command, well-formed or not,
+/// is served here from its header on, and every region access (REGION_WRITE_MULTI's
+/// too) goes through `regionTarget`: one bounds check (`DeviceAccess.checkAccess`), then
+/// the region's memory or the model's callback, as the region's `DeviceAccess.Route`
+/// (made once, when the server is made) says.
+///
+/// No copies in between: a write's data is read from the socket straight into the
+/// region's memory (or into one reused buffer for a model that serves the region by
+/// callbacks), a read's reply is gathered from the region's memory (or that buffer) by
+/// the `sendmsg` itself.
+///
+/// A malformed access gets one error reply (none with `VFIO_USER_F_NO_REPLY`) and the
+/// connection stays up: a payload past `max_data_xfer_size` + 4096 (`E2BIG`, read and
+/// dropped); before `VFIO_USER_VERSION`, descriptors attached, a payload shorter than
+/// `struct vfio_user_region_access`, a read that carries data or a write whose data is
+/// not `count` bytes (`EINVAL`); `count` above `max_data_xfer_size` (`E2BIG`); an unknown
+/// region, an empty or out-of-range access, a region without READ / WRITE (`EINVAL`);
+/// whatever the model throws. Descriptors that come only with a write's data (peers send
+/// them with a message's first byte) are found once the data has landed: the write is
+/// refused then, but region memory already holds it.
+/// `VFIOUserRegionAccess.headerSize`, as a constant of this module (the hot path reads no
+/// other module's static).
+private let regionAccessSize = 16
+
 extension VFIOUserServer {
-    /// Serves the message whose header was just read when it is a well-formed region
-    /// access (the common case) and returns true; returns false, having read nothing
-    /// more, for anything else (the general path answers it).
-    func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
+    /// Serves the REGION_READ or REGION_WRITE command whose header was just read, with the
+    /// device lock held (`state`).
+    /// - Throws: only the socket's errors (the connection is then unusable).
+    func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ state: inout ServerState) throws(VFIOError) {
         let isRead = header.command == VFIOUserCommand.regionRead.rawValue
-        guard header.isCommand, isRead || header.command == VFIOUserCommand.regionWrite.rawValue,
-              isRead ? header.messageSize == 32 : header.messageSize > 32,
-              header.payloadSize <= Int(configuration.capabilities.maxDataTransferSize) + 4096,
-              !socket.currentMessageHasDescriptors else { return false }
-        let command: VFIOUserCommand = isRead ? .regionRead : .regionWrite
-        let maxFDs = Int(configuration.capabilities.maxMessageFDs)
+        let name = isRead ? "VFIO_USER_REGION_READ" : "VFIO_USER_REGION_WRITE"
+        let maxFDs = self.maxFDs
+        let maxCount = maxPayload - 4096   // max_data_xfer_size
+        let payloadSize = header.payloadSize
+        // struct vfio_user_region_access: offset u64, region u32, count u32.
         var prefix = (UInt64(0), UInt64(0))
-        try withUnsafeMutableBytes(of: &prefix) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
-            try socket.receivePayload(into: raw, maxFDs: maxFDs)
-        }
-        let offset = UInt64(littleEndian: prefix.0)
-        let word = UInt64(littleEndian: prefix.1)
-        let index = UInt32(truncatingIfNeeded: word)
-        let count = Int(UInt32(truncatingIfNeeded: word >> 32))
-        let dataBytes = header.payloadSize - 16
+        let prefixSize = min(payloadSize, regionAccessSize)
 
-        requestGate.enter()
-        defer { requestGate.leave(monitor) }
-        let negotiated = self.negotiated.load(ordering: .acquiring)
-
+        var failure: VFIOError?
         // Where the data comes from (reads) or goes to (writes): region memory, or the
         // scratch buffer when the model serves the access (`throughModel`).
-        var failure: VFIOError?
         var served = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         var throughModel = false
-        do throws(VFIOError) {
-            guard negotiated else { throw .errno("\(command.cName) before VFIO_USER_VERSION", EINVAL) }
-            if !isRead && dataBytes != count {
-                throw .errno("\(command.cName): count \(count) but \(dataBytes) data byte(s)", EINVAL)
+        let oversized = payloadSize > maxCount + 4096
+        if oversized {
+            failure = .errno("\(name): message of \(header.messageSize) bytes exceeds the limit of \(maxCount + 4096 + 16)", E2BIG)
+        } else {
+            try withUnsafeMutableBytes(of: &prefix) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+                try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<prefixSize]), maxFDs: maxFDs)
             }
-            guard UInt64(count) <= configuration.capabilities.maxDataTransferSize else {
-                throw .errno("\(command.cName): count \(count) exceeds max_data_xfer_size", E2BIG)
+        }
+        let offset = UInt64(littleEndian: prefix.0)
+        let index = UInt32(truncatingIfNeeded: UInt64(littleEndian: prefix.1))
+        let count = Int(UInt32(truncatingIfNeeded: UInt64(littleEndian: prefix.1) >> 32))
+        if failure == nil {
+            do throws(VFIOError) {
+                guard state.session.negotiated else { throw .errno("\(name) before VFIO_USER_VERSION", EINVAL) }
+                guard !socket.currentMessageHasDescriptors else { throw .errno("\(name) carries no descriptors", EINVAL) }
+                guard prefixSize == regionAccessSize else {
+                    throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(regionAccessSize)")
+                }
+                let dataSize = payloadSize - regionAccessSize
+                if isRead && dataSize != 0 { throw .errno("\(name): a read request carries no data", EINVAL) }
+                if !isRead && dataSize != count { throw .errno("\(name): count \(count) but \(dataSize) data byte(s)", EINVAL) }
+                guard count <= maxCount else { throw .errno("\(name): count \(count) exceeds max_data_xfer_size", E2BIG) }
+                if let memory = try regionTarget(index, offset: offset, count: count, writing: !isRead) {
+                    served = memory
+                } else {
+                    served = Self.scratchBuffer(&state.scratch, count)
+                    throughModel = true
+                }
+            } catch {
+                failure = error
             }
-            if let memory = try regionMemory(index, offset: offset, count: count, writing: !isRead) {
-                served = memory
-            } else {
-                served = scratchBuffer(count)
-                throughModel = true
-            }
-        } catch {
-            failure = error
         }
         if isRead || failure != nil {
             try socket.skipPayload()
         } else {
             try socket.receivePayload(into: served, maxFDs: maxFDs)
         }
-        if !socket.finishMessageWithoutDescriptors(),
-           case .failure(let error) = socket.finishMessage(maxFDs: maxFDs, command: header.command), failure == nil {
-            failure = error
+        if !socket.finishMessageWithoutDescriptors() {
+            // Descriptors: EINVAL, whatever else is wrong, but for the size of the message.
+            let refused: VFIOError
+            switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
+            case .failure(let error):
+                refused = error
+            case .success(let fds):
+                for fd in fds { closeDescriptor(fd) }
+                refused = .errno("\(name) carries no descriptors", EINVAL)
+            }
+            if !oversized { failure = refused }
         }
         if failure == nil && throughModel {
             do throws(VFIOError) {
@@ -78,58 +107,40 @@ extension VFIOUserServer {
                 failure = error
             }
         }
-        guard header.wantsReply else { return true }
+        guard header.wantsReply else { return }
         if let failure {
             logger.debug("command failed", metadata: ["header": "\(header)", "error": "\(failure)"])
             try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(failure)))
-            return true
+            return
         }
         let data = isRead ? UnsafeRawBufferPointer(served) : UnsafeRawBufferPointer(start: nil, count: 0)
         let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
-                                   messageSize: UInt32(32 + data.count), flags: .reply)
+                                   messageSize: UInt32(16 + regionAccessSize + data.count), flags: .reply)
         try withUnsafeBytes(of: &prefix) { (echo: UnsafeRawBufferPointer) throws(VFIOError) in
             try socket.send(reply, echo, data)
         }
-        return true
     }
 
-    /// As `DeviceAccess.memory(for:context:offset:count:writing:)`, from the table made at
-    /// start: the region memory an access is served from, nil when the model serves it.
+    /// The one path of every region access: checks it (`DeviceAccess.checkAccess`) and
+    /// returns the bytes of region memory it is served from, or `nil` when the model
+    /// serves it (`read` / `write`).
     /// - Throws: `EINVAL` for an unknown region, an empty or out-of-range access, or a
     ///   region without READ / WRITE.
-    private func regionMemory(_ index: UInt32, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
-        let region = Int(index) < regionFastPaths.count ? regionFastPaths[Int(index)] : nil
-        try DeviceAccess.checkAccess(regionSize: region?.size ?? 0, allowed: (writing ? region?.writable : region?.readable) ?? false,
-                                     offset: offset, count: count, writing: writing)
-        guard let region else { return nil }
-        if region.otherAreas {
-            return try DeviceAccess.memory(for: regionTable[Int(index)], context: context, offset: offset, count: count, writing: writing)
+    @inline(__always)
+    func regionTarget(_ index: UInt32, offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
+        guard Int(index) < regionRoutes.count else {
+            return try DeviceAccess.Route.absent.target(offset: offset, count: count, writing: writing)
         }
-        guard let window = region.window, let memory = region.memory,
-              offset >= window.lowerBound, offset + UInt64(count) <= window.upperBound,
-              offset + UInt64(count) <= UInt64(memory.count) else { return nil }
-        return UnsafeMutableRawBufferPointer(rebasing: memory[Int(offset)..<Int(offset) + count])
+        return try regionRoutes[Int(index)].target(offset: offset, count: count, writing: writing)
     }
 
-    /// The reused buffer for data a model serves by callbacks, at least `count` bytes.
-    private func scratchBuffer(_ count: Int) -> UnsafeMutableRawBufferPointer {
+    /// The first `count` bytes of `scratch`, the reused buffer for data a model serves by
+    /// callbacks (grown as needed).
+    private static func scratchBuffer(_ scratch: inout UnsafeMutableRawBufferPointer, _ count: Int) -> UnsafeMutableRawBufferPointer {
         if scratch.count < count {
             scratch.deallocate()
             scratch = .allocate(byteCount: max(count, 4096), alignment: 64)
         }
         return UnsafeMutableRawBufferPointer(rebasing: scratch[0..<count])
     }
-}
-
-/// A region as the region-access path sees it (made once: regions do not change).
-struct RegionFastPath {
-    var size: UInt64
-    var readable: Bool
-    var writable: Bool
-    /// The server's memory for a memory-backed region.
-    var memory: UnsafeMutableRawBufferPointer?
-    /// The one mmap area, when there is exactly one.
-    var window: Range<UInt64>?
-    /// More than one mmap area: the general lookup decides.
-    var otherAreas: Bool
 }

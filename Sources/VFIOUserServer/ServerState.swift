@@ -1,83 +1,91 @@
-import CVFIO
 import Glibc
-import Synchronization
 import VFIO
-import VFIODeviceKit
 import VFIOSystem
 import VFIOUserWire
 
-/// Memory the server provides for a memory-backed region: a memfd of the region's size
-/// (rounded up to pages), mapped here and passed to the client with the region info.
-/// Sealed against shrinking, growing and further seals (F_SEAL_SHRINK | F_SEAL_GROW |
-/// F_SEAL_SEAL): a client that truncated it would make the server's next access to the
-/// region die of SIGBUS.
-final class RegionMemoryFile: @unchecked Sendable {
-    let descriptor: OwnedDescriptor
-    let base: UnsafeMutableRawPointer
-    let mappedSize: Int
-    let size: Int
-
-    init(index: UInt32, size: Int) throws(VFIOError) {
-        let page = SystemCall.pageSize
-        let rounded = max((size + page - 1) / page * page, page)
-        let fd = try SystemCall.sealedMemfd(name: "vfio-user-region-\(index)", size: rounded)
-        guard let mapped = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
-            let code = errno
-            closeDescriptor(fd)
-            throw .errno("mmap", code)
-        }
-        descriptor = OwnedDescriptor(fd)
-        base = mapped
-        mappedSize = rounded
-        self.size = size
-    }
-
-    var memory: RegionMemory { RegionMemory(UnsafeMutableRawBufferPointer(start: base, count: size)) }
-
-    deinit { munmap(base, mappedSize) }
+/// What the serving thread and a message DMA share: guarded by the server's `monitor`,
+/// the device lock (held while a client command is handled, while an `afterReply` item
+/// runs, and while a server-initiated message goes out).
+struct ServerState {
+    var session = SessionState()
+    /// Client connections served so far; the number of the current one.
+    var connections = 0
+    /// Room for region data a model reads or writes through callbacks.
+    var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// The id of the DMA message whose reply the work thread waits for (nil: none).
+    var workAwaitsReply: UInt16?
 }
 
-/// The per-connection state, guarded by the server's monitor.
+/// The current connection's part of `ServerState`.
 struct SessionState {
+    /// The connection (nil between connections): every send on it happens with the
+    /// monitor held, so that replies and server-initiated messages never interleave.
     var socket: VFIOUserSocket?
+    /// The client has negotiated VERSION.
+    var negotiated = false
     var clientCapabilities = VFIOUserCapabilities.defaults
-    /// Eventfds for (index, vector) of TRIGGER.
-    var triggers: [UInt32: [UInt32: OwnedDescriptor]] = [:]
+    /// A DMA_MAP descriptor was already found unfit for direct access (logged once).
+    var reportedMessageOnlyDescriptor = false
+    /// The id the next server-initiated message takes.
+    var nextID: UInt16 = 1
+    /// Server-initiated messages waiting for their reply, by id: nil until it comes.
+    var replies: [UInt16: VFIOUserMessage?] = [:]
+}
+
+/// What threads reach without the device lock (a model's own threads, a callback that
+/// raises an interrupt or copies DMA data): the client's DMA mappings and interrupt
+/// eventfds. Guarded by the server's `resources`, a `Mutex` held for short sections (a
+/// direct DMA copy happens inside it, so that an unmap waits for the copy to end).
+struct ClientResources {
     /// DMA mappings by IOVA.
     var mappings = IOVAMappingTable<ServerDMAMapping>()
     /// The whole-file mappings of the client's memfds that DMA_MAPs share.
     var mappedFiles: [DMAFileKey: DMAFileMapping] = [:]
     /// Bytes of the client's files mapped here (each `DMAFileMapping` once).
     var mappedBytes: UInt64 = 0
-    /// A DMA_MAP descriptor was already found unfit for direct access (logged once).
-    var reportedMessageOnlyDescriptor = false
-    /// Server-initiated messages waiting for their reply.
-    var nextID: UInt16 = 1
-    var waiting: Set<UInt16> = []
-    var replies: [UInt16: VFIOUserMessage] = [:]
-    var connectionFailed = false
+    /// Eventfds for (index, vector) of TRIGGER.
+    var triggers: [UInt32: [UInt32: EventFD]] = [:]
 }
 
-struct ServerState {
-    var session = SessionState()
-    /// `afterReply` work queued from threads other than the serving thread.
-    var offThreadWork: [@Sendable () -> Void] = []
-    var workThread: pthread_t?
-    var workThreadRunning = false
+/// The server's threads and the `afterReply` queue, guarded by the server's `threads`
+/// (a `Mutex` held for short sections, never while a model runs).
+struct ServerThreads {
+    enum Role { case serving, work, other }
+
+    /// The thread that reads the client's messages (the serving, accept or `run` thread).
+    var serving: pthread_t?
+    /// The thread that runs `afterReply` work (once it runs).
+    var work: pthread_t?
+    /// The work thread, started with the first work queued while serving (a process
+    /// whose model queues none stays single-threaded under `run(connection:)`: the kernel
+    /// then takes no reference on a descriptor per system call).
+    var workThread: WorkerThread?
+    /// Serving: work queued starts the work thread.
+    var workAllowed = false
+    /// `afterReply` work not run yet, in order.
+    var queue: [QueuedWork] = []
+    /// Items of `queue` a client command queued (on the serving thread): they start
+    /// before the serving thread handles the next command (`yieldToWork`).
+    var commandWorkWaiting = 0
+    /// The work thread waits for `workWake` (work queued now must signal it).
+    var workIdle = false
+    /// The work thread is to end (serving ended).
+    var workEnds = false
+    /// `stop()` was called.
     var stopping = false
-    var servingThread: pthread_t?
-    var connections = 0
-}
+    /// The connection being served, for `stop()` to shut down.
+    var socket: VFIOUserSocket?
 
-extension ServerState {
-    func isServingThread() -> Bool {
-        guard let thread = servingThread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
+    struct QueuedWork {
+        let run: @Sendable () -> Void
+        /// Queued by the serving thread (inside a client command).
+        let fromCommand: Bool
     }
 
-    func isWorkThread() -> Bool {
-        guard let thread = workThread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
+    func role(of thread: pthread_t) -> Role {
+        if let serving, pthread_equal(serving, thread) != 0 { return .serving }
+        if let work, pthread_equal(work, thread) != 0 { return .work }
+        return .other
     }
 }
 
@@ -87,35 +95,5 @@ func replyErrno(_ error: VFIOError) -> Int32 {
     case .errno(let code): return code == 0 ? EIO : code
     case .malformed, .invalidArgument: return EINVAL
     case .unsupported: return EOPNOTSUPP
-    }
-}
-
-/// Whether a client request is being handled, set and read without the server's monitor
-/// (it changes twice per request). Message DMA from other threads waits for the end of
-/// a request inside `monitor.wait(recheckingEvery:)` while counted with `whileWaiting`;
-/// `leave` broadcasts when it sees a waiter. The flags carry no fence (a full barrier
-/// twice per request would cost more than the rest of the bookkeeping), so a waiter that
-/// counts itself just as a request ends may miss the broadcast: it looks again within
-/// `recheckInterval`.
-final class RequestGate: Sendable {
-    /// How soon a waiter looks again without a broadcast (1 ms).
-    static let recheckInterval: UInt64 = 1_000_000
-    private let busy = Atomic(false)
-    private let idleWaiters = Atomic(0)
-
-    var isBusy: Bool { busy.load(ordering: .acquiring) }
-
-    func enter() { busy.store(true, ordering: .releasing) }
-
-    func leave(_ monitor: Monitor<ServerState>) {
-        busy.store(false, ordering: .releasing)
-        if idleWaiters.load(ordering: .acquiring) > 0 { monitor.broadcast() }
-    }
-
-    /// Counts the caller as waiting for the end of a request while `body` runs.
-    func whileWaiting<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        idleWaiters.add(1, ordering: .sequentiallyConsistent)
-        defer { idleWaiters.subtract(1, ordering: .sequentiallyConsistent) }
-        return try body()
     }
 }

@@ -368,7 +368,7 @@ func residentBytes() -> Int {
                              EINVAL, "GET_INFO with \(count) descriptors")
         }
         // None of them was kept: signalling the device raises nothing on them.
-        #expect(fixture.server.monitor.withLock { $0.session.triggers.values.allSatisfy(\.isEmpty) })
+        #expect(fixture.server.resources.withLock { $0.triggers.values.allSatisfy(\.isEmpty) })
         // A descriptor where one belongs is still taken.
         let one = IRQSetHeader(argsz: 20, flags: [.dataEventfd, .actionTrigger], index: PCIIRQIndex.msi.rawValue, start: 0, count: 1)
         #expect(!(try peer.request(VFIOUserCommand.deviceSetIRQs.rawValue, one.encoded(), fds: [events[0].fd])).header.isError)
