@@ -80,9 +80,11 @@ public final class ReadinessPoller: Sendable {
                         return (CancellationError(), nil)
                     }
                     let events = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLONESHOT.rawValue)
-                    if cvfio_epoll_add(epoll, fd, events, token) != 0 {
+                    do {
+                        try SystemCall.retrying("epoll_ctl(EPOLL_CTL_ADD)") { cvfio_epoll_add(epoll, fd, events, token) }
+                    } catch {
                         state.waits[token] = nil
-                        return (VFIOError.errno("epoll_ctl(EPOLL_CTL_ADD)", errno), nil)
+                        return (error, nil)
                     }
                     state.waits[token] = .waiting(fd: fd, continuation: continuation)
                     return (nil, state.hooks[fd])
@@ -112,8 +114,12 @@ public final class ReadinessPoller: Sendable {
         var tokens = [UInt64](repeating: 0, count: 64)
         var events = [UInt32](repeating: 0, count: 64)
         while true {
-            let count = cvfio_epoll_wait(epoll, &tokens, &events, 64, -1)
-            if count < 0 { continue }   // EINTR
+            let count: Int32
+            do {
+                count = try SystemCall.retrying("epoll_wait") { cvfio_epoll_wait(epoll, &tokens, &events, 64, -1) }
+            } catch {
+                preconditionFailure("readiness thread: \(error)")   // EINTR is retried; the rest are bugs here
+            }
             for i in 0..<Int(count) {
                 let continuation = waiters.withLock { state -> CheckedContinuation<Void, any Error>? in
                     // A wait cancelled meanwhile is gone (and its descriptor deregistered).
