@@ -111,18 +111,8 @@ public final class VFIOUserSocket: Sendable {
                      whenFull: { () throws(VFIOError) in throw sendTimedOut("sendmsg") })
     }
 
-    /// `send(_:_:_:fds:)` with non-blocking sends: `whenFull` is called each time the
-    /// socket cannot take more, and must return once it may (it waits for `POLLOUT`, and
-    /// may read the socket meanwhile); what it throws ends the send. (A non-escaping
-    /// closure: the request path allocates nothing for it.)
-    public func send(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer,
-                     _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
-                     fds: [Int32] = [], whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
-        try transmit(header, first, second, fds: fds, dontWait: true, whenFull: whenFull)
-    }
-
     /// Sends `bytes`, one or more whole messages already framed, non-blocking as
-    /// `send(_:_:_:fds:whenFull:)` (no descriptors).
+    /// `transmit` with `dontWait` (no descriptors).
     package func sendStream(_ bytes: UnsafeRawBufferPointer, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         let fd = try descriptor.requireOpen("send")
         try sendLock.withLock { (_: inout ()) throws(VFIOError) in
@@ -130,11 +120,15 @@ public final class VFIOUserSocket: Sendable {
         }
     }
 
-    /// The one implementation of the sends: a message of at most 128 bytes without
-    /// descriptors is copied into one buffer and goes out with `send` (no iovec to
-    /// import); anything else with `sendmsg`, gathered. With `dontWait` (`MSG_DONTWAIT`)
-    /// `whenFull` is called whenever the socket is full; otherwise it is called when a
-    /// blocking send found no room within `SO_SNDTIMEO`.
+    /// Sends `header` and a payload in up to two pieces (`first`, then `second`): the one
+    /// implementation of the sends. A message of at most 128 bytes without descriptors is
+    /// copied into one buffer and goes out with `send` (no iovec to import); anything else
+    /// with one `sendmsg` where the kernel takes it all, gathered from where it lies.
+    /// With `dontWait` (`MSG_DONTWAIT`), `whenFull` is called each time the socket cannot
+    /// take more, and must return once it may (it waits for `POLLOUT`, and may read the
+    /// socket meanwhile); what it throws ends the send. Without, it is called when a
+    /// blocking send found no room within `SO_SNDTIMEO`. (A non-escaping closure: the
+    /// request path allocates nothing for it.)
     package func transmit(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
                           fds: [Int32], dontWait: Bool, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         let total = VFIOUserHeader.size + first.count + second.count
