@@ -255,9 +255,9 @@ public final class HostDevice: VFIODevice {
         let fd = try descriptor.requireOpen("pread")
         var done = 0
         while done < buffer.count {
-            let got = ioctl.system.pread(fd, UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), position)
-            if got == -Int(EINTR) { continue }
-            if got < 0 { throw .errno("pread", Int32(-got)) }
+            let got = try SystemCall.retryingNegatedErrno("pread") {
+                ioctl.system.pread(fd, UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), position)
+            }
             if got == 0 { throw .errno("pread", EIO) }
             done += got
             position += Int64(got)
@@ -269,9 +269,9 @@ public final class HostDevice: VFIODevice {
         let fd = try descriptor.requireOpen("pwrite")
         var done = 0
         while done < buffer.count {
-            let put = ioctl.system.pwrite(fd, UnsafeRawBufferPointer(rebasing: buffer[done...]), position)
-            if put == -Int(EINTR) { continue }
-            if put < 0 { throw .errno("pwrite", Int32(-put)) }
+            let put = try SystemCall.retryingNegatedErrno("pwrite") {
+                ioctl.system.pwrite(fd, UnsafeRawBufferPointer(rebasing: buffer[done...]), position)
+            }
             if put == 0 { throw .errno("pwrite", EIO) }
             done += put
             position += Int64(put)

@@ -130,12 +130,10 @@ public final class HostMigrationStream: MigrationDataStream {
         let name = "migration data read"
         let fd = try descriptor.requireOpen(name)
         guard buffer.count > 0 else { return 0 }
-        while true {
-            let got = system.read(fd, buffer)
-            if got >= 0 { return got }
-            if got == -Int(EINTR) { continue }
-            if got == -Int(ENOMSG) { return 0 }
-            throw .errno(name, Int32(-got))
+        do {
+            return try SystemCall.retryingNegatedErrno(name) { system.read(fd, buffer) }
+        } catch where error.errnoValue == ENOMSG {
+            return 0
         }
     }
 
@@ -150,9 +148,9 @@ public final class HostMigrationStream: MigrationDataStream {
         let fd = try descriptor.requireOpen(name)
         var done = 0
         while done < buffer.count {
-            let put = system.write(fd, UnsafeRawBufferPointer(rebasing: buffer[done...]))
-            if put == -Int(EINTR) { continue }
-            if put < 0 { throw .errno("\(name) (after \(done) of \(buffer.count) bytes)", Int32(-put)) }
+            let put = try SystemCall.retryingNegatedErrno("\(name) (after \(done) of \(buffer.count) bytes)") {
+                system.write(fd, UnsafeRawBufferPointer(rebasing: buffer[done...]))
+            }
             if put == 0 { throw .errno("\(name) (after \(done) of \(buffer.count) bytes)", EIO) }
             done += put
         }

@@ -1,6 +1,7 @@
 import CVFIO
 import Glibc
 import VFIO
+import VFIOSystem
 
 /// The system calls the kernel transport makes, as closures, so tests can inject errno
 /// values (`EINTR`, `ENOSPC`, `EINVAL`, ...) without a device.
@@ -80,7 +81,8 @@ public struct HostSystem: Sendable {
 }
 
 /// The ioctl layer: every ioctl the transport makes goes through here, named by its C
-/// name. `EINTR` is retried; any other failure becomes `VFIOError.errno(name, code)`.
+/// name, and through `SystemCall.retryingNegatedErrno`: `EINTR` is retried; any other
+/// failure becomes `VFIOError.errno(name, code)`.
 struct Ioctl: Sendable {
     let system: HostSystem
 
@@ -88,34 +90,19 @@ struct Ioctl: Sendable {
     /// the kernel may write a needed size before failing with `ENOSPC`).
     @discardableResult
     func call(_ name: String, _ fd: Int32, _ request: UInt, _ bytes: inout [UInt8]) throws(VFIOError) -> Int32 {
-        while true {
-            let result = bytes.withUnsafeMutableBytes { system.ioctlPointer(fd, request, $0.baseAddress) }
-            if result >= 0 { return result }
-            if result == -EINTR { continue }
-            throw .errno(name, -result)
-        }
+        try SystemCall.retryingNegatedErrno(name) { bytes.withUnsafeMutableBytes { system.ioctlPointer(fd, request, $0.baseAddress) } }
     }
 
     /// An ioctl whose argument is an integer (or none: pass 0).
     @discardableResult
     func call(_ name: String, _ fd: Int32, _ request: UInt, value: UInt = 0) throws(VFIOError) -> Int32 {
-        while true {
-            let result = system.ioctlValue(fd, request, value)
-            if result >= 0 { return result }
-            if result == -EINTR { continue }
-            throw .errno(name, -result)
-        }
+        try SystemCall.retryingNegatedErrno(name) { system.ioctlValue(fd, request, value) }
     }
 
     /// An ioctl with a raw pointer argument the caller keeps alive.
     @discardableResult
     func call(_ name: String, _ fd: Int32, _ request: UInt, pointer: UnsafeMutableRawPointer) throws(VFIOError) -> Int32 {
-        while true {
-            let result = system.ioctlPointer(fd, request, pointer)
-            if result >= 0 { return result }
-            if result == -EINTR { continue }
-            throw .errno(name, -result)
-        }
+        try SystemCall.retryingNegatedErrno(name) { system.ioctlPointer(fd, request, pointer) }
     }
 
     /// A query with an `argsz` reply, retried once with the size the kernel asks for
@@ -129,11 +116,6 @@ struct Ioctl: Sendable {
 
     /// Opens `path`, retrying `EINTR`; the descriptor is owned by the caller.
     func open(_ path: String, _ flags: Int32 = O_RDWR) throws(VFIOError) -> Int32 {
-        while true {
-            let fd = system.open(path, flags)
-            if fd >= 0 { return fd }
-            if fd == -EINTR { continue }
-            throw .errno("open(\(path))", -fd)
-        }
+        try SystemCall.retryingNegatedErrno("open(\(path))") { system.open(path, flags) }
     }
 }

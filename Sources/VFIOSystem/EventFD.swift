@@ -33,11 +33,9 @@ public final class EventFD: Sendable {
     public func consume() throws(VFIOError) -> UInt64? {
         var value: UInt64 = 0
         let fd = try descriptor.requireOpen("eventfd read")
-        let result = Glibc.read(fd, &value, 8)
-        if result == 8 { return value }
-        let code = errno
-        if code == EAGAIN || code == EINTR { return nil }
-        throw .errno("eventfd read", code)
+        // An eventfd read moves the whole 8-byte counter or fails (EAGAIN: zero).
+        guard try SystemCall.retryingUnlessWouldBlock("eventfd read", { Glibc.read(fd, &value, 8) }) != nil else { return nil }
+        return value
     }
 
     /// Suspends until the eventfd is signalled, then returns and resets the counter.

@@ -1,17 +1,36 @@
 import CVFIO
 import Glibc
 
+// The package's two concurrency tools are `Synchronization.Mutex` (state that no thread
+// waits on) and `Monitor` below (state that threads wait on, each on the monitor's own
+// condition or on a `Condition` of its own). A lock is taken in one lexical scope
+// (`withLock`, `wait`), never released in another function.
+//
+// A `Monitor`'s mutex is a pthread mutex, which sleeps at once when it is taken;
+// `Synchronization.Mutex` spins (1000 `pause`s) first. Where more threads contend than
+// there are CPUs, the spinner burns the time slice the holder needs: use a `Monitor` for
+// a lock held across a system call (measured: 16 threads sending on one socket from one
+// CPU ran at a third of the rate under `Synchronization.Mutex`).
+
 /// A mutex with a condition variable (pthread), for state that threads wait on.
+///
+/// The methods are inlinable so that a caller in another module gets them specialized
+/// for its state and closures (unspecialized, every call pays for generic metadata).
 package final class Monitor<State>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// What `wait(until:)` waits on and `broadcast()` / `update` wake.
-    private let condition = Condition()
-    /// The mutex makes access exclusive (see `UncheckedCell`).
-    private let storage: UncheckedCell<State>
-    private var state: UnsafeMutablePointer<State> { storage.pointer }
+    @usableFromInline let condition = Condition()
+    /// The state, in memory of its own, read and written with `mutex` held only (which
+    /// makes every access exclusive, with no dynamic exclusivity check to pay). Not a
+    /// stored `var`: ThreadSanitizer records an access to a stored property of a generic
+    /// class at the property's address, which for an empty `State` is the object's own
+    /// address, and reports it as racing with the reads of the object's header that find
+    /// the property (a `Monitor<Void>` used as a plain lock).
+    @usableFromInline let state: UnsafeMutablePointer<State>
 
     package init(_ initial: State) {
-        storage = UncheckedCell(initial)
+        state = .allocate(capacity: 1)
+        state.initialize(to: initial)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -19,57 +38,20 @@ package final class Monitor<State>: @unchecked Sendable {
     deinit {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     /// Runs `body` with the lock held.
+    @inlinable
     package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state.pointee)
     }
 
-    /// Waits (lock held inside `body`) until `body` returns a value, re-checking after
-    /// every broadcast.
-    package func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        try wait(on: condition, until: body)!   // no deadline: never nil
-    }
-
-    /// Runs `body` with the lock held and a function that waits on a condition variable
-    /// (with an optional monotonic deadline in nanoseconds), releasing the lock meanwhile.
-    package func withLockedWait<R, E: Error>(_ body: (inout State, (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        let mutex = self.mutex
-        return try body(&state.pointee) { condition, deadline in
-            if let deadline {
-                var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-                _ = pthread_cond_timedwait(condition, mutex, &t)
-            } else {
-                pthread_cond_wait(condition, mutex)
-            }
-        }
-    }
-
-    /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
-    /// broadcast (for state that changes without the lock).
-    package func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        let condition = self.condition
-        return try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
-            while true {
-                if let result = try body(&state) { return result }
-                wait(condition.raw, monotonicNanoseconds() &+ interval)
-            }
-        }
-    }
-
-    /// Wakes every waiter (call after changing the state).
-    package func broadcast() {
-        pthread_mutex_lock(mutex)
-        condition.broadcast()
-        pthread_mutex_unlock(mutex)
-    }
-
-    /// Changes the state and wakes every waiter.
+    /// Changes the state and wakes every thread waiting on the monitor's own condition.
+    @inlinable
     package func update<R>(_ body: (inout State) -> R) -> R {
         pthread_mutex_lock(mutex)
         defer {
@@ -78,41 +60,75 @@ package final class Monitor<State>: @unchecked Sendable {
         }
         return body(&state.pointee)
     }
-}
 
-/// A joinable POSIX thread running `body`.
-package final class WorkerThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private var joined = false
-    private let lock = Monitor(())
-
-    package init(name: String, _ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; let name: String; init(_ b: @escaping @Sendable () -> Void, _ n: String) { body = b; name = n } }
-        let box = Unmanaged.passRetained(Box(body, name)).toOpaque()
-        let result = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        precondition(result == 0, "pthread_create failed: \(result)")
+    /// Wakes every thread waiting on the monitor's own condition (call after changing
+    /// state they wait for without `update`).
+    @inlinable
+    package func broadcast() {
+        pthread_mutex_lock(mutex)
+        condition.broadcast()
+        pthread_mutex_unlock(mutex)
     }
 
-    /// Waits for the thread to end (once; later calls return at once).
-    package func join() {
-        let already = lock.withLock { (_: inout ()) -> Bool in
-            defer { joined = true }
-            return joined
+    /// Waits on the monitor's own condition (lock held inside `body`) until `body` returns
+    /// a value, re-checking after every broadcast.
+    @inlinable
+    package func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state.pointee) { return result }
+            pthread_cond_wait(condition.raw, mutex)
         }
-        if !already { pthread_join(thread, nil) }
     }
 
-    /// True when called on this thread.
-    package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
+    /// until `deadline()` (monotonic nanoseconds, evaluated with the lock held; `nil`: no
+    /// limit) has passed, which returns `nil`.
+    @inlinable
+    package func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
+                                   until body: (inout State) throws(E) -> R?) throws(E) -> R? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state.pointee) { return result }
+            let limit = deadline(&state.pointee)
+            if let limit, monotonicNanoseconds() >= limit { return nil }
+            condition.wait(mutex, until: limit)
+        }
+    }
+
+    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, waking
+    /// at `time` (monotonic nanoseconds) at the latest to run `body` again: the body itself
+    /// decides what a passed time means, with the state in hand (nothing can change between
+    /// its last look and the return).
+    @inlinable
+    package func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
+                                   until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state.pointee) { return result }
+            condition.wait(mutex, until: time)
+        }
+    }
+
+    /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
+    /// broadcast (for state that changes without the lock).
+    @inlinable
+    package func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let result = try body(&state.pointee) { return result }
+            condition.wait(mutex, until: monotonicNanoseconds() &+ interval)
+        }
+    }
 }
 
-/// A condition variable of its own for one waiting thread, used with a `Monitor`'s mutex
-/// (`Monitor.wait(on:deadline:until:)`), so that a state change wakes only the thread it
-/// concerns.
+/// A condition variable (on `CLOCK_MONOTONIC`) used with a `Monitor`'s mutex: the
+/// monitor's own, or one for each waiting thread (`Monitor.wait(on:...)`), so that a
+/// state change wakes only the thread it concerns.
 package final class Condition: @unchecked Sendable {
     package let raw: UnsafeMutablePointer<pthread_cond_t>
 
@@ -125,12 +141,28 @@ package final class Condition: @unchecked Sendable {
         pthread_condattr_destroy(&attributes)
     }
 
-    /// Wakes the thread waiting on this condition (call with the monitor's lock held, after
-    /// changing the state it waits for).
+    /// Wakes the thread waiting on this condition, after its state changed under the
+    /// monitor's lock (with the lock held, or after it was released: then the woken
+    /// thread does not wake only to wait for the lock).
+    @inlinable
     package func signal() { pthread_cond_signal(raw) }
 
-    /// Wakes every thread waiting on this condition (lock held, as for `signal`).
+    /// Wakes every thread waiting on this condition (as `signal`).
+    @inlinable
     package func broadcast() { pthread_cond_broadcast(raw) }
+
+    /// Waits (`mutex` held, released meanwhile) until signalled, or until `deadline`
+    /// (monotonic nanoseconds) when given. May return early (spurious wake-ups): callers
+    /// re-check their state.
+    @inlinable
+    package func wait(_ mutex: UnsafeMutablePointer<pthread_mutex_t>, until deadline: UInt64?) {
+        guard let deadline else {
+            pthread_cond_wait(raw, mutex)
+            return
+        }
+        var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        _ = pthread_cond_timedwait(raw, mutex, &t)
+    }
 
     deinit {
         pthread_cond_destroy(raw)
@@ -138,8 +170,37 @@ package final class Condition: @unchecked Sendable {
     }
 }
 
+/// A joinable POSIX thread running `body`.
+package final class WorkerThread: @unchecked Sendable {
+    private var thread = pthread_t()
+    private let joined = Monitor(false)
+
+    package init(name: String, _ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let result = pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        precondition(result == 0, "pthread_create failed: \(result)")
+    }
+
+    /// Waits for the thread to end (once; later calls return at once).
+    package func join() {
+        let already = joined.withLock { (joined: inout Bool) -> Bool in
+            defer { joined = true }
+            return joined
+        }
+        if !already { pthread_join(thread, nil) }
+    }
+
+    /// True when called on this thread.
+    package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC`.
-@inline(__always)
+@inlinable
 package func monotonicNanoseconds() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
@@ -158,70 +219,4 @@ package func nanoseconds(_ duration: Duration, atMost limit: UInt64) -> UInt64 {
     guard seconds >= 0, attoseconds >= 0 else { return 0 }
     guard UInt64(seconds) < limit / 1_000_000_000 else { return limit }
     return min(UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), limit)
-}
-
-extension Monitor {
-    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
-    /// until `deadline()` (monotonic nanoseconds, evaluated with the lock held; `nil`: no
-    /// limit) has passed, which returns `nil`.
-    package func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
-                           until body: (inout State) throws(E) -> R?) throws(E) -> R? {
-        try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R? in
-            while true {
-                if let result = try body(&state) { return result }
-                let limit = deadline(&state)
-                if let limit, monotonicNanoseconds() >= limit { return nil }
-                wait(condition.raw, limit)
-            }
-        }
-    }
-
-    /// Waits on `condition` (lock held inside `body`) until `body` returns a value, waking
-    /// at `time` (monotonic nanoseconds) at the latest to run `body` again: the body itself
-    /// decides what a passed time means, with the state in hand (nothing can change between
-    /// its last look and the return).
-    package func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
-                           until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        try withLockedWait { (state: inout State, wait: (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R in
-            while true {
-                if let result = try body(&state) { return result }
-                wait(condition.raw, time)
-            }
-        }
-    }
-}
-
-/// A plain mutex whose lock and unlock may sit in different functions: one futex word
-/// (`cvfio_lock`), so that taking it uncontended is one atomic instruction. Not
-/// recursive; no condition goes with it (use `Monitor` for waiting).
-package final class PlainLock: @unchecked Sendable {
-    private let word: UnsafeMutablePointer<UInt32>
-
-    package init() {
-        word = .allocate(capacity: 1)
-        word.initialize(to: 0)
-    }
-
-    @inline(__always) package func lock() { cvfio_lock(word) }
-    @inline(__always) package func unlock() { cvfio_unlock(word) }
-
-    deinit { word.deallocate() }
-}
-
-/// Storage for state whose exclusive use its owner already guarantees (a lock, the
-/// reading token), reached through a pointer: a class's stored `var` would pay a dynamic
-/// exclusivity check on every access, which on the message paths costs more than the
-/// work around it. The storage is freed with the cell.
-package struct UncheckedCell<Value>: ~Copyable {
-    package let pointer: UnsafeMutablePointer<Value>
-
-    package init(_ value: Value) {
-        pointer = .allocate(capacity: 1)
-        pointer.initialize(to: value)
-    }
-
-    deinit {
-        pointer.deinitialize(count: 1)
-        pointer.deallocate()
-    }
 }

@@ -45,7 +45,8 @@ extension ClientCore {
                             _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         let deadline = ClientDeadline(command: header.command, id: header.messageID, timeout: replyTimeout, isReply: true)
         do {
-            try socket.send(header, first, second, whenFull: { () throws(VFIOError) in try waitForRoomOnly(deadline: deadline) })
+            try socket.transmit(header, first, second, fds: [], dontWait: true,
+                                whenFull: { () throws(VFIOError) in try waitForRoomOnly(deadline: deadline) })
         } catch {
             fail(error.errnoValue == EPIPE ? .errno("vfio-user connection (the server closed it)", ECONNRESET) : error)
         }

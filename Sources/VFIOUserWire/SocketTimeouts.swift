@@ -52,7 +52,7 @@ struct MessageDeadline {
                          + "(partial message timeout \(describeNanoseconds(limit)))", ETIMEDOUT)
         }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        if poll(&p, 1, pollTimeoutMilliseconds(limit - elapsed)) < 0 && errno != EINTR { throw .errno("poll", errno) }
+        try SystemCall.retrying("poll") { poll(&p, 1, pollTimeoutMilliseconds(limit - elapsed)) }
     }
 }
 
@@ -91,7 +91,7 @@ extension VFIOUserSocket {
     /// - Throws: errno of `setsockopt` (`ENOTSOCK` for a descriptor that is no socket).
     package func setTimeouts(partialMessage: UInt64, send: UInt64) throws(VFIOError) {
         let fd = try descriptor.requireOpen("setsockopt")
-        if setSocketTimeout(fd, SO_SNDTIMEO, send) != 0 { throw .errno("setsockopt(SO_SNDTIMEO)", errno) }
+        try SystemCall.retrying("setsockopt(SO_SNDTIMEO)") { setSocketTimeout(fd, SO_SNDTIMEO, send) }
         inbox.deadline = MessageDeadline(limit: partialMessage)
         sendLimit.store(send, ordering: .relaxed)
     }

@@ -19,7 +19,6 @@
 
 #include "cvfio_ioctls.h"
 #include "cvfio_sys.h"
-#include "cvfio_lock.h"
 
 #ifdef __cplusplus
 extern "C" {
