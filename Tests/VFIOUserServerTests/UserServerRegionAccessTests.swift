@@ -2,6 +2,7 @@ import CVFIO
 import Glibc
 import Synchronization
 import Testing
+import TestSupport
 import VFIO
 import VFIODeviceKit
 import VFIOSystem

@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import Testing
+import TestSupport
 import VFIO
 import VFIODeviceKit
 import VFIOSystem
