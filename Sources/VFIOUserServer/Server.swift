@@ -18,14 +18,16 @@ import VFIOUserWire
 ///   order messages arrive (so pipelined and NO_REPLY commands work); malformed messages
 ///   get an error reply and the connection stays up. `monitor` is the device lock: the
 ///   serving thread holds it while it handles a command (model callbacks and the reply),
-///   and every send on the socket happens with it held. One work thread runs the model's
-///   `afterReply` work, each item with the device lock held, so that model callbacks and
-///   queued work never run at once. `resources` (a `Mutex`) guards what a model reaches
-///   from any thread without the device lock: the DMA mappings and interrupt eventfds;
-///   `threads` (a `Mutex`) the threads and the work queue. `serveOneMessage` is the whole
-///   of the serving thread's work for one message (ServerRegionAccess.swift for region
-///   accesses, ServerMigrationData.swift for migration data, ServerCommands.swift for the
-///   rest).
+///   and every send on the socket happens with it held. One work thread (started with the
+///   first work) runs the model's `afterReply` work, each item with the device lock held,
+///   so that model callbacks and queued work never run at once; work a command queued,
+///   and the rest of an item whose DMA reply came, runs before the next command is
+///   handled (as if it ran on the serving thread). `resources` (a `Mutex`) guards what a
+///   model reaches from any thread without the device lock: the DMA mappings and
+///   interrupt eventfds; `threads` (a `Mutex`) the threads and the work queue.
+///   `serveOneMessage` is the whole of the serving thread's work for one message
+///   (ServerRegionAccess.swift for region accesses, ServerMigrationData.swift for
+///   migration data, ServerCommands.swift for the rest).
 /// - DMA (ServerDeviceContext.swift). Through memfds the client passed with DMA_MAP sealed
 ///   against shrinking (F_SEAL_SHRINK: QEMU's `memory-backend-memfd`, `DMABuffer`) it is a
 ///   `memcpy`; DMA_MAPs of one memfd share one mapping of the whole file. DMA to mappings
