@@ -15,7 +15,10 @@ import Glibc
 /// A mutex with a condition variable (pthread), for state that threads wait on.
 ///
 /// The methods are inlinable so that a caller in another module gets them specialized
-/// for its state and closures (unspecialized, every call pays for generic metadata).
+/// for its state and closures (unspecialized, every call pays for generic metadata and
+/// indirect calls). The class must be `@usableFromInline` for that: Swift 6.3 inlines no
+/// `@inlinable` member of a `package` type across modules unless the type is.
+@usableFromInline
 package final class Monitor<State>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// What `wait(until:)` waits on and `broadcast()` / `update` wake.
@@ -147,8 +150,9 @@ package final class Monitor<State>: @unchecked Sendable {
 /// A condition variable (on `CLOCK_MONOTONIC`) used with a `Monitor`'s mutex: the
 /// monitor's own, or one for each waiting thread (`Monitor.wait(on:...)`), so that a
 /// state change wakes only the thread it concerns.
+@usableFromInline
 package final class Condition: @unchecked Sendable {
-    package let raw: UnsafeMutablePointer<pthread_cond_t>
+    @usableFromInline package let raw: UnsafeMutablePointer<pthread_cond_t>
 
     package init() {
         raw = .allocate(capacity: 1)
