@@ -81,7 +81,7 @@ package final class Monitor<State>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         while true {
             if let result = try body(&state.pointee) { return result }
-            pthread_cond_wait(condition.raw, mutex)
+            condition.wait(mutex, until: nil)
         }
     }
 
@@ -147,49 +147,38 @@ package final class Monitor<State>: @unchecked Sendable {
     }
 }
 
-/// A condition variable (on `CLOCK_MONOTONIC`) used with a `Monitor`'s mutex: the
-/// monitor's own, or one for each waiting thread (`Monitor.wait(on:...)`), so that a
-/// state change wakes only the thread it concerns.
+/// A condition variable used with a `Monitor`'s mutex: the monitor's own, or one for
+/// each waiting thread (`Monitor.wait(on:...)`), so that a state change wakes only the
+/// thread it concerns. One futex word (`cvfio_cond`, which says why not a
+/// `pthread_cond_t`); deadlines are on `CLOCK_MONOTONIC`.
 @usableFromInline
 package final class Condition: @unchecked Sendable {
-    @usableFromInline package let raw: UnsafeMutablePointer<pthread_cond_t>
+    @usableFromInline let raw: UnsafeMutablePointer<cvfio_cond>
 
     package init() {
         raw = .allocate(capacity: 1)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(raw, &attributes)
-        pthread_condattr_destroy(&attributes)
+        raw.initialize(to: cvfio_cond())
     }
 
     /// Wakes the thread waiting on this condition, after its state changed under the
     /// monitor's lock (with the lock held, or after it was released: then the woken
-    /// thread does not wake only to wait for the lock).
+    /// thread does not wake only to wait for the lock). No system call when none waits.
     @inlinable
-    package func signal() { pthread_cond_signal(raw) }
+    package func signal() { cvfio_cond_signal(raw, 0) }
 
     /// Wakes every thread waiting on this condition (as `signal`).
     @inlinable
-    package func broadcast() { pthread_cond_broadcast(raw) }
+    package func broadcast() { cvfio_cond_signal(raw, 1) }
 
     /// Waits (`mutex` held, released meanwhile) until signalled, or until `deadline`
     /// (monotonic nanoseconds) when given. May return early (spurious wake-ups): callers
     /// re-check their state.
     @inlinable
     package func wait(_ mutex: UnsafeMutablePointer<pthread_mutex_t>, until deadline: UInt64?) {
-        guard let deadline else {
-            pthread_cond_wait(raw, mutex)
-            return
-        }
-        var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-        _ = pthread_cond_timedwait(raw, mutex, &t)
+        cvfio_cond_wait(raw, mutex, deadline == nil ? 0 : 1, deadline ?? 0)
     }
 
-    deinit {
-        pthread_cond_destroy(raw)
-        raw.deallocate()
-    }
+    deinit { raw.deallocate() }
 }
 
 /// A joinable POSIX thread running `body`.

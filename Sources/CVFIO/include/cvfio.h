@@ -17,6 +17,7 @@
 #include <linux/memfd.h> /* MFD_* flags for cvfio_memfd_create */
 #include <linux/vfio.h>
 
+#include "cvfio_cond.h"
 #include "cvfio_ioctls.h"
 #include "cvfio_sys.h"
 
