@@ -89,18 +89,11 @@ package final class Monitor<State>: @unchecked Sendable {
     /// (until signalled, or until a monotonic deadline in nanoseconds), releasing the lock
     /// meanwhile: for a holder that waits at several points of one scope.
     @inlinable
-    package func withLockedWait<R, E: Error>(_ body: (inout State, (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
+    package func withLockedWait<R, E: Error>(_ body: (inout State, (Condition, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         let mutex = self.mutex
-        return try body(&state.pointee) { condition, deadline in
-            guard let deadline else {
-                pthread_cond_wait(condition, mutex)
-                return
-            }
-            var t = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-            _ = pthread_cond_timedwait(condition, mutex, &t)
-        }
+        return try body(&state.pointee) { condition, deadline in condition.wait(mutex, until: deadline) }
     }
 
     /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or

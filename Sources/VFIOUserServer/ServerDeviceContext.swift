@@ -154,7 +154,7 @@ extension VFIOUserServer {
                 throw .errno("\(command.cName): the client went away", ECONNRESET)
             }
             if let reply = state.session.replies[id] ?? nil { return reply }
-            wait(replyArrived.raw, nil)
+            wait(replyArrived, nil)
         }
     }
 
@@ -199,7 +199,7 @@ extension VFIOUserServer {
             } else if !threads.withLock({ $0.commandWorkWaiting > 0 && $0.workThread != nil }) {
                 return
             }
-            wait(workStarted.raw, nil)
+            wait(workStarted, nil)
         }
     }
 
@@ -269,7 +269,7 @@ extension VFIOUserServer {
 /// runs, so that a message DMA from inside the item waits for its reply without taking
 /// the lock again.
 struct DeviceLockHold {
-    typealias Wait = (UnsafeMutablePointer<pthread_cond_t>, UInt64?) -> Void
+    typealias Wait = (Condition, UInt64?) -> Void
     let state: UnsafeMutablePointer<ServerState>
     let wait: Wait
 }
