@@ -479,6 +479,7 @@ struct GuestHostDeviceTests {
                 try edu.enableBusMaster()
                 let mapping = try edu.mapping(region: Edu.bar, offset: 0, size: 4096)
                 #expect(mapping.load(UInt32.self, at: 0) == Edu.id)
+                #expect(!vfioDescriptors().isEmpty && !vfioMappings().isEmpty, "what is counted below is there while the device is open")
                 let buffer = try DMABuffer(size: 4096)
                 tracked.append(try TrackedFile(try #require(buffer.sharedDescriptor).fd, name: "DMA memfd"))
                 let iova = try edu.mapDMA(buffer, limit: Edu.dmaLimit)
@@ -521,9 +522,12 @@ func vfioDescriptors() -> [String] {
 /// The mappings of VFIO files in this process (device regions), without their addresses.
 func vfioMappings() -> [String] {
     procSelfMaps().compactMap { line in
+        // address perms offset dev inode, then the pathname after padding.
         let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-        guard fields.count == 6, isVFIOFile(String(fields[5])) else { return nil }
-        return fields[1...].joined(separator: " ")
+        guard fields.count == 6 else { return nil }
+        let path = String(fields[5].drop { $0 == " " })
+        guard isVFIOFile(path) else { return nil }
+        return fields[1..<5].joined(separator: " ") + " " + path
     }.sorted()
 }
 

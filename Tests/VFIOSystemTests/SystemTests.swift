@@ -49,7 +49,9 @@ import TestSupport
         for i in 0..<200 {
             let event = try EventFD()
             try event.signal()
-            tracked.append(try TrackedFile(event.fd, name: "eventfd \(i)"))
+            let file = try TrackedFile(event.fd, name: "eventfd \(i)")
+            #expect(file.descriptors() == [event.fd], "the open eventfd is found, and only it")
+            tracked.append(file)
         }
         for file in tracked { #expect(file.stillReferenced() == nil) }
     }

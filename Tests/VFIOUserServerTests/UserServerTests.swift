@@ -343,9 +343,16 @@ import TestSupport
             try client.setIRQs(.enableEventfds(index: PCIIRQIndex.msi.rawValue, [event.fd]))
             let buffer = try DMABuffer(size: 4096)
             try client.mapDMA(buffer, offset: 0, size: 4096, iova: 0x200000, access: .readWrite)
-            handedOver.append(try TrackedFile(event.fd, name: "client \(i)'s MSI eventfd"))
-            handedOver.append(try TrackedFile(try #require(buffer.sharedDescriptor).fd, name: "client \(i)'s DMA memfd"))
+            let eventfd = try TrackedFile(event.fd, name: "client \(i)'s MSI eventfd")
+            let memfd = try TrackedFile(try #require(buffer.sharedDescriptor).fd, name: "client \(i)'s DMA memfd")
             _ = try client.regionInfo(config)
+            if i == 0 {
+                // What is counted below is there while the session lasts.
+                #expect(acceptedSockets(at: fixture.path).count == 1, "the server's end of the connection")
+                #expect(eventfd.descriptors(besides: [event.fd]).count == 1, "the server's copy of the eventfd")
+                #expect(memfd.mappings.count == 2, "the buffer's mapping and the server's")
+            }
+            handedOver += [eventfd, memfd]
             client.close()
         }
         // The server logs this once it dropped a session's descriptors and mappings.
