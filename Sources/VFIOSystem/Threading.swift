@@ -126,18 +126,6 @@ package final class Monitor<State>: @unchecked Sendable {
             condition.wait(mutex, until: time)
         }
     }
-
-    /// As `wait(until:)`, but also re-checks every `interval` nanoseconds without a
-    /// broadcast (for state that changes without the lock).
-    @inlinable
-    package func wait<R, E: Error>(recheckingEvery interval: UInt64, until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while true {
-            if let result = try body(&state.pointee) { return result }
-            condition.wait(mutex, until: monotonicNanoseconds() &+ interval)
-        }
-    }
 }
 
 /// A condition variable used with a `Monitor`'s mutex: the monitor's own, or one for
