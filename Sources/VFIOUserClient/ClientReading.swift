@@ -31,11 +31,11 @@ extension ClientCore {
                     monitor.withLock { state in
                         // Retired first: a second reply to this request is refused by handOver.
                         retire(waiter, &state)
-                        handOver(&state, &pending, wake: &wake)
+                        if !pending.isEmpty { handOver(&state, &pending, wake: &wake) }
                         state.activity &+= 1
                         releaseToken(&state, wake: &wake)
                     }
-                    signal(wake)
+                    if !wake.isEmpty { signal(wake) }
                     return mine
                 }
                 if deadline.passed { throw deadline.noReply }
@@ -84,16 +84,18 @@ extension ClientCore {
                 waiter.awaiting = false
                 return .read(plain: false)
             }
-            if state.failure == nil && deadline.passed { recordFailure(&state, deadline.noReply) }
-            if let failure = state.failure {
-                retire(waiter, &state)
-                return .failed(failure)
-            }
-            if !state.reading {
+            if state.failure == nil && !state.reading {
+                // A caller blocked reading is watched by the receive thread (its deadline
+                // is not looked at here: the clock is read only by those that wait).
                 state.reading = true
                 state.plainReading = direct != nil && state.waiters.count == 1
                 waiter.awaiting = false
                 return .read(plain: state.plainReading)
+            }
+            if state.failure == nil && deadline.passed { recordFailure(&state, deadline.noReply) }
+            if let failure = state.failure {
+                retire(waiter, &state)
+                return .failed(failure)
             }
             waiter.awaiting = true
             return nil
@@ -300,11 +302,12 @@ extension ClientCore {
     // MARK: A full socket
 
     /// A send found the socket full: waits until it takes more, reading meanwhile when the
-    /// server has sent something, nobody else reads and the DMA queue has room (the
-    /// server may be blocked writing to us, and then it would never read what we write).
+    /// server has sent something, this sender holds the reading token (`holdingToken`) or
+    /// nobody else reads, and the DMA queue has room (the server may be blocked writing
+    /// to us, and then it would never read what we write).
     /// - Throws: `deadline.notTaken` when it passes first (the connection fails: part of
     ///   a message may be out); what reading throws (the connection fails).
-    func waitForRoom(deadline: ClientDeadline) throws(VFIOError) {
+    func waitForRoom(holdingToken: Bool, deadline: ClientDeadline) throws(VFIOError) {
         let fd = socket.fd
         while true {
             let mayRead = queueHasRoom()
@@ -320,6 +323,10 @@ extension ClientCore {
                 continue
             }
             if p.revents & Int16(POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 { return }
+            if holdingToken {
+                try readAvailable(deadline: deadline)
+                continue
+            }
             let mine = try monitor.withLock { (state: inout State) throws(VFIOError) -> Bool in
                 if let failure = state.failure { throw failure }
                 if state.reading { return false }
