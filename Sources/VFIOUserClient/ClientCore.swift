@@ -477,13 +477,14 @@ final class ClientCore: @unchecked Sendable {
     /// The messages of a batch, in order: copied into one buffer and sent together while
     /// they fit 64 KiB, else one `send` each. Sends wait for room as `exchange`'s do.
     private func sendBatch(_ batch: [BatchRequest], ids: [UInt16], deadline: ClientDeadline) throws(VFIOError) {
-        let whenFull = { () throws(VFIOError) in try self.waitForRoom(holdingToken: false, deadline: deadline) }
         let total = batch.reduce(0) { $0 + VFIOUserHeader.size + $1.first.count + $1.second.count }
         guard total <= 64 << 10 else {
             for (i, request) in batch.enumerated() {
                 let header = VFIOUserHeader(messageID: ids[i], command: request.command,
                                             messageSize: UInt32(VFIOUserHeader.size + request.first.count + request.second.count), flags: [])
-                try socket.transmit(header, request.first, request.second, fds: [], dontWait: true, whenFull: whenFull)
+                try socket.transmit(header, request.first, request.second, fds: [], dontWait: true, whenFull: { () throws(VFIOError) in
+                    try waitForRoom(holdingToken: false, deadline: deadline)
+                })
             }
             return
         }
@@ -500,6 +501,8 @@ final class ClientCore: @unchecked Sendable {
                 at += piece.count
             }
         }
-        try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: whenFull)
+        try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: { () throws(VFIOError) in
+            try waitForRoom(holdingToken: false, deadline: deadline)
+        })
     }
 }

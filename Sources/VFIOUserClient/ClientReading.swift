@@ -169,6 +169,7 @@ extension ClientCore {
             if header.isReply {
                 let reply = errorReply(header, error)
                 if header.messageID == id { return ExchangeReply(reply) }
+                if pending.isEmpty { pending.reserveCapacity(16) }
                 pending.append(reply)
             } else {
                 try queueServerCommand(.refuse(header, error.errnoValue ?? EINVAL), deadline: deadline, waitsForRoom: waitsForQueueRoom)
@@ -176,6 +177,7 @@ extension ClientCore {
         case .message(let message):
             if message.header.isReply {
                 if message.header.messageID == id { return ExchangeReply(message) }
+                if pending.isEmpty { pending.reserveCapacity(16) }
                 pending.append(message)
             } else {
                 try queueServerCommand(.serve(message), deadline: deadline, waitsForRoom: waitsForQueueRoom)
@@ -196,6 +198,7 @@ extension ClientCore {
     /// already) is a protocol error: the connection fails (`EPROTO`).
     func handOver(_ state: inout State, _ pending: inout [VFIOUserMessage], wake: inout [ReplyWaiter]) {
         guard !pending.isEmpty else { return }
+        wake.reserveCapacity(wake.count + pending.count)
         for reply in pending {
             let id = reply.header.messageID
             guard let waiter = state.waiters.first(where: { $0.id == id && $0.reply == nil }) else {
