@@ -157,7 +157,9 @@ package final class Condition: @unchecked Sendable {
 
     /// Wakes the thread waiting on this condition, after its state changed under the
     /// monitor's lock (with the lock held, or after it was released: then the woken
-    /// thread does not wake only to wait for the lock). No system call when none waits.
+    /// thread does not wake only to wait for the lock). A signal that finds no thread
+    /// asleep does nothing (no system call), which is right only because the change was
+    /// made under the lock: state changed without it must not be waited for here.
     @inlinable
     package func signal() { cvfio_cond_signal(raw, 0) }
 
