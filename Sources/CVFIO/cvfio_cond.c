@@ -25,7 +25,11 @@ void cvfio_cond_wait(cvfio_cond *cond, pthread_mutex_t *mutex, int has_deadline,
 
 void cvfio_cond_signal(cvfio_cond *cond, int all)
 {
+    /* No sleeper: nothing to do. A wait that looked at the state before the change this
+     * signal is for counted itself a sleeper before it released the mutex, that is,
+     * before the change was made; a wait that looks later sees the change. */
+    if (__atomic_load_n(&cond->sleepers, __ATOMIC_SEQ_CST) == 0)
+        return;
     __atomic_fetch_add(&cond->sequence, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&cond->sleepers, __ATOMIC_SEQ_CST) != 0)
-        syscall(SYS_futex, &cond->sequence, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, all ? INT_MAX : 1, NULL, NULL, 0);
+    syscall(SYS_futex, &cond->sequence, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, all ? INT_MAX : 1, NULL, NULL, 0);
 }

@@ -53,6 +53,19 @@ package final class Monitor<State>: @unchecked Sendable {
         return try body(&state.pointee)
     }
 
+    /// `withLock`, but when another thread holds the lock, `whenContended` runs first
+    /// (without the lock), then this waits for it: a caller that must not wait for this
+    /// lock while it holds something others need gives that up there.
+    @inlinable
+    package func withLock<R, E: Error>(whenContended: () -> Void, _ body: (inout State) throws(E) -> R) throws(E) -> R {
+        if pthread_mutex_trylock(mutex) != 0 {
+            whenContended()
+            pthread_mutex_lock(mutex)
+        }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state.pointee)
+    }
+
     /// Changes the state and wakes every thread waiting on the monitor's own condition.
     @inlinable
     package func update<R>(_ body: (inout State) -> R) -> R {
@@ -143,7 +156,9 @@ package final class Condition: @unchecked Sendable {
 
     /// Wakes the thread waiting on this condition, after its state changed under the
     /// monitor's lock (with the lock held, or after it was released: then the woken
-    /// thread does not wake only to wait for the lock). No system call when none waits.
+    /// thread does not wake only to wait for the lock). A signal that finds no thread
+    /// asleep does nothing (no system call), which is right only because the change was
+    /// made under the lock: state changed without it must not be waited for here.
     @inlinable
     package func signal() { cvfio_cond_signal(raw, 0) }
 

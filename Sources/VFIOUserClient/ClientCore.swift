@@ -63,16 +63,55 @@ final class ReplyWaiter: @unchecked Sendable {
     @exclusivity(unchecked) var reply: VFIOUserMessage?
     /// The reading token was handed to this caller by the thread that held it.
     @exclusivity(unchecked) var handedToken = false
+    /// Where it sits in its `WaiterTable` while in use.
+    @exclusivity(unchecked) var slot = 0
     /// What the caller waits on.
     let condition = Condition()
+}
+
+/// The requests waiting for replies (guarded by the client's monitor): a collection of
+/// the waiters in use, in no particular order. Waiters are made once and reused, and a
+/// request's registration and retirement move no array element when it is the only one
+/// (the lone caller's path): each waiter knows its slot.
+struct WaiterTable: RandomAccessCollection {
+    /// In use: all[0..<count]; the rest are kept for reuse.
+    private var all: [ReplyWaiter] = []
+    private(set) var count = 0
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { count }
+    subscript(position: Int) -> ReplyWaiter { all[position] }
+
+    /// A waiter taken into use (fields as the last request left them).
+    mutating func take() -> ReplyWaiter {
+        if count == all.count { all.append(ReplyWaiter()) }
+        let waiter = all[count]
+        waiter.slot = count
+        count += 1
+        return waiter
+    }
+
+    /// Puts `waiter` back for reuse (nothing when it is not in use).
+    mutating func give(back waiter: ReplyWaiter) {
+        let slot = waiter.slot
+        guard slot < count, all[slot] === waiter else { return }
+        let last = count - 1
+        if slot != last {
+            let moved = all[last]
+            all.swapAt(slot, last)
+            moved.slot = slot
+            waiter.slot = last
+        }
+        count = last
+    }
 }
 
 /// The connection of a `VFIOUserClient`: requests, replies and the threads that read.
 ///
 /// Reading is leader/follower: one thread at a time holds the reading token and reads the
-/// socket. A caller whose request is sent takes the token when it finds it free, or
-/// when the token is handed to it while it waits for its reply; it then reads until its
-/// reply comes, handing the replies of other callers to them
+/// socket. A caller takes the token when it registers its request and finds it free,
+/// or when it comes free or is handed to it while the caller waits for its reply; it
+/// then reads until its reply comes, handing the replies of other callers to them
 /// (each waits on a condition of its own, woken after the lock is released, so that it
 /// does not wake only to wait for the lock) and server commands to the DMA thread; then
 /// it hands the token to another waiting caller, if any. So a lone request costs its two
@@ -117,8 +156,7 @@ final class ClientCore: @unchecked Sendable {
         var nextID: UInt16 = 1
         /// Requests with an id and no reply taken yet (a handful at most: a list is
         /// quicker than hashing).
-        var waiters: [ReplyWaiter] = []
-        var spareWaiters: [ReplyWaiter] = []
+        var waiters = WaiterTable()
         var failure: VFIOError?
         var served = 0
         /// The migration state as last read or set through this client (`nil`: unknown).
@@ -258,35 +296,55 @@ final class ClientCore: @unchecked Sendable {
     /// (the ERROR flag is not turned into an error: see `request`). With `direct`, a reply
     /// of the expected size lands in the caller's buffers.
     ///
-    /// The request is registered and goes out; then the caller waits for its reply, or
-    /// reads it itself when it finds the reading token free (`awaitReply`). The token is
-    /// never taken before the send: a sender may wait for the send lock, held by the DMA
-    /// thread while the socket is full, and a token holder waiting there would leave
-    /// nobody to read what the server is blocked sending.
+    /// One lock step registers the request and takes the reading token when it is free;
+    /// the request goes out; then the caller reads its reply itself (`readReply`) or
+    /// waits for it (`awaitReply`). A caller holding the token never waits for another
+    /// thread's send: that may be the DMA thread waiting for room while the server, its
+    /// socket full, waits for us to read; so when the send lock is busy the token is
+    /// given up first.
     /// - Throws: the connection's failure: `ETIMEDOUT` naming the request when its reply
     ///   did not come within its timeout (the connection fails then).
     func exchange(_ command: UInt16, _ first: UnsafeRawBufferPointer,
                   _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
                   fds: [Int32] = [], flags: VFIOUserMessageFlags = [], direct: DirectReply? = nil) throws(VFIOError) -> ExchangeReply {
-        let waiter = try monitor.wait(on: plainReadEnded) { (state: inout State) throws(VFIOError) -> ReplyWaiter? in
+        // `reads`: whether this caller took the token and reads plainly; nil without it.
+        let (waiter, reads) = try monitor.wait(on: plainReadEnded) { (state: inout State) throws(VFIOError) -> (ReplyWaiter, Bool?)? in
             if let failure = state.failure { throw failure }
             if direct == nil && state.plainReading {
                 state.plainReadWaited = true
                 return nil
             }
             state.activity &+= 1
-            return registerWaiter(&state, command: command)
+            let waiter = registerWaiter(&state, command: command)
+            guard !state.reading else { return (waiter, nil) }
+            state.reading = true
+            // Alone: no other reply can be read, so this one (without descriptors) may be read plainly.
+            state.plainReading = direct != nil && state.waiters.count == 1
+            return (waiter, state.plainReading)
         }!
+        var holdsToken = reads != nil
         let header = VFIOUserHeader(messageID: waiter.id, command: command,
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
         do {
-            try socket.transmit(header, first, second, fds: fds, dontWait: true, whenFull: { () throws(VFIOError) in
-                try waitForRoom(deadline: waiter.deadline)
+            try socket.transmit(header, first, second, fds: fds, dontWait: true, whenSendLockBusy: {
+                guard holdsToken else { return }
+                holdsToken = false
+                var wake: [ReplyWaiter] = []
+                monitor.withLock { releaseToken(&$0, wake: &wake) }
+                signal(wake)
+            }, whenFull: { () throws(VFIOError) in
+                try waitForRoom(holdingToken: holdsToken, deadline: waiter.deadline)
             })
         } catch {
-            monitor.withLock { state in retire(waiter, &state) }
+            var wake: [ReplyWaiter] = []
+            monitor.withLock { state in
+                retire(waiter, &state)
+                if holdsToken { releaseToken(&state, wake: &wake) }
+            }
+            signal(wake)
             throw closedConnection(error)
         }
+        if holdsToken, let plain = reads { return try readReply(waiter, direct: direct, plain: plain) }
         return try awaitReply(waiter, direct: direct)
     }
 
@@ -296,26 +354,21 @@ final class ClientCore: @unchecked Sendable {
         var id = state.nextID
         while state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
         state.nextID = id &+ 1
-        let waiter = state.spareWaiters.popLast() ?? ReplyWaiter()
+        let waiter = state.waiters.take()
         waiter.id = id
         waiter.awaiting = false
         waiter.reply = nil
         waiter.handedToken = false
         waiter.deadline = ClientDeadline(command: command, id: id, timeout: timeout(for: command))
-        state.waiters.append(waiter)
         return waiter
     }
 
     /// Removes a waiter whose request is over (lock held) and keeps it for reuse.
     func retire(_ waiter: ReplyWaiter, _ state: inout State) {
-        if let i = state.waiters.firstIndex(where: { $0 === waiter }) {
-            state.waiters.swapAt(i, state.waiters.count - 1)
-            state.waiters.removeLast()
-        }
+        state.waiters.give(back: waiter)
         waiter.reply = nil
         waiter.awaiting = false
         waiter.handedToken = false
-        if state.spareWaiters.count < 64 { state.spareWaiters.append(waiter) }
     }
 
     /// A send's error as callers see it: a server that closed the connection (`EPIPE`:
@@ -339,7 +392,7 @@ final class ClientCore: @unchecked Sendable {
                                     messageSize: UInt32(VFIOUserHeader.size + first.count + second.count), flags: flags)
         do {
             try socket.transmit(header, first, second, fds: fds, dontWait: true, whenFull: { () throws(VFIOError) in
-                try waitForRoom(deadline: deadline)
+                try waitForRoom(holdingToken: false, deadline: deadline)
             })
         } catch {
             throw closedConnection(error)
@@ -424,13 +477,14 @@ final class ClientCore: @unchecked Sendable {
     /// The messages of a batch, in order: copied into one buffer and sent together while
     /// they fit 64 KiB, else one `send` each. Sends wait for room as `exchange`'s do.
     private func sendBatch(_ batch: [BatchRequest], ids: [UInt16], deadline: ClientDeadline) throws(VFIOError) {
-        let whenFull = { () throws(VFIOError) in try self.waitForRoom(deadline: deadline) }
         let total = batch.reduce(0) { $0 + VFIOUserHeader.size + $1.first.count + $1.second.count }
         guard total <= 64 << 10 else {
             for (i, request) in batch.enumerated() {
                 let header = VFIOUserHeader(messageID: ids[i], command: request.command,
                                             messageSize: UInt32(VFIOUserHeader.size + request.first.count + request.second.count), flags: [])
-                try socket.transmit(header, request.first, request.second, fds: [], dontWait: true, whenFull: whenFull)
+                try socket.transmit(header, request.first, request.second, fds: [], dontWait: true, whenFull: { () throws(VFIOError) in
+                    try waitForRoom(holdingToken: false, deadline: deadline)
+                })
             }
             return
         }
@@ -447,6 +501,8 @@ final class ClientCore: @unchecked Sendable {
                 at += piece.count
             }
         }
-        try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: whenFull)
+        try socket.sendStream(UnsafeRawBufferPointer(buffer), whenFull: { () throws(VFIOError) in
+            try waitForRoom(holdingToken: false, deadline: deadline)
+        })
     }
 }

@@ -31,11 +31,11 @@ extension ClientCore {
                     monitor.withLock { state in
                         // Retired first: a second reply to this request is refused by handOver.
                         retire(waiter, &state)
-                        handOver(&state, &pending, wake: &wake)
+                        if !pending.isEmpty { handOver(&state, &pending, wake: &wake) }
                         state.activity &+= 1
                         releaseToken(&state, wake: &wake)
                     }
-                    signal(wake)
+                    if !wake.isEmpty { signal(wake) }
                     return mine
                 }
                 if deadline.passed { throw deadline.noReply }
@@ -84,16 +84,18 @@ extension ClientCore {
                 waiter.awaiting = false
                 return .read(plain: false)
             }
-            if state.failure == nil && deadline.passed { recordFailure(&state, deadline.noReply) }
-            if let failure = state.failure {
-                retire(waiter, &state)
-                return .failed(failure)
-            }
-            if !state.reading {
+            if state.failure == nil && !state.reading {
+                // A caller blocked reading is watched by the receive thread (its deadline
+                // is not looked at here: the clock is read only by those that wait).
                 state.reading = true
                 state.plainReading = direct != nil && state.waiters.count == 1
                 waiter.awaiting = false
                 return .read(plain: state.plainReading)
+            }
+            if state.failure == nil && deadline.passed { recordFailure(&state, deadline.noReply) }
+            if let failure = state.failure {
+                retire(waiter, &state)
+                return .failed(failure)
             }
             waiter.awaiting = true
             return nil
@@ -167,6 +169,7 @@ extension ClientCore {
             if header.isReply {
                 let reply = errorReply(header, error)
                 if header.messageID == id { return ExchangeReply(reply) }
+                if pending.isEmpty { pending.reserveCapacity(16) }
                 pending.append(reply)
             } else {
                 try queueServerCommand(.refuse(header, error.errnoValue ?? EINVAL), deadline: deadline, waitsForRoom: waitsForQueueRoom)
@@ -174,6 +177,7 @@ extension ClientCore {
         case .message(let message):
             if message.header.isReply {
                 if message.header.messageID == id { return ExchangeReply(message) }
+                if pending.isEmpty { pending.reserveCapacity(16) }
                 pending.append(message)
             } else {
                 try queueServerCommand(.serve(message), deadline: deadline, waitsForRoom: waitsForQueueRoom)
@@ -194,6 +198,7 @@ extension ClientCore {
     /// already) is a protocol error: the connection fails (`EPROTO`).
     func handOver(_ state: inout State, _ pending: inout [VFIOUserMessage], wake: inout [ReplyWaiter]) {
         guard !pending.isEmpty else { return }
+        wake.reserveCapacity(wake.count + pending.count)
         for reply in pending {
             let id = reply.header.messageID
             guard let waiter = state.waiters.first(where: { $0.id == id && $0.reply == nil }) else {
@@ -300,11 +305,12 @@ extension ClientCore {
     // MARK: A full socket
 
     /// A send found the socket full: waits until it takes more, reading meanwhile when the
-    /// server has sent something, nobody else reads and the DMA queue has room (the
-    /// server may be blocked writing to us, and then it would never read what we write).
+    /// server has sent something, this sender holds the reading token (`holdingToken`) or
+    /// nobody else reads, and the DMA queue has room (the server may be blocked writing
+    /// to us, and then it would never read what we write).
     /// - Throws: `deadline.notTaken` when it passes first (the connection fails: part of
     ///   a message may be out); what reading throws (the connection fails).
-    func waitForRoom(deadline: ClientDeadline) throws(VFIOError) {
+    func waitForRoom(holdingToken: Bool, deadline: ClientDeadline) throws(VFIOError) {
         let fd = socket.fd
         while true {
             let mayRead = queueHasRoom()
@@ -320,6 +326,10 @@ extension ClientCore {
                 continue
             }
             if p.revents & Int16(POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 { return }
+            if holdingToken {
+                try readAvailable(deadline: deadline)
+                continue
+            }
             let mine = try monitor.withLock { (state: inout State) throws(VFIOError) -> Bool in
                 if let failure = state.failure { throw failure }
                 if state.reading { return false }

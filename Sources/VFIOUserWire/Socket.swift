@@ -127,10 +127,12 @@ public final class VFIOUserSocket: Sendable {
     /// With `dontWait` (`MSG_DONTWAIT`), `whenFull` is called each time the socket cannot
     /// take more, and must return once it may (it waits for `POLLOUT`, and may read the
     /// socket meanwhile); what it throws ends the send. Without, it is called when a
-    /// blocking send found no room within `SO_SNDTIMEO`. (A non-escaping closure: the
-    /// request path allocates nothing for it.)
+    /// blocking send found no room within `SO_SNDTIMEO`. (Non-escaping closures: the
+    /// request path allocates nothing for them.) `whenSendLockBusy` runs before this
+    /// waits for another thread's send to end.
     package func transmit(_ header: VFIOUserHeader, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
-                          fds: [Int32], dontWait: Bool, whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
+                          fds: [Int32], dontWait: Bool, whenSendLockBusy: () -> Void = {},
+                          whenFull: () throws(VFIOError) -> Void) throws(VFIOError) {
         let total = VFIOUserHeader.size + first.count + second.count
         precondition(Int(header.messageSize) == total, "header size does not match the payload")
         let fd = try descriptor.requireOpen("sendmsg")
@@ -142,7 +144,7 @@ public final class VFIOUserSocket: Sendable {
                 if second.count > 0 {
                     (raw.baseAddress! + 16 + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
                 }
-                try sendLock.withLock { (_: inout ()) throws(VFIOError) in
+                try sendLock.withLock(whenContended: whenSendLockBusy) { (_: inout ()) throws(VFIOError) in
                     try Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), flags: flags, whenFull: whenFull)
                 }
             }
@@ -151,7 +153,7 @@ public final class VFIOUserSocket: Sendable {
         var head = (UInt64(0), UInt64(0))
         withUnsafeMutableBytes(of: &head) { header.store(into: $0) }
         try withUnsafeBytes(of: &head) { (h: UnsafeRawBufferPointer) throws(VFIOError) in
-            try sendLock.withLock { (_: inout ()) throws(VFIOError) in
+            try sendLock.withLock(whenContended: whenSendLockBusy) { (_: inout ()) throws(VFIOError) in
                 try Self.sendAll(fd, h, first, second, fds, flags: flags, whenFull: whenFull)
             }
         }

@@ -2,18 +2,20 @@
  * A condition variable for a pthread mutex, on one futex word: the `Condition` of a
  * `Monitor` (Sources/VFIOSystem/Threading.swift).
  *
- * A wait reads the sequence number, releases the mutex, sleeps while the number is
- * unchanged (or until the deadline), and takes the mutex again; a signal moves the
- * number and makes a futex system call only when a thread sleeps. Spurious wake-ups
- * happen (a signal meant for an earlier wait, EINTR): callers re-check their state.
+ * A wait counts itself a sleeper and reads the sequence number (with the mutex held),
+ * releases the mutex, sleeps while the number is unchanged (or until the deadline), and
+ * takes the mutex again; a signal does nothing when nobody sleeps (one load), else moves
+ * the number and wakes with a futex system call. Spurious wake-ups happen (a signal
+ * meant for an earlier wait, EINTR): callers re-check their state.
  *
  * Why not pthread_cond_t: a thread woken from pthread_cond_wait takes the mutex back in
  * glibc's "contended" state whether or not anyone waits for it, so its next unlock costs
  * a futex wake system call; with a reply waiter woken per message that was 6% of the
  * client's time. Here the mutex is taken again the ordinary way.
  *
- * Initialize with zeros; no destruction is needed. Signal with or without the mutex held
- * (after changing, under the mutex, the state the waiter looks at).
+ * Initialize with zeros; no destruction is needed. Signal with or without the mutex held,
+ * but always after changing, under the mutex, the state the waiter looks at: that is what
+ * lets a signal that finds no sleeper do nothing.
  */
 #ifndef CVFIO_COND_H
 #define CVFIO_COND_H
