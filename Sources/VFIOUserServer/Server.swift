@@ -414,14 +414,19 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// - Throws: only the socket's errors (the connection is then unusable).
     func serveOneMessage(_ socket: VFIOUserSocket) throws(VFIOError) -> Bool {
         guard let header = try socket.receiveHeader(maxFDs: maxFDs) else { return false }
+        if workMayRun && header.isCommand {
+            // Work that earlier messages allowed runs before this command (`yieldToWork`).
+            monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in yieldToWork(&state, wait) }
+        }
+        // Each command, its reply included, is handled with the device lock held.
         if header.isCommand && header.messageSize >= UInt32(VFIOUserHeader.size) {
             switch header.command {
             case VFIOUserCommand.regionRead.rawValue, VFIOUserCommand.regionWrite.rawValue:
-                try handlingCommand { (state: inout ServerState) throws(VFIOError) in try serveRegionAccess(header, socket, &state) }
+                try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try serveRegionAccess(header, socket, &state) }
                 return true
             case VFIOUserCommand.migDataRead.rawValue, VFIOUserCommand.migDataWrite.rawValue:
                 // Migration data goes between the socket and the migration driver without arrays.
-                try handlingCommand { (state: inout ServerState) throws(VFIOError) in try serveMigrationData(header, socket, state.session) }
+                try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try serveMigrationData(header, socket, state.session) }
                 return true
             default:
                 break
@@ -436,7 +441,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                 deliverReply(VFIOUserMessage(header: VFIOUserHeader(messageID: header.messageID, command: header.command, messageSize: 16,
                                                                     flags: [.reply, .error], error: UInt32(replyErrno(error))), payload: []))
             } else if header.wantsReply {
-                try handlingCommand { (_: inout ServerState) throws(VFIOError) in
+                try monitor.withLock { (_: inout ServerState) throws(VFIOError) in
                     try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(error)))
                 }
             }
@@ -444,20 +449,10 @@ public final class VFIOUserServer: @unchecked Sendable {
             if message.header.isReply {
                 deliverReply(message)
             } else {
-                try handlingCommand { (state: inout ServerState) throws(VFIOError) in try serveCommand(message, socket, &state) }
+                try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try serveCommand(message, socket, &state) }
             }
         }
         return true
-    }
-
-    /// Runs `body` (one client command, its reply included) with the device lock held,
-    /// after the work thread has done what earlier messages allowed (`yieldToWork`).
-    @inline(__always)
-    private func handlingCommand(_ body: (inout ServerState) throws(VFIOError) -> Void) throws(VFIOError) {
-        if workMayRun {
-            monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in yieldToWork(&state, wait) }
-        }
-        try monitor.withLock { (state: inout ServerState) throws(VFIOError) in try body(&state) }
     }
 
     /// Hands a reply to the message DMA waiting for it. (One the work thread waits for
