@@ -137,12 +137,15 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// 4096) are read and dropped (E2BIG); `maxFDs` is `max_msg_fds`.
     let maxPayload: Int
     let maxFDs: Int
+    /// The features the model serves itself, by number (`DeviceModel.deviceFeatures`).
+    let modelFeatures: [UInt32: ModelFeature]
 
     /// Prepares `model` (memory for its memory-backed regions; `AttachedDevice` attaches
     /// it). Serve it with `listen(path:)` or `serve(connection:)`.
     /// - Throws: `.invalidArgument` for a migratable model whose features lack STOP_COPY,
-    ///   for a region index above 4095, or for a timeout that is not positive or longer
-    ///   than a day.
+    ///   for a region index above 4095, for ioeventfd areas `IOEventArea.validate` refuses,
+    ///   for device features `ModelFeature.validate` refuses, or for a timeout that is not
+    ///   positive or longer than a day.
     public init(model: any DeviceModel, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(VFIOError) {
         self.model = model
         self.configuration = configuration
@@ -160,6 +163,10 @@ public final class VFIOUserServer: @unchecked Sendable {
         var quiet = Logger(label: "vfio-user-server")
         quiet.logLevel = .warning
         self.logger = logger ?? quiet
+        for region in model.regions { try IOEventArea.validate(region) }
+        let features = model.deviceFeatures
+        try ModelFeature.validate(features)
+        modelFeatures = Dictionary(uniqueKeysWithValues: features.map { ($0.id, $0) })
         acceptWake = try EventFD()
         workWake = try EventFD()
         for region in model.regions where region.isMemoryBacked && region.size > 0 {
@@ -371,14 +378,16 @@ public final class VFIOUserServer: @unchecked Sendable {
             state.session = SessionState()
             state.session.socket = socket
             state.connections += 1
+            model.sessionOpened()
             return state.connections
         }
     }
 
     /// Ends the current connection: closes `socket`, fails the message DMA waiting for a
     /// reply (`ECONNRESET`), drops the client's DMA mappings and eventfds (telling the
-    /// model), stops dirty logging and takes a migrating device back to RUNNING. The
-    /// device keeps the rest of its state.
+    /// model) and the eventfds watched for it, stops dirty logging, takes a migrating
+    /// device back to RUNNING and then tells the model (`sessionClosed`). The device
+    /// keeps the rest of its state.
     func endSession(_ socket: VFIOUserSocket) {
         threads.withLock { $0.socket = nil }
         // Unmapped first (a copy in progress ends before), released after the notices.
@@ -390,6 +399,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
         monitor.withLock { state in
             state.session = SessionState()
+            removeAllWatches()
             replyArrived.broadcast()
             socket.close()
             for index in triggered.sorted() { model.irqsConfigured(index: index, enabledVectors: 0) }
@@ -404,6 +414,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                     logger.warning("client left the device in \(state); reset to RUNNING failed: \(error)")
                 }
             }
+            model.sessionClosed()
         }
     }
 

@@ -204,24 +204,30 @@ extension VFIOUserServer {
     }
 
     /// The work thread: runs queued work one item at a time, each with the device lock
-    /// held, until serving ends.
+    /// held, until serving ends; waits for work and the watched eventfds
+    /// (ServerEventWatches.swift) together, and looks at those between items as well.
     func workLoop() {
         threads.withLock { $0.work = pthread_self() }
         defer { threads.withLock { $0.work = nil } }
         while true {
-            let next = threads.withLock { threads -> (work: ServerThreads.QueuedWork?, end: Bool) in
-                if threads.workEnds { return (nil, true) }
+            let next = threads.withLock { threads -> (work: ServerThreads.QueuedWork?, end: Bool, watching: Bool) in
+                if threads.workEnds { return (nil, true, false) }
                 if threads.queue.isEmpty {
                     threads.workIdle = true
-                    return (nil, false)
+                    return (nil, false, !threads.watches.isEmpty)
                 }
-                return (threads.queue.removeFirst(), false)
+                return (threads.queue.removeFirst(), false, !threads.watches.isEmpty)
             }
             if next.end { return }
             guard let work = next.work else {
-                waitForWork()
+                if next.watching {
+                    pollWatches(watchedDescriptors(), wake: true, timeout: -1)
+                } else {
+                    waitForWork()
+                }
                 continue
             }
+            defer { if next.watching { pollWatches(watchedDescriptors(), wake: false, timeout: 0) } }
             monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in
                 if work.fromCommand {
                     threads.withLock { $0.commandWorkWaiting -= 1 }
@@ -300,5 +306,9 @@ final class ServerDeviceContext: DeviceContext, @unchecked Sendable {
 
     func afterReply(_ work: @escaping @Sendable () -> Void) {
         server?.enqueueDeferred(work)
+    }
+
+    func requestRelease() -> Bool {
+        server?.requestRelease() ?? false
     }
 }
