@@ -29,8 +29,13 @@ import VFIO
 //    through `AttachedDevice.tracker`, SET_IRQS: keep the eventfds and tell the model with
 //    `irqsConfigured(index:enabledVectors:)` (TRIGGER with eventfds; 0 when disabled) and
 //    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
-//    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
-//    DMA space, then `dmaMapped`/`dmaUnmapped`.
+//    DATA_NONE/BOOL is a loopback the server signals itself; MASK/UNMASK with eventfds
+//    are watched, each signal an `irqMaskChanged`. DMA_MAP/UNMAP: update the DMA space,
+//    then `dmaMapped`/`dmaUnmapped`. GET_REGION_IO_FDS: an eventfd per
+//    `RegionDescriptor.ioEventAreas` entry, watched, each signal an `ioEventSignalled`.
+//    DEVICE_FEATURE numbers in `deviceFeatures`: `getFeature`/`setFeature`. A client's
+//    arrival and departure: `sessionOpened`/`sessionClosed`; `requestRelease` signals the
+//    client's REQ eventfd.
 // 4. After each reply, run the work queued with `afterReply`, one item at a time, never
 //    concurrently with a model callback (the vfio-user server: on its work thread, with
 //    its device lock held).

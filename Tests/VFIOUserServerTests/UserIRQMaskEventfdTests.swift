@@ -39,6 +39,26 @@ import TestSupport
         #expect(try model.waitFor { $0.filter { $0 == "unmask 0.0" }.count == 2 })
     }
 
+    /// What QEMU does under KVM (`vfio_intx_enable_kvm`): the INTx eventfd goes to a KVM
+    /// irqfd and the UNMASK eventfd is KVM's resample eventfd, signalled at the guest's EOI.
+    @Test func eduINTxIsResampledThroughTheUnmaskEventfd() throws {
+        let fixture = try UserServerFixture()
+        let client = try fixture.connect()
+        let interrupt = try EventFD(), resample = try EventFD()
+        try client.setIRQs(.enableEventfds(index: intx, [interrupt.fd]))
+        try bind(client, .unmask, resample.fd)
+        try client.write(UInt32(0x8), region: bar0, offset: 0x60)   // raise: asserted, signalled, automasked
+        #expect(try waitSignalled(interrupt) == 1)
+        // EOI with the cause still set: unmasked, the line is still asserted: signalled again.
+        try resample.signal()
+        #expect(try waitSignalled(interrupt) == 1)
+        // Cause acknowledged, EOI, a new cause: one signal (the unmask took effect).
+        try client.write(UInt32(0x8), region: bar0, offset: 0x64)
+        try resample.signal()
+        try client.write(UInt32(0x8), region: bar0, offset: 0x60)
+        #expect(try waitSignalled(interrupt) == 1)
+    }
+
     @Test func tearingDownTheTriggerDropsTheMaskEventfds() throws {
         let model = try HooksModel()
         let fixture = try UserServerFixture(model: model)
