@@ -110,6 +110,8 @@ public final class VFIOUserServer: @unchecked Sendable {
     let resources = Mutex(ClientResources())
     /// The server's threads and the `afterReply` queue.
     let threads = Mutex(ServerThreads())
+    /// The eventfds the work thread watches for the client (ServerEventWatches.swift).
+    let watches = Monitor(EventWatches())
     /// Wakes the accept loop (`stop()`).
     private let acceptWake: EventFD
     /// Wakes the work thread when it waits for work.

@@ -210,24 +210,26 @@ extension VFIOUserServer {
         threads.withLock { $0.work = pthread_self() }
         defer { threads.withLock { $0.work = nil } }
         while true {
-            let next = threads.withLock { threads -> (work: ServerThreads.QueuedWork?, end: Bool, watching: Bool) in
-                if threads.workEnds { return (nil, true, false) }
+            let next = threads.withLock { threads -> (work: ServerThreads.QueuedWork?, end: Bool) in
+                if threads.workEnds { return (nil, true) }
                 if threads.queue.isEmpty {
                     threads.workIdle = true
-                    return (nil, false, !threads.watches.isEmpty)
+                    return (nil, false)
                 }
-                return (threads.queue.removeFirst(), false, !threads.watches.isEmpty)
+                return (threads.queue.removeFirst(), false)
             }
             if next.end { return }
+            // (A watch added after this look wakes the thread through `workWake`.)
+            let watching = !watches.withLock { $0.table.isEmpty }
             guard let work = next.work else {
-                if next.watching {
+                if watching {
                     pollWatches(watchedDescriptors(), wake: true, timeout: -1)
                 } else {
                     waitForWork()
                 }
                 continue
             }
-            defer { if next.watching { pollWatches(watchedDescriptors(), wake: false, timeout: 0) } }
+            defer { if watching { pollWatches(watchedDescriptors(), wake: false, timeout: 0) } }
             monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in
                 if work.fromCommand {
                     threads.withLock { $0.commandWorkWaiting -= 1 }

@@ -22,12 +22,14 @@ extension VFIOUserServer {
 
     /// Watches `event` for the current client; returns the watch's token. Device lock held.
     func addWatch(_ event: EventFD, _ target: EventWatch.Target) -> UInt64 {
-        let token = threads.withLock { threads -> UInt64 in
-            let token = threads.nextWatch
-            threads.nextWatch += 1
-            threads.watches[token] = EventWatch(event: event, target: target)
-            if threads.workThread == nil && threads.workAllowed { startWorkThread(&threads) }
+        let token = watches.withLock { watches -> UInt64 in
+            let token = watches.next
+            watches.next += 1
+            watches.table[token] = EventWatch(event: event, target: target)
             return token
+        }
+        threads.withLock { threads in
+            if threads.workThread == nil && threads.workAllowed { startWorkThread(&threads) }
         }
         try? workWake.signal()   // the work thread polls the new set
         return token
@@ -35,15 +37,15 @@ extension VFIOUserServer {
 
     /// Stops watching `token` and closes its eventfd. Device lock held.
     func removeWatch(_ token: UInt64) {
-        threads.withLock { $0.watches.removeValue(forKey: token) }?.event.close()
+        watches.withLock { $0.table.removeValue(forKey: token) }?.event.close()
         try? workWake.signal()
     }
 
     /// Stops every watch of the client (it left). Device lock held.
     func removeAllWatches() {
-        let all = threads.withLock { threads -> [EventWatch] in
-            defer { threads.watches = [:] }
-            return Array(threads.watches.values)
+        let all = watches.withLock { watches -> [EventWatch] in
+            defer { watches.table = [:] }
+            return Array(watches.table.values)
         }
         for watch in all { watch.event.close() }
         if !all.isEmpty { try? workWake.signal() }
@@ -51,7 +53,7 @@ extension VFIOUserServer {
 
     /// The watched descriptors, for the work thread's poll.
     func watchedDescriptors() -> [(token: UInt64, fd: Int32)] {
-        threads.withLock { $0.watches.isEmpty ? [] : $0.watches.map { ($0.key, $0.value.event.fd) } }
+        watches.withLock { $0.table.isEmpty ? [] : $0.table.map { ($0.key, $0.value.event.fd) } }
     }
 
     /// Work thread: polls `watched` (and `workWake` when `wake`) for up to `timeout`
@@ -87,7 +89,7 @@ extension VFIOUserServer {
     }
 
     private func deliverSignal(_ token: UInt64) {
-        guard let watch = threads.withLock({ $0.watches[token] }),
+        guard let watch = watches.withLock({ $0.table[token] }),
               let count = try? watch.event.consume() else { return }
         switch watch.target {
         case .ioEvent(let region, let area):

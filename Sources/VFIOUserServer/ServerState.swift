@@ -45,6 +45,15 @@ struct IRQMaskKey: Hashable {
     let masking: Bool
 }
 
+/// The eventfds the work thread polls besides `workWake`, by token, guarded by the
+/// server's `watches` (a `Monitor`: a pthread mutex, whose hand-over between the serving
+/// and the work thread ThreadSanitizer sees). Changed only with the device lock held as
+/// well, so that a thread holding it sees a stable set.
+struct EventWatches {
+    var table: [UInt64: EventWatch] = [:]
+    var next: UInt64 = 1
+}
+
 /// An eventfd the work thread watches for the current client (ServerEventWatches.swift).
 struct EventWatch {
     enum Target {
@@ -101,10 +110,6 @@ struct ServerThreads {
     var stopping = false
     /// The connection being served, for `stop()` to shut down.
     var socket: VFIOUserSocket?
-    /// The eventfds the work thread polls besides `workWake`, by token. Changed only with
-    /// the device lock held as well, so that a thread holding it sees a stable set.
-    var watches: [UInt64: EventWatch] = [:]
-    var nextWatch: UInt64 = 1
 
     struct QueuedWork {
         let run: @Sendable () -> Void

@@ -75,11 +75,11 @@ import TestSupport
         let fixture = try UserServerFixture(model: model)
         let first = try fixture.connect()
         let old = try first.regionIOEventFDs(0)
-        #expect(fixture.server.threads.withLock { $0.watches.count } == 2)
+        #expect(fixture.server.watches.withLock { $0.table.count } == 2)
         first.close()
         #expect(try model.waitFor { $0.contains("closed") })
         // sessionClosed comes after the watches went, in the same hold of the device lock.
-        #expect(fixture.server.threads.withLock { $0.watches.count } == 0)
+        #expect(fixture.server.watches.withLock { $0.table.count } == 0)
         let second = try fixture.connect()
         let new = try second.regionIOEventFDs(0)
         #expect(identity(new[0].event.fd) != identity(old[0].event.fd))

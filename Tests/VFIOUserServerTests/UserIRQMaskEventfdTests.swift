@@ -66,9 +66,9 @@ import TestSupport
         let trigger = try EventFD(), unmask = try EventFD()
         try client.setIRQs(.enableEventfds(index: intx, [trigger.fd]))
         try bind(client, .unmask, unmask.fd)
-        #expect(fixture.server.threads.withLock { $0.watches.count } == 1)
+        #expect(fixture.server.watches.withLock { $0.table.count } == 1)
         try client.setIRQs(.disable(index: intx))   // DATA_NONE | TRIGGER, count 0
-        #expect(fixture.server.threads.withLock { $0.watches.count } == 0)
+        #expect(fixture.server.watches.withLock { $0.table.count } == 0)
         // INTx disabled: no UNMASK eventfd (the kernel's is_intx() check).
         expectErrno(EINVAL) { try bind(client, .unmask, unmask.fd) }
         // Enabled again: binding works (no EBUSY: the old one is gone).
@@ -78,7 +78,7 @@ import TestSupport
         #expect(try model.waitFor { $0.contains("unmask 0.0") })
         // Unbinding the TRIGGER eventfd with -1 drops it as well.
         try client.setIRQs(.enableEventfds(index: intx, [-1]))
-        #expect(fixture.server.threads.withLock { $0.watches.count } == 0)
+        #expect(fixture.server.watches.withLock { $0.table.count } == 0)
     }
 
     @Test func hostileRequestsGetTheKernelsErrno() throws {
