@@ -24,7 +24,8 @@ import VFIOUserWire
 ///   and the rest of an item whose DMA reply came, runs before the next command is
 ///   handled (as if it ran on the serving thread). `resources` (a `Mutex`) guards what a
 ///   model reaches from any thread without the device lock: the DMA mappings and
-///   interrupt eventfds; `threads` (a `Mutex`) the threads and the work queue.
+///   interrupt eventfds; `threads` (a `Monitor`, no condition used) the threads and the
+///   work queue; `watches` (a `Monitor`) the eventfds the work thread reads for the client.
 ///   `serveOneMessage` is the whole of the serving thread's work for one message
 ///   (ServerRegionAccess.swift for region accesses, ServerMigrationData.swift for
 ///   migration data, ServerCommands.swift for the rest).
@@ -108,8 +109,11 @@ public final class VFIOUserServer: @unchecked Sendable {
     let workStarted = Condition()
     /// The DMA mappings and interrupt eventfds (model threads reach them).
     let resources = Mutex(ClientResources())
-    /// The server's threads and the `afterReply` queue.
-    let threads = Mutex(ServerThreads())
+    /// The server's threads and the `afterReply` queue. A `Monitor` (a pthread mutex):
+    /// the serving and the work thread contend for it, and a contended
+    /// `Synchronization.Mutex` hands over inside the kernel (a PI futex), where
+    /// ThreadSanitizer sees no release and acquire.
+    let threads = Monitor(ServerThreads())
     /// The eventfds the work thread watches for the client (ServerEventWatches.swift).
     let watches = Monitor(EventWatches())
     /// Wakes the accept loop (`stop()`).

@@ -83,7 +83,7 @@ struct ClientResources {
 }
 
 /// The server's threads and the `afterReply` queue, guarded by the server's `threads`
-/// (a `Mutex` held for short sections, never while a model runs).
+/// (a `Monitor` held for short sections, never while a model runs).
 struct ServerThreads {
     enum Role { case serving, work, other }
 
