@@ -337,7 +337,10 @@ public protocol DeviceModel: AnyObject, Sendable {
     func irqsConfigured(index: UInt32, enabledVectors: UInt32)
 
     /// The client masked (`ACTION_MASK`) or unmasked (`ACTION_UNMASK`) a vector, e.g. the
-    /// INTx unmask after handling an automasked INTx. Default: ignored.
+    /// INTx unmask after handling an automasked INTx, either by message or by signalling
+    /// the MASK/UNMASK eventfd it set (QEMU under KVM sets KVM's INTx resample eventfd as
+    /// the UNMASK eventfd: a signal per guest EOI). A level still asserted at an unmask is
+    /// signalled again by the model, as vfio-pci does. Default: ignored.
     func irqMaskChanged(index: UInt32, vector: UInt32, masked: Bool)
 
     /// The client mapped `range` for DMA (already usable through the context). Default: ignored.

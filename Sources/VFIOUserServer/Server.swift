@@ -51,7 +51,12 @@ import VFIOUserWire
 ///   completed therefore runs again once the migrating client disconnects: stop serving
 ///   it if it must not.
 /// - Migration (`VFIO_USER_DEVICE_FEATURE`, `MIG_DATA_READ` / `WRITE`) and DMA dirty
-///   logging go to the `AttachedDevice` (see `ServerMigration.swift`).
+///   logging go to the `AttachedDevice` (see `ServerMigration.swift`); other feature
+///   numbers the model declares (`deviceFeatures`) go to the model.
+/// - Eventfds the server reads for the client (ServerEventWatches.swift): the ioeventfds
+///   of the model's `IOEventArea`s (`GET_REGION_IO_FDS`) and the client's MASK / UNMASK
+///   eventfds, polled by the work thread and delivered with the device lock held.
+///   `requestRelease()` signals the client's REQ eventfd.
 /// - A client that stalls inside a message, or stops reading what the server sends, is
 ///   dropped once `Configuration.partialMessageTimeout` / `sendTimeout` passes, and the
 ///   next client is served; a client that idles between messages is never dropped.
