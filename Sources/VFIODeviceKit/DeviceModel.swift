@@ -29,8 +29,13 @@ import VFIO
 //    through `AttachedDevice.tracker`, SET_IRQS: keep the eventfds and tell the model with
 //    `irqsConfigured(index:enabledVectors:)` (TRIGGER with eventfds; 0 when disabled) and
 //    `irqMaskChanged` (MASK/UNMASK, e.g. QEMU's INTx unmask at EOI); a TRIGGER with
-//    DATA_NONE/BOOL is a loopback the server signals itself. DMA_MAP/UNMAP: update the
-//    DMA space, then `dmaMapped`/`dmaUnmapped`.
+//    DATA_NONE/BOOL is a loopback the server signals itself; MASK/UNMASK with eventfds
+//    are watched, each signal an `irqMaskChanged`. DMA_MAP/UNMAP: update the DMA space,
+//    then `dmaMapped`/`dmaUnmapped`. GET_REGION_IO_FDS: an eventfd per
+//    `RegionDescriptor.ioEventAreas` entry, watched, each signal an `ioEventSignalled`.
+//    DEVICE_FEATURE numbers in `deviceFeatures`: `getFeature`/`setFeature`. A client's
+//    arrival and departure: `sessionOpened`/`sessionClosed`; `requestRelease` signals the
+//    client's REQ eventfd.
 // 4. After each reply, run the work queued with `afterReply`, one item at a time, never
 //    concurrently with a model callback (the vfio-user server: on its work thread, with
 //    its device lock held).
@@ -50,6 +55,7 @@ public enum DeviceErrno {
     public static let EBUSY: Int32 = 16
     public static let ENODEV: Int32 = 19
     public static let EINVAL: Int32 = 22
+    public static let ENOTTY: Int32 = 25
     public static let ENOSPC: Int32 = 28
     public static let EDEADLK: Int32 = 35
     public static let ENOMSG: Int32 = 42
@@ -87,12 +93,17 @@ public struct RegionDescriptor: Sendable, Hashable {
     /// `backing` by `regionInfo(offset:)`; a model need not set them.
     public var flags: RegionInfoFlags
     public var backing: RegionBacking
+    /// Registers a client may turn into ioeventfds (`IOEventArea`; vfio-user's
+    /// `VFIO_USER_DEVICE_GET_REGION_IO_FDS`). Empty by default.
+    public var ioEventAreas: [IOEventArea]
 
-    public init(index: UInt32, size: UInt64, flags: RegionInfoFlags, backing: RegionBacking = .callbacks) {
+    public init(index: UInt32, size: UInt64, flags: RegionInfoFlags, backing: RegionBacking = .callbacks,
+                ioEventAreas: [IOEventArea] = []) {
         self.index = index
         self.size = size
         self.flags = flags
         self.backing = backing
+        self.ioEventAreas = ioEventAreas
     }
 
     /// An unimplemented region (size 0, no flags).
@@ -261,6 +272,19 @@ public protocol DeviceContext: AnyObject, Sendable {
     /// more work. This is the place for DMA (see above) and anything else that must not
     /// delay the reply.
     func afterReply(_ work: @escaping @Sendable () -> Void)
+
+    /// Asks the client to release the device (the kernel's `vfio_pci_core_request()`, e.g.
+    /// before a hot unplug): signals the eventfd the client gave with SET_IRQS for the REQ
+    /// index of the device's bus (`DeviceInfoFlags.requestIRQIndex`; QEMU answers by
+    /// unplugging the device from its guest). Not held while the device is stopped for
+    /// migration: the request is the host's, not the device's.
+    /// - Returns: false when nobody was asked (no client, or it set no REQ eventfd).
+    ///   Default: false.
+    func requestRelease() -> Bool
+}
+
+extension DeviceContext {
+    public func requestRelease() -> Bool { false }
 }
 
 // MARK: - The device model
@@ -313,7 +337,10 @@ public protocol DeviceModel: AnyObject, Sendable {
     func irqsConfigured(index: UInt32, enabledVectors: UInt32)
 
     /// The client masked (`ACTION_MASK`) or unmasked (`ACTION_UNMASK`) a vector, e.g. the
-    /// INTx unmask after handling an automasked INTx. Default: ignored.
+    /// INTx unmask after handling an automasked INTx, either by message or by signalling
+    /// the MASK/UNMASK eventfd it set (QEMU under KVM sets KVM's INTx resample eventfd as
+    /// the UNMASK eventfd: a signal per guest EOI). A level still asserted at an unmask is
+    /// signalled again by the model, as vfio-pci does. Default: ignored.
     func irqMaskChanged(index: UInt32, vector: UInt32, masked: Bool)
 
     /// The client mapped `range` for DMA (already usable through the context). Default: ignored.
@@ -325,6 +352,40 @@ public protocol DeviceModel: AnyObject, Sendable {
     /// Live migration, when the device supports it. Default: `nil`. Served through a
     /// `MigrationDriver` (see `AttachedDevice`).
     var migration: (any MigratableDevice)? { get }
+
+    /// A client connected (before its first request). Default: ignored.
+    func sessionOpened()
+
+    /// The client left (closed the socket, died, or was dropped). Called after the server
+    /// dropped its DMA mappings and interrupt eventfds (`dmaUnmapped`, `irqsConfigured`
+    /// with 0 came first) and took a migrating device back to RUNNING: the place to stop
+    /// the model's workers and forget DMA addresses the client gave (a queue's base, say),
+    /// which mean nothing to the next client. The device keeps its other state, as the
+    /// vfio-user spec asks. Default: ignored.
+    func sessionClosed()
+
+    /// A write to `area` of region `region` arrived through its ioeventfd (see
+    /// `IOEventArea`): `count` writes coalesced into one signal (at least 1). Called with
+    /// the same serialization as every other callback, on the server's work thread, where
+    /// a model may DMA (no client request is waiting). Default: for an area with a data
+    /// match, one `write(region:offset:from:)` of that value at the area's width (writes
+    /// of one value coalesce anyway); for an area without, nothing: a model that declares
+    /// one implements this. A throw is logged; the client does not hear of it (the write
+    /// was posted).
+    func ioEventSignalled(region: UInt32, area: IOEventArea, count: UInt64) throws(VFIOError)
+
+    /// The device features this model implements itself (`ModelFeature`). Default: none.
+    var deviceFeatures: [ModelFeature] { get }
+
+    /// `VFIO_DEVICE_FEATURE_GET` of a feature in `deviceFeatures` with GET: the feature's
+    /// data, at most `room` bytes (what the client's argsz leaves; at least the declared
+    /// `payloadSize`). Default: `ENOTTY`.
+    func getFeature(_ id: UInt32, room: Int) throws(VFIOError) -> [UInt8]
+
+    /// `VFIO_DEVICE_FEATURE_SET` of a feature in `deviceFeatures` with SET: `data` is the
+    /// request's payload (at least the declared `payloadSize` bytes; untrusted). Default:
+    /// `ENOTTY`.
+    func setFeature(_ id: UInt32, data: [UInt8]) throws(VFIOError)
 }
 
 extension DeviceModel {
@@ -333,6 +394,23 @@ extension DeviceModel {
     public func dmaMapped(_ range: IOVARange) {}
     public func dmaUnmapped(_ range: IOVARange) {}
     public var migration: (any MigratableDevice)? { nil }
+    public func sessionOpened() {}
+    public func sessionClosed() {}
+    public var deviceFeatures: [ModelFeature] { [] }
+    public func getFeature(_ id: UInt32, room: Int) throws(VFIOError) -> [UInt8] {
+        throw .errno("VFIO_DEVICE_FEATURE_GET \(id)", DeviceErrno.ENOTTY)
+    }
+    public func setFeature(_ id: UInt32, data: [UInt8]) throws(VFIOError) {
+        throw .errno("VFIO_DEVICE_FEATURE_SET \(id)", DeviceErrno.ENOTTY)
+    }
+
+    public func ioEventSignalled(region: UInt32, area: IOEventArea, count: UInt64) throws(VFIOError) {
+        guard let value = area.dataMatch else { return }
+        var bytes = value.littleEndian
+        try withUnsafeBytes(of: &bytes) { (raw: UnsafeRawBufferPointer) throws(VFIOError) in
+            try write(region: region, offset: area.offset, from: UnsafeRawBufferPointer(rebasing: raw[0..<Int(area.width)]))
+        }
+    }
 
     /// The `vfio_device_info` reply (no capabilities).
     public var deviceInfo: DeviceInfo {

@@ -101,6 +101,8 @@ public final class TrackingContext: DeviceContext {
 
     public func afterReply(_ work: @escaping @Sendable () -> Void) { base.afterReply(work) }
 
+    public func requestRelease() -> Bool { base.requestRelease() }
+
     // MARK: Interrupts while stopped (driven by MigrationDriver)
 
     /// Holds (`true`) or releases (`false`) the model's interrupts; releasing delivers the

@@ -375,6 +375,38 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
         }
     }
 
+    /// One ioeventfd a server handed out for a register (`regionIOEventFDs`): `signal()`
+    /// on `event` stands for a write of `width` bytes (0: any width) at `offset` of the
+    /// region, of the value `dataMatch` when it is set. That is what KVM does for a
+    /// guest's store once a VMM registers the eventfd with `KVM_IOEVENTFD`; a Swift
+    /// driver signals it itself. Areas may share one `event`.
+    public struct RegionIOEventFD: Sendable {
+        public let offset: UInt64
+        public let width: UInt64
+        public let dataMatch: UInt64?
+        public let event: EventFD
+    }
+
+    /// The ioeventfds of region `index` (`regionIOFDs`, keeping only what a Swift caller
+    /// can use): an empty list when the server offers none.
+    /// - Throws: `.unsupported` when a sub-region is not an ioeventfd (an ioregionfd) or
+    ///   has flags other than `KVM_IOEVENTFD_FLAG_DATAMATCH` (PIO, virtio-ccw notify);
+    ///   `regionIOFDs`' errors.
+    public func regionIOEventFDs(_ index: UInt32) throws(VFIOError) -> [RegionIOEventFD] {
+        let (answer, fds) = try regionIOFDs(index)
+        let events = fds.map { EventFD(adopting: $0) }
+        let dataMatch: UInt32 = 1   // KVM_IOEVENTFD_FLAG_DATAMATCH
+        var result: [RegionIOEventFD] = []
+        for sub in answer.subRegions {
+            guard sub.type == VFIOUserIOFDType.ioeventfd.rawValue, sub.flags & ~dataMatch == 0 else {
+                throw .unsupported("VFIO_USER_DEVICE_GET_REGION_IO_FDS", "region \(index) sub-region at 0x\(String(sub.offset, radix: 16)) is of type \(sub.type) with flags 0x\(String(sub.flags, radix: 16)); only plain ioeventfds are usable here")
+            }
+            result.append(RegionIOEventFD(offset: sub.offset, width: sub.size, dataMatch: sub.flags & dataMatch != 0 ? sub.data : nil,
+                                          event: events[Int(sub.fdIndex)]))
+        }
+        return result
+    }
+
     public func mapRegion(_ index: UInt32, offset: UInt64, size: Int) throws(VFIOError) -> any MappedRegion {
         let (info, descriptor) = try regionInfoWithDescriptor(index)
         defer { descriptor?.close() }

@@ -24,7 +24,8 @@ import VFIOUserWire
 ///   and the rest of an item whose DMA reply came, runs before the next command is
 ///   handled (as if it ran on the serving thread). `resources` (a `Mutex`) guards what a
 ///   model reaches from any thread without the device lock: the DMA mappings and
-///   interrupt eventfds; `threads` (a `Mutex`) the threads and the work queue.
+///   interrupt eventfds; `threads` (a `Monitor`, no condition used) the threads and the
+///   work queue; `watches` (a `Monitor`) the eventfds the work thread reads for the client.
 ///   `serveOneMessage` is the whole of the serving thread's work for one message
 ///   (ServerRegionAccess.swift for region accesses, ServerMigrationData.swift for
 ///   migration data, ServerCommands.swift for the rest).
@@ -50,7 +51,12 @@ import VFIOUserWire
 ///   completed therefore runs again once the migrating client disconnects: stop serving
 ///   it if it must not.
 /// - Migration (`VFIO_USER_DEVICE_FEATURE`, `MIG_DATA_READ` / `WRITE`) and DMA dirty
-///   logging go to the `AttachedDevice` (see `ServerMigration.swift`).
+///   logging go to the `AttachedDevice` (see `ServerMigration.swift`); other feature
+///   numbers the model declares (`deviceFeatures`) go to the model.
+/// - Eventfds the server reads for the client (ServerEventWatches.swift): the ioeventfds
+///   of the model's `IOEventArea`s (`GET_REGION_IO_FDS`) and the client's MASK / UNMASK
+///   eventfds, polled by the work thread and delivered with the device lock held.
+///   `requestRelease()` signals the client's REQ eventfd.
 /// - A client that stalls inside a message, or stops reading what the server sends, is
 ///   dropped once `Configuration.partialMessageTimeout` / `sendTimeout` passes, and the
 ///   next client is served; a client that idles between messages is never dropped.
@@ -108,8 +114,13 @@ public final class VFIOUserServer: @unchecked Sendable {
     let workStarted = Condition()
     /// The DMA mappings and interrupt eventfds (model threads reach them).
     let resources = Mutex(ClientResources())
-    /// The server's threads and the `afterReply` queue.
-    let threads = Mutex(ServerThreads())
+    /// The server's threads and the `afterReply` queue. A `Monitor` (a pthread mutex):
+    /// the serving and the work thread contend for it, and a contended
+    /// `Synchronization.Mutex` hands over inside the kernel (a PI futex), where
+    /// ThreadSanitizer sees no release and acquire.
+    let threads = Monitor(ServerThreads())
+    /// The eventfds the work thread watches for the client (ServerEventWatches.swift).
+    let watches = Monitor(EventWatches())
     /// Wakes the accept loop (`stop()`).
     private let acceptWake: EventFD
     /// Wakes the work thread when it waits for work.
@@ -137,12 +148,15 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// 4096) are read and dropped (E2BIG); `maxFDs` is `max_msg_fds`.
     let maxPayload: Int
     let maxFDs: Int
+    /// The features the model serves itself, by number (`DeviceModel.deviceFeatures`).
+    let modelFeatures: [UInt32: ModelFeature]
 
     /// Prepares `model` (memory for its memory-backed regions; `AttachedDevice` attaches
     /// it). Serve it with `listen(path:)` or `serve(connection:)`.
     /// - Throws: `.invalidArgument` for a migratable model whose features lack STOP_COPY,
-    ///   for a region index above 4095, or for a timeout that is not positive or longer
-    ///   than a day.
+    ///   for a region index above 4095, for ioeventfd areas `IOEventArea.validate` refuses,
+    ///   for device features `ModelFeature.validate` refuses, or for a timeout that is not
+    ///   positive or longer than a day.
     public init(model: any DeviceModel, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(VFIOError) {
         self.model = model
         self.configuration = configuration
@@ -160,6 +174,10 @@ public final class VFIOUserServer: @unchecked Sendable {
         var quiet = Logger(label: "vfio-user-server")
         quiet.logLevel = .warning
         self.logger = logger ?? quiet
+        for region in model.regions { try IOEventArea.validate(region) }
+        let features = model.deviceFeatures
+        try ModelFeature.validate(features)
+        modelFeatures = Dictionary(uniqueKeysWithValues: features.map { ($0.id, $0) })
         acceptWake = try EventFD()
         workWake = try EventFD()
         for region in model.regions where region.isMemoryBacked && region.size > 0 {
@@ -371,14 +389,16 @@ public final class VFIOUserServer: @unchecked Sendable {
             state.session = SessionState()
             state.session.socket = socket
             state.connections += 1
+            model.sessionOpened()
             return state.connections
         }
     }
 
     /// Ends the current connection: closes `socket`, fails the message DMA waiting for a
     /// reply (`ECONNRESET`), drops the client's DMA mappings and eventfds (telling the
-    /// model), stops dirty logging and takes a migrating device back to RUNNING. The
-    /// device keeps the rest of its state.
+    /// model) and the eventfds watched for it, stops dirty logging, takes a migrating
+    /// device back to RUNNING and then tells the model (`sessionClosed`). The device
+    /// keeps the rest of its state.
     func endSession(_ socket: VFIOUserSocket) {
         threads.withLock { $0.socket = nil }
         // Unmapped first (a copy in progress ends before), released after the notices.
@@ -390,6 +410,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
         monitor.withLock { state in
             state.session = SessionState()
+            removeAllWatches()
             replyArrived.broadcast()
             socket.close()
             for index in triggered.sorted() { model.irqsConfigured(index: index, enabledVectors: 0) }
@@ -404,6 +425,7 @@ public final class VFIOUserServer: @unchecked Sendable {
                     logger.warning("client left the device in \(state); reset to RUNNING failed: \(error)")
                 }
             }
+            model.sessionClosed()
         }
     }
 

@@ -63,19 +63,13 @@ extension VFIOUserServer {
         case .deviceGetRegionInfo:
             return try handleRegionInfo(payload)
         case .deviceGetRegionIOFDs:
-            let request = try VFIOUserRegionIOFDs(decoding: payload)
-            guard request.flags == 0, request.count == 0 else { throw .errno("\(command.cName): flags and count must be 0", EINVAL) }
-            guard let region = model.region(request.index), region.size > 0 else {
-                throw .errno("\(command.cName): no region \(request.index)", EINVAL)
-            }
-            // No sub-region of this server is backed by an ioeventfd: an empty list.
-            return (VFIOUserRegionIOFDs(argsz: UInt32(VFIOUserRegionIOFDs.fixedSize), index: region.index).encoded, [])
+            return try handleRegionIOFDs(payload, &session)
         case .deviceGetIRQInfo:
             let request = try IRQInfo(decoding: payload)
             guard let irq = model.irq(request.index) else { throw .errno("\(command.cName): no IRQ index \(request.index)", EINVAL) }
             return (irq.irqInfo.encoded(), [])
         case .deviceSetIRQs:
-            try handleSetIRQs(payload, message.takeDescriptors())
+            try handleSetIRQs(payload, message.takeDescriptors(), &session)
             return ([], [])
         case .dmaRead, .dmaWrite:
             throw .errno("\(command.cName) goes from server to client", EINVAL)
@@ -236,7 +230,7 @@ extension VFIOUserServer {
         return VFIOUserDMAUnmap(argsz: UInt32(VFIOUserDMAUnmap.size), flags: request.flags, address: request.address, size: request.size).encoded
     }
 
-    private func handleSetIRQs(_ payload: [UInt8], _ fds: [Int32]) throws(VFIOError) {
+    private func handleSetIRQs(_ payload: [UInt8], _ fds: [Int32], _ session: inout SessionState) throws(VFIOError) {
         var owned = fds.map { OwnedDescriptor($0) }
         defer { for fd in owned { fd.close() } }
         var reader = ByteReader(payload, context: IRQSet.cName)
@@ -263,9 +257,6 @@ extension VFIOUserServer {
         let index = header.index
         switch header.flags.intersection(.dataTypeMask) {
         case .dataEventfd:
-            guard action == .actionTrigger else {
-                throw .errno("VFIO_USER_DEVICE_SET_IRQS: eventfds for MASK/UNMASK are not supported", EOPNOTSUPP)
-            }
             // Which vectors get which descriptor (nil: unbind).
             var assignment: [OwnedDescriptor?] = []
             if let values = eventfdData {
@@ -285,6 +276,11 @@ extension VFIOUserServer {
                 }
                 assignment = owned
             }
+            guard action == .actionTrigger else {
+                try setIRQMaskEventfds(header, assignment, masking: action == .actionMask, &session)
+                owned = []   // adopted by the watches
+                return
+            }
             for fd in assignment.compactMap({ $0 }) where !isEventFD(fd.raw) {
                 throw .errno("VFIO_USER_DEVICE_SET_IRQS: descriptor is not an eventfd", EBADF)
             }
@@ -300,9 +296,11 @@ extension VFIOUserServer {
                 resources.triggers[index] = vectors
                 return (vectors.keys.max().map { $0 + 1 }) ?? 0
             }
+            if enabled == 0 { dropIRQMaskEventfds(of: index, &session) }
             model.irqsConfigured(index: index, enabledVectors: enabled)
         case .dataNone where action == .actionTrigger && header.count == 0:
             resources.withLock { $0.triggers[index] = [:] }
+            dropIRQMaskEventfds(of: index, &session)
             model.irqsConfigured(index: index, enabledVectors: 0)
         default:
             var selected: [UInt32] = []
@@ -317,7 +315,8 @@ extension VFIOUserServer {
                 for vector in selected { signal(index: index, vector: vector) }
             case .actionMask, .actionUnmask:
                 guard model.irq(index)?.flags.contains(.maskable) == true else {
-                    throw .errno("VFIO_USER_DEVICE_SET_IRQS: IRQ index \(index) is not maskable", EINVAL)
+                    // vfio-pci: an index without a MASK/UNMASK handler (MSI, MSI-X, ERR, REQ).
+                    throw .errno("VFIO_USER_DEVICE_SET_IRQS: IRQ index \(index) is not maskable", ENOTTY)
                 }
                 for vector in selected { model.irqMaskChanged(index: index, vector: vector, masked: action == .actionMask) }
             default:

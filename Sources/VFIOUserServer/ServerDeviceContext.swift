@@ -204,7 +204,8 @@ extension VFIOUserServer {
     }
 
     /// The work thread: runs queued work one item at a time, each with the device lock
-    /// held, until serving ends.
+    /// held, until serving ends; waits for work and the watched eventfds
+    /// (ServerEventWatches.swift) together, and looks at those between items as well.
     func workLoop() {
         threads.withLock { $0.work = pthread_self() }
         defer { threads.withLock { $0.work = nil } }
@@ -218,10 +219,17 @@ extension VFIOUserServer {
                 return (threads.queue.removeFirst(), false)
             }
             if next.end { return }
+            // (A watch added after this look wakes the thread through `workWake`.)
+            let watching = !watches.withLock { $0.table.isEmpty }
             guard let work = next.work else {
-                waitForWork()
+                if watching {
+                    pollWatches(watchedDescriptors(), wake: true, timeout: -1)
+                } else {
+                    waitForWork()
+                }
                 continue
             }
+            defer { if watching { pollWatches(watchedDescriptors(), wake: false, timeout: 0) } }
             monitor.withLockedWait { (state: inout ServerState, wait: DeviceLockHold.Wait) in
                 if work.fromCommand {
                     threads.withLock { $0.commandWorkWaiting -= 1 }
@@ -300,5 +308,9 @@ final class ServerDeviceContext: DeviceContext, @unchecked Sendable {
 
     func afterReply(_ work: @escaping @Sendable () -> Void) {
         server?.enqueueDeferred(work)
+    }
+
+    func requestRelease() -> Bool {
+        server?.requestRelease() ?? false
     }
 }

@@ -34,19 +34,46 @@ extension VFIOUserServer {
         return writer.bytes
     }
 
+    /// A feature the model declared (`DeviceModel.deviceFeatures`), past the kernel's
+    /// checks: a probe is answered with the request, a GET with the model's data (at most
+    /// the room argsz leaves, else `E2BIG` naming the model's fault), a SET with the request.
+    private func handleModelFeature(_ feature: ModelFeature, _ header: DeviceFeatureHeader, _ payload: [UInt8], _ data: [UInt8],
+                                    _ decision: DeviceFeatureCheck.Decision) throws(VFIOError) -> [UInt8] {
+        switch decision {
+        case .probeAnswered:
+            return payload
+        case .get:
+            let room = Int(header.argsz) - DeviceFeatureHeader.fixedSize
+            let answer = try model.getFeature(feature.id, room: room)
+            guard answer.count <= room else {
+                throw .errno("VFIO_USER_DEVICE_FEATURE GET \(feature.id): the model returned \(answer.count) bytes for a room of \(room)", E2BIG)
+            }
+            return Self.getReply(header.flags, answer)
+        case .set:
+            guard data.count >= feature.payloadSize else {
+                throw .invalidArgument("VFIO_USER_DEVICE_FEATURE SET \(feature.id)", "\(data.count) byte(s) of data, \(feature.payloadSize) needed")
+            }
+            try model.setFeature(feature.id, data: data)
+            return payload
+        }
+    }
+
     func handleFeature(_ payload: [UInt8], _ session: SessionState) throws(VFIOError) -> [UInt8] {
         let name = "VFIO_USER_DEVICE_FEATURE"
         var reader = ByteReader(payload, context: DeviceFeatureHeader.cName)
         let header = try DeviceFeatureHeader(from: &reader)
         let feature = header.flags.feature
         let data = Array(payload.dropFirst(DeviceFeatureHeader.fixedSize))
-        guard let id = DeviceFeatureID(rawValue: feature) else {
-            throw .errno("\(name): the device has no feature \(feature)", ENOTTY)
-        }
         func check(_ supported: DeviceFeatureFlags, _ minimum: Int) throws(VFIOError) -> DeviceFeatureCheck.Decision {
             // A vfio-user GET sends no data and states its reply room in argsz; the room is
             // what vfio_check_feature measures, as the kernel measures the user's buffer.
             try DeviceFeatureCheck.check(flags: header.flags, argsz: header.argsz, supported: supported, payloadMinimum: minimum)
+        }
+        if let offered = modelFeatures[feature] {
+            return try handleModelFeature(offered, header, payload, data, check(offered.operations, offered.payloadSize))
+        }
+        guard let id = DeviceFeatureID(rawValue: feature) else {
+            throw .errno("\(name): the device has no feature \(feature)", ENOTTY)
         }
         func migration() throws(VFIOError) -> MigrationDriver {
             guard let driver = device.migration else {

@@ -1,5 +1,6 @@
 import Glibc
 import VFIO
+import VFIODeviceKit
 import VFIOSystem
 import VFIOUserWire
 
@@ -30,6 +31,40 @@ struct SessionState {
     var nextID: UInt16 = 1
     /// Server-initiated messages waiting for their reply, by id: nil until it comes.
     var replies: [UInt16: VFIOUserMessage?] = [:]
+    /// The ioeventfds handed out with GET_REGION_IO_FDS, by region: one per
+    /// `IOEventArea`, in the region's order (made on the first request, then the same).
+    var ioEvents: [UInt32: [EventFD]] = [:]
+    /// The watches of the MASK / UNMASK eventfds the client set, by vector.
+    var irqMaskWatches: [IRQMaskKey: UInt64] = [:]
+}
+
+/// One vector's MASK (`masking`) or UNMASK eventfd.
+struct IRQMaskKey: Hashable {
+    let index: UInt32
+    let vector: UInt32
+    let masking: Bool
+}
+
+/// The eventfds the work thread polls besides `workWake`, by token, guarded by the
+/// server's `watches` (a `Monitor`: a pthread mutex, whose hand-over between the serving
+/// and the work thread ThreadSanitizer sees). Changed only with the device lock held as
+/// well, so that a thread holding it sees a stable set.
+struct EventWatches {
+    var table: [UInt64: EventWatch] = [:]
+    var next: UInt64 = 1
+}
+
+/// An eventfd the work thread watches for the current client (ServerEventWatches.swift).
+struct EventWatch {
+    enum Target {
+        /// An ioeventfd of `area` of region `region`: the model's `ioEventSignalled`.
+        case ioEvent(region: UInt32, area: IOEventArea)
+        /// A MASK / UNMASK eventfd (the kernel's virqfd): the model's `irqMaskChanged`.
+        case irqMask(IRQMaskKey)
+    }
+
+    let event: EventFD
+    let target: Target
 }
 
 /// What threads reach without the device lock (a model's own threads, a callback that
@@ -48,7 +83,7 @@ struct ClientResources {
 }
 
 /// The server's threads and the `afterReply` queue, guarded by the server's `threads`
-/// (a `Mutex` held for short sections, never while a model runs).
+/// (a `Monitor` held for short sections, never while a model runs).
 struct ServerThreads {
     enum Role { case serving, work, other }
 
