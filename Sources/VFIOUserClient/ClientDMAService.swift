@@ -80,7 +80,7 @@ extension ClientCore {
     }
 
     func removeAllMappings() {
-        dmaTable.withLock { $0.removeAll() }
+        dmaTable.withLock { _ = $0.removeAll() }
     }
 
     /// The client memory of `[address, address + count)`, in pieces (table lock held), or

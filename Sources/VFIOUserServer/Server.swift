@@ -188,7 +188,7 @@ public final class VFIOUserServer: @unchecked Sendable {
         let highest = model.regions.map(\.index).max()
         guard (highest ?? 0) < 4096 else { throw .invalidArgument("VFIOUserServer", "region index \(highest ?? 0) is above 4095") }
         regionRoutes = .allocate(capacity: highest.map { Int($0) + 1 } ?? 0)
-        _ = regionRoutes.initialize(repeating: .absent)
+        regionRoutes.initialize(repeating: .absent)
         for region in model.regions.reversed() {
             regionRoutes[Int(region.index)] = DeviceAccess.Route(region, memory: regionFiles[region.index]?.memory)
         }
