@@ -102,9 +102,9 @@ qlib=$qroot/usr/lib/x86_64-linux-gnu
 storage=$cache/guest-storage
 if [ "$kernel_kind" = debian ]; then
     [ -f "$storage/READY" ] || fail "$storage is not prepared; run: $here/prepare.sh $cache"
-else
+elif ((vfio_pci == 0)); then
     grep -q '^CONFIG_BLK_DEV_NVME=y' "$(dirname "$kernel")/config" \
-        || fail "the custom kernel has no built-in nvme driver; rebuild it: $here/build-kernel.sh $cache"
+        || fail "the custom kernel has no built-in nvme driver (needed unless --vfio-pci); rebuild it: $here/build-kernel.sh $cache"
 fi
 [[ $size =~ ^[1-9][0-9]*$ ]] || fail "--size wants MiB, not $size"
 [[ $runtime =~ ^[1-9][0-9]*$ ]] || fail "--runtime wants seconds, not $runtime"
