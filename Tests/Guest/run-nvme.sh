@@ -172,6 +172,7 @@ for d in "${devices[@]}"; do
     esac
 done
 iommu_devices=()
+# shellcheck disable=SC2054  # (QEMU's commas)
 ((iommu == 0)) || iommu_devices=(-device intel-iommu,intremap=on,caching-mode=on)
 
 # /init, after the vfio modules: the storage modules (Debian's kernel), then every NVMe

@@ -20,11 +20,12 @@
 # `CTRL.KEY=VALUE` and each fio run's JSON between `@fio CTRL JOB` and `@end` lines
 # (nvme/summary.py reads them). Exit status 0 when every step passed, else 1 with
 # "workload: FAIL: ..." naming the step.
+# shellcheck disable=SC3043  # (busybox ash has local)
 set -u
 # The Debian tools run-nvme.sh copied (fio, nvme, sfdisk, mke2fs, e2fsck) sit in
 # /usr/bin and /usr/sbin. Debian's static busybox runs its own applets before looking
 # at PATH, and it has a mke2fs (without -t): e2fsprogs' is called by its path.
-export PATH=/usr/sbin:/usr/bin:$PATH
+export PATH="/usr/sbin:/usr/bin:$PATH"
 mke2fs=/usr/sbin/mke2fs
 
 results=${SWIFT_VFIO_RESULTS:-/dev/null}
@@ -69,13 +70,13 @@ for bdf in $SWIFT_VFIO_NVME; do
     case $ns in *c*n1) ns=${ctrl}n1 ;; esac
     dev=/dev/$ns
     [ -b "$dev" ] || fail "no block device $dev"
-    model=$(cat "$c/model" | sed 's/ *$//')
-    serial=$(cat "$c/serial" | sed 's/ *$//')
+    model=$(sed 's/ *$//' "$c/model")
+    serial=$(sed 's/ *$//' "$c/serial")
     out "$ctrl.address=$bdf"
     out "$ctrl.model=$model"
     out "$ctrl.serial=$serial"
     out "$ctrl.device=$dev"
-    out "$ctrl.pci_id=$(cat /sys/bus/pci/devices/$bdf/vendor):$(cat /sys/bus/pci/devices/$bdf/device)"
+    out "$ctrl.pci_id=$(cat "/sys/bus/pci/devices/$bdf/vendor"):$(cat "/sys/bus/pci/devices/$bdf/device")"
     out "$ctrl.queues=$(cat "$c/queue_count")"
 
     step "identify ($bdf, $model, serial $serial, $dev)"
