@@ -18,14 +18,16 @@
 #                    modules (prepare.sh's guest-storage); custom: the 6.12 kernel of
 #                    build-kernel.sh (nvme and ext4 built in)
 #   --timeout SECS   kill the guest after this long (default 600)
-#   --device KIND    qemu: QEMU's `-device nvme` (serial qemu-nvme) on a raw file;
+#   --device KIND    qemu: QEMU's `-device nvme` (serial qemu-nvme, qemu-nvme-2, ...) on
+#                    a raw file;
 #                    vfio-user: `vfio-user-pci` connected to --socket. Repeatable, one
 #                    controller each, in this order on the PCI bus (each behind its own
 #                    PCIe root port); default: qemu
 #   --socket SOCK    the vfio-user server's UNIX socket (with --device vfio-user); waited
 #                    for up to 10 s. The server is not started here.
-#   --backing FILE   the raw file behind QEMU's nvme (default: a new sparse file of
-#                    --size MiB in the temp dir, removed at exit)
+#   --backing FILE   the raw file behind QEMU's nvme (one --device qemu only; default:
+#                    a new sparse file of --size MiB each, in the temp dir, removed at
+#                    exit)
 #   --size MIB       size of that new file (default 512)
 #   --iommu          put the emulated Intel IOMMU (translation on, as run.sh) in front of
 #                    the controllers even without --vfio-pci (default: no IOMMU, so the
@@ -143,15 +145,22 @@ for d in "${devices[@]}"; do
     qemu_devices+=(-device "pcie-root-port,id=rp$n,chassis=$n")
     case $d in
         qemu)
-            if [ -z "$backing" ]; then
-                backing=$tmp/nvme.raw
-                truncate -s "${size}M" "$backing"
+            # The file: --backing for the first (only) one, else a new sparse one each.
+            qemu_count=$((${qemu_count:-0} + 1))
+            file=$backing
+            if [ -z "$file" ]; then
+                file=$tmp/nvme$n.raw
+                truncate -s "${size}M" "$file"
+            else
+                ((qemu_count == 1)) || fail "--backing serves one --device qemu only"
             fi
-            [ -f "$backing" ] || [ -b "$backing" ] || fail "no backing file $backing"
-            backing=$(realpath -- "$backing")
-            [[ $backing != *,* ]] || fail "a comma in the backing file's path (QEMU's option syntax)"
-            qemu_devices+=(-drive "file=$backing,if=none,id=nvm$n,format=raw"
-                           -device "nvme,serial=qemu-nvme,drive=nvm$n,bus=rp$n")
+            [ -f "$file" ] || [ -b "$file" ] || fail "no backing file $file"
+            file=$(realpath -- "$file")
+            [[ $file != *,* ]] || fail "a comma in the backing file's path (QEMU's option syntax)"
+            serial=qemu-nvme
+            ((qemu_count == 1)) || serial=qemu-nvme-$qemu_count
+            qemu_devices+=(-drive "file=$file,if=none,id=nvm$n,format=raw"
+                           -device "nvme,serial=$serial,drive=nvm$n,bus=rp$n")
             ;;
         vfio-user)
             ((vfio_user == 0)) || fail "one --device vfio-user only (one --socket)"
