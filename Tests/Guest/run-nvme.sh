@@ -10,7 +10,7 @@
 #
 # Usage: Tests/Guest/run-nvme.sh [--cache DIR] [--kernel debian|custom] [--timeout SECS]
 #            [--device qemu|vfio-user]... [--socket SOCK] [--backing FILE] [--size MIB]
-#            [--iommu] [--vfio-pci] [--results FILE] [--runtime SECS]
+#            [--iommu] [--vfio-pci] [--results FILE] [--runtime SECS] [--rounds N]
 #            [--copy PATH]... [--qemu-arg ARG]... [-- PROGRAM [ARGS...]]
 #   --cache DIR      what prepare.sh and prepare-qemu11.sh (and build-kernel.sh) made
 #                    (default: /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
@@ -42,13 +42,15 @@
 #                    port) to FILE; for the workload: key=value lines and fio's JSON, which
 #                    nvme/summary.py turns into a table (printed at the end) and JSON
 #   --runtime SECS   seconds per fio performance job of the workload (default 8)
+#   --rounds N       run the workload's set of performance jobs N times (default 1),
+#                    each job on every controller in turn; the summary gives medians
 #   --copy PATH      also put PATH into the guest at the same absolute path; repeatable
 #   --qemu-arg ARG   one more argument for QEMU; repeatable
 #   PROGRAM          as for run.sh (default: nvme/workload.sh, or with --vfio-pci the C
 #                    check). Its environment: as run.sh's, plus SWIFT_VFIO_NVME_MODE
 #                    (kernel or vfio-pci), SWIFT_VFIO_NVME (controller addresses, in PCI
 #                    order), SWIFT_VFIO_RESULTS (/dev/ttyS2: what is written there reaches
-#                    the host), SWIFT_VFIO_NVME_RUNTIME.
+#                    the host), SWIFT_VFIO_NVME_RUNTIME, SWIFT_VFIO_NVME_ROUNDS.
 #
 # QEMU 11.1 for every mode (prepare-qemu11.sh), started as run-vfio-user.sh starts it,
 # guest RAM 1 GiB in a shared memfd (vfio-user needs it), `-smp 1,maxcpus=2` (with one
@@ -72,6 +74,7 @@ iommu=0
 vfio_pci=0
 results=
 runtime=8
+rounds=1
 copies=()
 qemu_args=()
 
@@ -88,6 +91,7 @@ while (($#)); do
         --vfio-pci) vfio_pci=1; iommu=1; shift ;;
         --results) results=$2; shift 2 ;;
         --runtime) runtime=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --copy) copies+=("$2"); shift 2 ;;
         --qemu-arg) qemu_args+=("$2"); shift 2 ;;
         --) shift; break ;;
@@ -110,6 +114,7 @@ elif ((vfio_pci == 0)); then
 fi
 [[ $size =~ ^[1-9][0-9]*$ ]] || fail "--size wants MiB, not $size"
 [[ $runtime =~ ^[1-9][0-9]*$ ]] || fail "--runtime wants seconds, not $runtime"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || fail "--rounds wants a count, not $rounds"
 
 # The program: the workload (the guest's nvme driver) or the vfio-pci check.
 guest_setup
@@ -225,7 +230,7 @@ for d in /sys/bus/pci/devices/*; do
     fi
 done
 [ -n "\$nvme_bdfs" ] || setup_failed "no NVMe controller (class 010802)"
-export SWIFT_VFIO_NVME_MODE=$mode SWIFT_VFIO_NVME="\$nvme_bdfs" SWIFT_VFIO_RESULTS=/dev/ttyS2 SWIFT_VFIO_NVME_RUNTIME=$runtime
+export SWIFT_VFIO_NVME_MODE=$mode SWIFT_VFIO_NVME="\$nvme_bdfs" SWIFT_VFIO_RESULTS=/dev/ttyS2 SWIFT_VFIO_NVME_RUNTIME=$runtime SWIFT_VFIO_NVME_ROUNDS=$rounds
 [ $kernel_kind = custom ] && [ $mode = vfio-pci ] && export SWIFT_VFIO_NVME_CDEV="\$nvme_cdev"
 EOF
 )

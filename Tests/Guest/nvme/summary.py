@@ -4,7 +4,8 @@
 Usage: summary.py RESULTS [--json]
 
 Prints one table per run: each fio performance job's IOPS, MB/s and latency (mean and
-99th percentile of completion latency, microseconds) per controller, and, when QEMU's
+99th percentile of completion latency, microseconds) per controller (with several
+rounds: the median round by IOPS, and the IOPS range), and, when QEMU's
 own NVMe ("QEMU NVMe Ctrl") is one of several controllers, each other controller's
 IOPS as a ratio of QEMU's. With --json, the same as one JSON object on stdout instead.
 Exit status 1 when the results are incomplete (a controller without `ok=1`).
@@ -26,7 +27,10 @@ def parse(text):
                 body = "\n".join(lines)
                 body = body[body.find("{"):] if "{" in body else "{}"
                 kind, ctrl, name = block
-                (fio if kind == "@fio" else other).setdefault(ctrl, {})[name] = json.loads(body)
+                if kind == "@fio":  # (a job run in several rounds appears once per round)
+                    fio.setdefault(ctrl, {}).setdefault(name, []).append(json.loads(body))
+                else:
+                    other.setdefault(ctrl, {})[name] = json.loads(body)
                 block, lines = None, []
             else:
                 lines.append(line)
@@ -57,7 +61,8 @@ def job_figures(run):
 def summarise(text):
     keys, fio, _ = parse(text)
     ctrls = [c for c in keys if c != "all"]
-    summary = {"controllers": {}, "total_s": keys.get("all", {}).get("time.total")}
+    summary = {"controllers": {}, "total_s": keys.get("all", {}).get("time.total"),
+               "perf_s": keys.get("all", {}).get("time.perf")}
     for c in ctrls:
         k = keys[c]
         entry = {
@@ -68,8 +73,14 @@ def summarise(text):
             "jobs": {},
         }
         for job in PERF_JOBS:
-            if job in fio.get(c, {}):
-                entry["jobs"][job] = job_figures(fio[c][job])
+            runs = [job_figures(r) for r in fio.get(c, {}).get(job, [])]
+            if runs:
+                # The median run by IOPS stands for the job; the range beside it.
+                runs.sort(key=lambda f: f["iops"])
+                fig = dict(runs[len(runs) // 2])
+                fig["rounds"] = len(runs)
+                fig["iops_min"], fig["iops_max"] = runs[0]["iops"], runs[-1]["iops"]
+                entry["jobs"][job] = fig
         summary["controllers"][c] = entry
     base = next((c for c in ctrls if (keys[c].get("model") or "").startswith("QEMU NVMe")), None)
     if base is not None and len(ctrls) > 1:
@@ -91,13 +102,19 @@ def table(summary):
         out.append(f"{c} {e['address']} {e['model']} (serial {e['serial']}, {e['pci_id']}, "
                    f"{e['engine']}, {e['bytes']} bytes): {'PASS' if e['ok'] else 'FAIL ' + str(e['fail'])}")
         out.append("  steps (s): " + ", ".join(f"{n} {v}" for n, v in e["times_s"].items()))
+        rounds = max([f["rounds"] for f in e["jobs"].values()] + [1])
         out.append(f"  {'job':<18} {'IOPS':>9} {'MB/s':>8} {'lat us':>8} {'p99 us':>8}"
+                   + (f" {'IOPS range':>17}" if rounds > 1 else "")
                    + (f" {'x QEMU':>7}" if "iops_ratio_to_qemu" in e else ""))
         for job, f in e["jobs"].items():
             ratio = e.get("iops_ratio_to_qemu", {}).get(job)
+            spread = f"{f['iops_min']:.0f}-{f['iops_max']:.0f}"
             out.append(f"  {job:<18} {f['iops']:>9} {f['mb_s']:>8} {f['lat_mean_us']:>8} "
-                       f"{f['clat_p99_us']!s:>8}" + (f" {ratio:>7}" if ratio is not None else ""))
-    out.append(f"workload total: {summary['total_s']} s")
+                       f"{f['clat_p99_us']!s:>8}" + (f" {spread:>17}" if rounds > 1 else "")
+                       + (f" {ratio:>7}" if ratio is not None else ""))
+        if rounds > 1:
+            out.append(f"  (median of {rounds} rounds by IOPS)")
+    out.append(f"workload total: {summary['total_s']} s (performance jobs {summary['perf_s']} s)")
     return "\n".join(out)
 
 

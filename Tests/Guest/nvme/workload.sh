@@ -11,9 +11,12 @@
 #      writes (QD8), each read back and checked;
 #   5. a controller reset (`nvme reset`) while a verifying fio job writes, once the
 #      block device shows writes in flight; the job must finish with its data intact;
-#   6. fio performance jobs on p2 (direct I/O, io_uring if the kernel has it, else
-#      libaio), $SWIFT_VFIO_NVME_RUNTIME seconds each after 1 s ramp: 4 KiB randread QD1
-#      and QD32, 4 KiB randwrite QD1 and QD32, 128 KiB sequential read and write QD8;
+#   6. p2 written end to end (so reads read data);
+#   then, after steps 1-6 on every controller, the fio performance jobs on each p2
+#   (direct I/O, io_uring if the kernel has it, else libaio), $SWIFT_VFIO_NVME_RUNTIME
+#   seconds each after 1 s ramp: 4 KiB randread QD1 and QD32, 4 KiB randwrite QD1 and
+#   QD32, 128 KiB sequential read and write QD8; each job on every controller in turn,
+#   the whole set $SWIFT_VFIO_NVME_ROUNDS times (default 1); then on each controller:
 #   7. e2fsck -f -n p1 must find it clean, and the checksums still match (p2's writes
 #      stayed inside p2).
 # Results go to $SWIFT_VFIO_RESULTS (a serial port the host keeps as a file): lines
@@ -30,6 +33,7 @@ mke2fs=/usr/sbin/mke2fs
 
 results=${SWIFT_VFIO_RESULTS:-/dev/null}
 runtime=${SWIFT_VFIO_NVME_RUNTIME:-8}
+rounds=${SWIFT_VFIO_NVME_ROUNDS:-1}
 [ -c "$results" ] && stty -F "$results" raw -echo 2>/dev/null
 out() { echo "$*" >>"$results"; }
 uptime_cs() { local u; u=$(cut -d' ' -f1 /proc/uptime); echo "${u%.*}${u#*.}"; }
@@ -120,12 +124,12 @@ for bdf in $SWIFT_VFIO_NVME; do
         dd if=/dev/urandom of=/mnt/odd bs=1 count=12345 2>/dev/null || fail "write files to $p1"
     mkdir /mnt/small
     for i in $(seq 200); do head -c $((i * 37)) /dev/urandom >"/mnt/small/$i" || fail "write /mnt/small/$i"; done
-    (cd /mnt && find . -type f | sort | xargs sha256sum) >/tmp/sums || fail "sha256sum"
+    (cd /mnt && find . -type f | sort | xargs sha256sum) >"/tmp/sums-$ctrl" || fail "sha256sum"
     sync || fail "sync"
     umount /mnt || fail "umount $p1"
     mount -t ext4 "$p1" /mnt || fail "mount $p1 again"
-    (cd /mnt && sha256sum -c -s /tmp/sums) || fail "checksums differ after unmount and mount"
-    out "$ctrl.files=$(wc -l </tmp/sums)"
+    (cd /mnt && sha256sum -c -s "/tmp/sums-$ctrl") || fail "checksums differ after unmount and mount"
+    out "$ctrl.files=$(wc -l <"/tmp/sums-$ctrl")"
     umount /mnt || fail "umount $p1"
     done_step ext4
 
@@ -167,26 +171,44 @@ for bdf in $SWIFT_VFIO_NVME; do
     [ "$(cat "$c/state")" = live ] || fail "controller state $(cat "$c/state") after reset"
     done_step reset
 
-    step "fio performance on $p2 ($engine, direct, ${runtime} s each)"
-    # Written once end to end first, so every read reads data.
+    step "precondition $p2: written end to end, so every read reads data"
     # shellcheck disable=SC2086
     fio_json precondition $common --rw=write --bs=128k --iodepth=8
+    done_step precondition
+    echo "common='$common' p1=$p1 c=$c" >"/tmp/state-$ctrl"
+    ctrls="${ctrls:-}${ctrls:+ }$ctrl"
+done
+
+# The performance jobs, interleaved: each job on every controller in turn, $rounds
+# times, so that a change in the host's load falls on all controllers alike.
+perf_start=$(uptime_cs)
+for round in $(seq "$rounds"); do
     for job in randread-4k-qd1:randread:4k:1 randread-4k-qd32:randread:4k:32 \
                randwrite-4k-qd1:randwrite:4k:1 randwrite-4k-qd32:randwrite:4k:32 \
                read-128k-qd8:read:128k:8 write-128k-qd8:write:128k:8; do
         IFS=: read -r name rw bs qd <<EOF
 $job
 EOF
-        # shellcheck disable=SC2086
-        fio_json "$name" $common --rw="$rw" --bs="$bs" --iodepth="$qd" \
-            --time_based --runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0
+        for ctrl in $ctrls; do
+            # shellcheck disable=SC1090  # (written above)
+            . "/tmp/state-$ctrl"
+            echo "== $ctrl: fio $name, round $round of $rounds ($runtime s)"
+            # shellcheck disable=SC2086
+            fio_json "$name" $common --rw="$rw" --bs="$bs" --iodepth="$qd" \
+                --time_based --runtime="$runtime" --ramp_time=1 --norandommap --randrepeat=0
+        done
     done
-    done_step perf
+done
+ctrl=all
+out "all.time.perf=$(seconds_since "$perf_start")"
 
+for ctrl in $ctrls; do
+    # shellcheck disable=SC1090  # (written above)
+    . "/tmp/state-$ctrl"
     step "e2fsck -f -n $p1 and the checksums once more"
     e2fsck -f -n "$p1" || fail "e2fsck -f -n $p1 found errors (status $?)"
     mount -t ext4 -o ro "$p1" /mnt || fail "mount $p1 read-only"
-    (cd /mnt && sha256sum -c -s /tmp/sums) || fail "checksums differ after the raw I/O on p2"
+    (cd /mnt && sha256sum -c -s "/tmp/sums-$ctrl") || fail "checksums differ after the raw I/O on p2"
     umount /mnt || fail "umount $p1"
     done_step fsck
     out "$ctrl.ok=1"
