@@ -42,13 +42,37 @@ fail() { echo "workload: FAIL: $ctrl: $*" >&2; out "$ctrl.fail=$*"; exit 1; }
 step() { echo "== $ctrl: $*"; step_start=$(uptime_cs); }
 done_step() { local s; s=$(seconds_since "$step_start"); out "$ctrl.time.$1=$s"; echo "   ok ($s s)"; }
 
+# fio_bounded OUTPUT JOB ARGS...: fio in the background, JSON to OUTPUT, bounded in
+# time: a job not over after $SWIFT_VFIO_NVME_RUNTIME + 90 s (the nvme driver's own
+# I/O timeout is 30 s, then it aborts and resets) fails the workload with the end of
+# the kernel log, instead of hanging until the host's timeout. Sets fio_pid.
+fio_bounded() {
+    local output=$1 job=$2
+    shift 2
+    fio --thread --eta=never --output-format=json --output="$output" --name="$job" "$@" &
+    fio_pid=$!
+    fio_deadline=$(($(uptime_cs) + (runtime + 90) * 100))
+}
+# fio_wait JOB: wait for fio_bounded's job; status 0 if it succeeded.
+fio_wait() {
+    while kill -0 "$fio_pid" 2>/dev/null; do
+        if [ "$(uptime_cs)" -gt "$fio_deadline" ]; then
+            echo "workload: fio $1 still running after $((runtime + 90)) s; the kernel log's end:" >&2
+            dmesg | tail -n 40 >&2
+            fail "fio $1 hung (no end after $((runtime + 90)) s)"
+        fi
+        sleep 0.2
+    done
+    wait "$fio_pid"
+}
+
 # fio_json JOB ARGS...: one fio run with JSON output to the results; fails the step on
 # a fio error (a verify mismatch is one).
 fio_json() {
     local job=$1
     shift
-    fio --thread --eta=never --output-format=json --output=/tmp/fio.json --name="$job" "$@" \
-        || { cat /tmp/fio.json >&2; fail "fio $job"; }
+    fio_bounded /tmp/fio.json "$job" "$@"
+    fio_wait "$job" || { cat /tmp/fio.json >&2; fail "fio $job"; }
     { echo "@fio $ctrl $job"; cat /tmp/fio.json; echo "@end"; } >>"$results"
     # One line for the console: the job's read and write IOPS (the first two "iops" of
     # the JSON: the job's read, then write side).
@@ -152,10 +176,8 @@ for bdf in $SWIFT_VFIO_NVME; do
     step "nvme reset /dev/$ctrl under a verifying fio job"
     writes_before=$(awk '{print $5}' "/sys/block/$ns/stat")
     # shellcheck disable=SC2086
-    fio --thread --eta=never --output-format=json --output=/tmp/fio-reset.json --name=reset-randwrite-4k \
-        $common --rw=randwrite --bs=4k --iodepth=16 --size=64M --offset=128M \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 &
-    fio_pid=$!
+    fio_bounded /tmp/fio-reset.json reset-randwrite-4k $common --rw=randwrite --bs=4k \
+        --iodepth=16 --size=64M --offset=128M --verify=crc32c --do_verify=1 --verify_fatal=1
     # The event: 64 writes completed on the namespace since the job started (write
     # I/Os, field 5 of the block device's stat file); give up if the job ends first.
     started=
@@ -166,7 +188,7 @@ for bdf in $SWIFT_VFIO_NVME; do
     done
     [ -n "$started" ] || fail "the fio job wrote nothing before the reset (or ended first)"
     nvme reset "/dev/$ctrl" || fail "nvme reset /dev/$ctrl"
-    wait $fio_pid || { cat /tmp/fio-reset.json >&2; fail "fio across nvme reset"; }
+    fio_wait reset-randwrite-4k || { cat /tmp/fio-reset.json >&2; fail "fio across nvme reset"; }
     { echo "@fio $ctrl reset-randwrite-4k"; cat /tmp/fio-reset.json; echo "@end"; } >>"$results"
     [ "$(cat "$c/state")" = live ] || fail "controller state $(cat "$c/state") after reset"
     done_step reset
