@@ -9,6 +9,11 @@
 #
 # The sourcing script sets `cache`, `kernel_kind` (debian|custom) and `mtty` (a count)
 # before guest_kernel, `timeout` before guest_run, and runs under `set -euo pipefail`.
+# Optional, before guest_initramfs: `guest_need_edu=0` (a guest without an edu device
+# is fine; default 1: /init fails without one) and `guest_init_hook` (lines of sh that
+# /init runs after the vfio modules and device binding, before PROGRAM; what they
+# export reaches PROGRAM; they call setup_failed "WHY" to fail the run as a harness
+# failure).
 # Messages start with the script's own name.
 
 guest_me=${0##*/}
@@ -214,7 +219,7 @@ for d in /sys/bus/pci/devices/*; do
         edu_cdev="\$edu_cdev\${edu_cdev:+ }\$cdev"
     fi
 done
-[ -n "\$edu" ] || setup_failed "no edu device (1234:11e8)"
+[ -n "\$edu" ] || [ ${guest_need_edu:-1} = 0 ] || setup_failed "no edu device (1234:11e8)"
 export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_KERNEL=$kernel_kind SWIFT_VFIO_EDU="\$edu"${exports:+ $exports}
 if [ $kernel_kind = custom ]; then
     [ -c /dev/iommu ] || setup_failed "no /dev/iommu"
@@ -241,6 +246,8 @@ if [ $mtty -gt 0 ]; then
     done
     export SWIFT_VFIO_MTTY="\$uuids" SWIFT_VFIO_MTTY_CDEV="\$mtty_cdev" SWIFT_VFIO_MTTY_GROUP="\$mtty_group"
 fi
+
+${guest_init_hook:-}
 
 # The program. Its status goes to the host; then power off (panic=-1 and -no-reboot
 # make QEMU exit even if poweroff failed and init died).
