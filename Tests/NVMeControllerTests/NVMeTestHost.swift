@@ -33,11 +33,13 @@ final class NVMeTestHost {
     let client: VFIOUserClient
     let memory: DMABuffer
     var vectors: [EventFD] = []
+    /// The INTx eventfd when the host uses the pin interrupt instead of MSI-X.
+    var intx: EventFD?
     var queues: [UInt16: Queue] = [:]
     private var nextQueueMemory = 0
     private var nextCommandID: UInt16 = 1
 
-    init(model: NVMeDevice, msixVectors: Int = 4, name: String = #function) throws {
+    init(model: NVMeDevice, msixVectors: Int = 4, useINTx: Bool = false, name: String = #function) throws {
         self.model = model
         client = try VFIOUserClient.serving(model, name: "nvme:\(name)")
         memory = try DMABuffer(size: Self.memorySize)
@@ -47,6 +49,10 @@ final class NVMeTestHost {
         if msixVectors > 0 {
             vectors = try (0..<msixVectors).map { _ in try EventFD() }
             try client.setIRQs(.enableEventfds(index: PCIIRQIndex.msix.rawValue, vectors.map(\.fd)))
+        } else if useINTx {
+            let event = try EventFD()
+            try client.setIRQs(.enableEventfds(index: PCIIRQIndex.intx.rawValue, [event.fd]))
+            intx = event
         }
     }
 
@@ -134,7 +140,8 @@ final class NVMeTestHost {
         }
         var entry = current()
         while entry.phase != q.phase {
-            guard !vectors.isEmpty, try waitSignalled(vectors[q.vector], milliseconds: timeoutMilliseconds) != nil else {
+            guard let event = vectors.isEmpty ? intx : vectors[q.vector],
+                  try waitSignalled(event, milliseconds: timeoutMilliseconds) != nil else {
                 entry = current()
                 if entry.phase == q.phase { break }
                 throw WaitError.noCompletion(queue: id)
@@ -145,6 +152,8 @@ final class NVMeTestHost {
         if q.head == 0 { q.phase.toggle() }
         queues[id] = q
         try write32(q.head, ControllerRegister.completionHeadDoorbell(queue: id))
+        // INTx is automasked once signalled: unmask it as a VMM does at the guest's EOI.
+        if intx != nil { try client.setIRQs(.unmaskINTx()) }
         return entry
     }
 
