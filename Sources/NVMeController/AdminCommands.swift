@@ -18,6 +18,7 @@ extension ControllerCore {
         case .getLogPage: return .complete(logPage(entry), dword0: 0)
         case .asynchronousEventRequest: return eventRequest(entry, generation: generation)
         case .abort: return abort(entry, generation: generation)
+        case .doorbellBufferConfig: return .complete(configureDoorbellBuffers(entry), dword0: 0)
         default: return .complete(.invalidOpcode, dword0: 0)
         }
     }
@@ -43,6 +44,7 @@ extension ControllerCore {
         c.criticalTemperature = 0x175
         c.maximumOutstandingCommands = 0
         c.numberOfNamespaces = UInt32(namespaces.count)
+        c.optionalAdminCommands = [.doorbellBufferConfig]
         c.optionalNVMCommands = [.datasetManagement, .writeZeroes]
         c.volatileWriteCache = 0x07  // present; Flush with NSID FFFFFFFFh flushes all
         c.subsystemNQN = "nqn.2026-01.org.swift-vfio:nvme:\(serialNumber)"
@@ -107,6 +109,12 @@ extension ControllerCore {
     // MARK: Queues
 
     private func createCompletionQueue(_ e: SubmissionQueueEntry) -> NVMeStatus {
+        let status = createCompletionQueueState(e)
+        if status.isSuccess { resetShadowEntries(queue: e.queueID, completion: true) }
+        return status
+    }
+
+    private func createCompletionQueueState(_ e: SubmissionQueueEntry) -> NVMeStatus {
         monitor.update { s -> NVMeStatus in
             let id = e.queueID
             guard id >= 1, Int(id) <= ioQueues, s.completionQueues[id] == nil else { return .invalidQueueIdentifier }
@@ -122,6 +130,12 @@ extension ControllerCore {
     }
 
     private func createSubmissionQueue(_ e: SubmissionQueueEntry) -> NVMeStatus {
+        let status = createSubmissionQueueState(e)
+        if status.isSuccess { resetShadowEntries(queue: e.queueID, completion: false) }
+        return status
+    }
+
+    private func createSubmissionQueueState(_ e: SubmissionQueueEntry) -> NVMeStatus {
         monitor.update { s -> NVMeStatus in
             let id = e.queueID
             guard id >= 1, Int(id) <= ioQueues, s.submissionQueues[id] == nil else { return .invalidQueueIdentifier }

@@ -82,19 +82,14 @@ final class ControllerCore: @unchecked Sendable {
 
     private func run() {
         while true {
-            let work = monitor.wait { s -> Work? in
-                if s.exiting { return .exit }
-                if s.shutdownRequested {
-                    s.shutdownRequested = false
-                    s.workerBusy = true
-                    return .shutdown(generation: s.generation)
-                }
-                guard s.ready, s.status.rawValue & 2 == 0, s.runState == .running else { return nil }
-                guard let pick = Self.nextCommand(&s) else { return nil }
-                s.workerBusy = true
-                return pick
+            syncShadowDoorbells()
+            var work = monitor.withLock { s in Self.pickWork(&s) }
+            if work == nil, publishEventIndexesAndRecheck() { continue }
+            if work == nil {
+                // Woken by every doorbell write, register change and reset (monitor.update).
+                work = monitor.wait { s in Self.pickWork(&s) }
             }
-            switch work {
+            switch work! {
             case .exit:
                 return
             case .shutdown(let generation):
@@ -110,6 +105,21 @@ final class ControllerCore: @unchecked Sendable {
                 process(queue: queue, address: address, head: head, generation: generation)
             }
         }
+    }
+
+    /// The next thing for the worker: exit, a shutdown to finish, or a command; `nil`
+    /// when there is nothing.
+    private static func pickWork(_ s: inout ControllerState) -> Work? {
+        if s.exiting { return .exit }
+        if s.shutdownRequested {
+            s.shutdownRequested = false
+            s.workerBusy = true
+            return .shutdown(generation: s.generation)
+        }
+        guard s.ready, s.status.rawValue & 2 == 0, s.runState == .running else { return nil }
+        guard let pick = nextCommand(&s) else { return nil }
+        s.workerBusy = true
+        return pick
     }
 
     /// Round robin over the submission queues with entries: the next command's address,
@@ -192,7 +202,7 @@ final class ControllerCore: @unchecked Sendable {
     /// queue is full, then raises the queue's vector. Dropped when the controller was
     /// reset since `generation` or the queue was deleted.
     func post(_ entry: CompletionQueueEntry, to queue: UInt16, generation: UInt64) {
-        let slot = monitor.wait { s -> (address: UInt64, phase: Bool)?? in
+        func reserve(_ s: inout ControllerState) -> (address: UInt64, phase: Bool)?? {
             guard s.generation == generation, !s.exiting, s.status.rawValue & 2 == 0, let cq = s.completionQueues[queue] else { return .some(nil) }
             if cq.isFull { return nil }
             var q = cq
@@ -203,7 +213,17 @@ final class ControllerCore: @unchecked Sendable {
             s.completionQueues[queue] = q
             return .some((address, phase))
         }
-        guard let slot else { return }
+        var reserved = monitor.withLock { reserve(&$0) }
+        while reserved == nil {
+            // Full: with shadow doorbells the head may be in the shadow buffer only.
+            if requestCompletionHead(queue) {
+                reserved = monitor.withLock { reserve(&$0) }
+                continue
+            }
+            // A head doorbell write (the EventIdx asks for one) or a reset wakes this.
+            reserved = .some(monitor.wait { s in reserve(&s) })
+        }
+        guard let slot = reserved! else { return }
         var entry = entry
         entry.phase = slot.phase
         var failure: VFIOError?

@@ -16,6 +16,9 @@ final class NVMeTestHost {
         var submissionBase: UInt64
         var completionBase: UInt64
         var size: UInt32
+        /// The completion queue's entries when it differs from the submission queue's.
+        var completionSize: UInt32? = nil
+        var cqEntries: UInt32 { completionSize ?? size }
         var tail: UInt32 = 0
         var head: UInt32 = 0
         var phase = true
@@ -148,7 +151,7 @@ final class NVMeTestHost {
             }
             entry = current()
         }
-        q.head = (q.head + 1) % q.size
+        q.head = (q.head + 1) % q.cqEntries
         if q.head == 0 { q.phase.toggle() }
         queues[id] = q
         try write32(q.head, ControllerRegister.completionHeadDoorbell(queue: id))
