@@ -109,6 +109,20 @@ import VFIO
         #expect(host.bytes(Self.data + (4 << 20), 12 * 4096) == (0..<12).flatMap { pattern(4096, seed: UInt64(100 + $0)) })
     }
 
+    /// More commands than the completion queue holds: the controller waits for the host
+    /// to free entries (head doorbell) and loses none.
+    @Test func completionQueueSmallerThanTheWork() throws {
+        let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
+        try host.enable()
+        try host.createIOQueuePair(1, entries: 32, completionEntries: 2)
+        let ids = (0..<20).map { host.place(ioCommand(.read, lba: UInt64($0), blocks: 1, prp1: host.iova(Self.data + 4096 * $0)), queue: 1) }
+        try host.ring(1)
+        for id in ids {
+            let c = try host.nextCompletion(1)
+            #expect(c.commandID == id && c.status == .success)
+        }
+    }
+
     @Test func writeZeroesDeallocateAndFlush() throws {
         let host = try readyHost(blockSize: 4096)
         host.store(pattern(4 * 4096, seed: 5), at: Self.data)

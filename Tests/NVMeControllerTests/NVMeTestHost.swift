@@ -98,17 +98,18 @@ final class NVMeTestHost {
     }
 
     /// Creates I/O completion queue `id` (vector `vector`) and submission queue `id` on it.
-    func createIOQueuePair(_ id: UInt16, entries: UInt32, vector: Int? = nil) throws {
+    func createIOQueuePair(_ id: UInt16, entries: UInt32, completionEntries: UInt32? = nil, vector: Int? = nil) throws {
         let vector = vector ?? Int(id)
+        let cqEntries = completionEntries ?? entries
         let sq = allocateQueueMemory(Int(entries) * 64)
-        let cq = allocateQueueMemory(Int(entries) * 16)
+        let cq = allocateQueueMemory(Int(cqEntries) * 16)
         let cqStatus = try admin(SubmissionQueueEntry(opcode: AdminOpcode.createIOCompletionQueue.rawValue, commandID: 0, prp1: iova(cq),
-                                                      cdw10: (entries - 1) << 16 | UInt32(id), cdw11: UInt32(vector) << 16 | 0x3)).status
+                                                      cdw10: (cqEntries - 1) << 16 | UInt32(id), cdw11: UInt32(vector) << 16 | 0x3)).status
         #expect(cqStatus == .success)
         let sqStatus = try admin(SubmissionQueueEntry(opcode: AdminOpcode.createIOSubmissionQueue.rawValue, commandID: 0, prp1: iova(sq),
                                                       cdw10: (entries - 1) << 16 | UInt32(id), cdw11: UInt32(id) << 16 | 0x1)).status
         #expect(sqStatus == .success)
-        queues[id] = Queue(id: id, submissionBase: iova(sq), completionBase: iova(cq), size: entries, vector: vector)
+        queues[id] = Queue(id: id, submissionBase: iova(sq), completionBase: iova(cq), size: entries, completionSize: cqEntries, vector: vector)
     }
 
     // MARK: Commands
