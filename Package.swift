@@ -82,7 +82,7 @@ let package = Package(
                                                                 .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VFIOMigrationTests", dependencies: ["VFIOMigration", "VFIO", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOSystem", "TestSupport"]),
         .testTarget(name: "NVMeTests", dependencies: ["NVMe"]),
-        .testTarget(name: "NVMeControllerTests", dependencies: ["NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIODeviceKit",
+        .testTarget(name: "NVMeControllerTests", dependencies: ["NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIODeviceKit", "VFIOMigration",
                                                                 "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
         // The `vfio` tool, run as a child process from the built executable next to the tests.
         .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "TestSupport"]),

@@ -18,6 +18,9 @@ final class ControllerCore: @unchecked Sendable {
     let capabilities: ControllerCapabilities
     private let contextBox = Mutex<(any DeviceContext)?>(nil)
     private let worker = Mutex<WorkerThread?>(nil)
+    let lastLoadError = Mutex<String?>(nil)
+    /// Broadcast (monitor held) whenever the worker finishes what it picked.
+    let idle = Condition()
     /// The Asynchronous Event Request Limit (AERL + 1).
     static let eventRequestLimit = 4
     /// Error log entries kept (ELPE + 1).
@@ -77,6 +80,8 @@ final class ControllerCore: @unchecked Sendable {
     private enum Work {
         case exit
         case shutdown(generation: UInt64)
+        /// Completions held while the device was stopped, to post now that it runs.
+        case flushCompletions(generation: UInt64)
         case command(queue: UInt16, address: UInt64, head: UInt32, generation: UInt64)
     }
 
@@ -95,12 +100,18 @@ final class ControllerCore: @unchecked Sendable {
             case .shutdown(let generation):
                 for namespace in namespaces { try? namespace.flush() }
                 monitor.update { s in
-                    s.workerBusy = false
                     if s.generation == generation, s.status.shutdown == .processing {
                         s.status.rawValue = s.status.rawValue & ~0xC | UInt32(ControllerStatus.ShutdownStatus.complete.rawValue) << 2
                     }
-                    Self.finishIdle(&s)
+                    markIdle(&s)
                 }
+            case .flushCompletions(let generation):
+                let pending = monitor.withLock { s -> [PendingCompletion] in
+                    defer { s.pendingCompletions = [] }
+                    return s.pendingCompletions
+                }
+                for completion in pending { post(completion.entry, to: completion.queue, generation: generation) }
+                monitor.update { markIdle(&$0) }
             case .command(let queue, let address, let head, let generation):
                 process(queue: queue, address: address, head: head, generation: generation)
             }
@@ -117,6 +128,10 @@ final class ControllerCore: @unchecked Sendable {
             return .shutdown(generation: s.generation)
         }
         guard s.ready, s.status.rawValue & 2 == 0, s.runState == .running else { return nil }
+        if !s.pendingCompletions.isEmpty {
+            s.workerBusy = true
+            return .flushCompletions(generation: s.generation)
+        }
         guard let pick = nextCommand(&s) else { return nil }
         s.workerBusy = true
         return pick
@@ -169,24 +184,43 @@ final class ControllerCore: @unchecked Sendable {
             entry = SubmissionQueueEntry(try dmaRead(address, count: SubmissionQueueEntry.size))
         } catch {
             fail("fetching a command of submission queue \(queue) at 0x\(String(address, radix: 16)): \(error)")
-            monitor.update { s in
-                s.workerBusy = false
-                Self.finishIdle(&s)
-            }
+            monitor.update { markIdle(&$0) }
             return
         }
         let outcome = queue == 0 ? executeAdmin(entry, generation: generation) : executeIO(entry, queue: queue)
-        let completionQueue = monitor.update { s -> UInt16? in
-            s.workerBusy = false
-            Self.finishIdle(&s)
+        let completionQueue = monitor.withLock { s -> UInt16? in
             guard s.generation == generation else { return nil }
             return s.submissionQueues[queue]?.completionQueue ?? (queue == 0 ? 0 : nil)
         }
-        guard case .complete(let status, let dword0) = outcome, let completionQueue else { return }
-        if !status.isSuccess { recordError(entry, queue: queue, status: status) }
-        post(CompletionQueueEntry(dword0: dword0, submissionQueueHead: UInt16(head), submissionQueueID: queue,
-                                  commandID: entry.commandID, phase: false, status: status),
-             to: completionQueue, generation: generation)
+        if case .complete(let status, let dword0) = outcome, let completionQueue {
+            if !status.isSuccess { recordError(entry, queue: queue, status: status) }
+            post(CompletionQueueEntry(dword0: dword0, submissionQueueHead: UInt16(head), submissionQueueID: queue,
+                                      commandID: entry.commandID, phase: false, status: status),
+                 to: completionQueue, generation: generation)
+        }
+        monitor.update { markIdle(&$0) }
+    }
+
+    /// The worker has finished what it picked (its DMA included): a reset waiting for it
+    /// clears RDY, a migration stop waiting for it goes on.
+    private func markIdle(_ s: inout ControllerState) {
+        s.workerBusy = false
+        Self.finishIdle(&s)
+        idle.broadcast()
+    }
+
+    /// Waits until the worker has nothing in flight, at most `seconds`; false when it
+    /// still has (its DMA may be waiting for the device lock the caller's thread holds,
+    /// with a client whose memory is reached through messages).
+    func waitUntilIdle(seconds: UInt64) -> Bool {
+        let deadline = monotonicNanoseconds() + seconds * 1_000_000_000
+        return monitor.withLockedWait { s, wait in
+            while s.workerBusy {
+                if monotonicNanoseconds() >= deadline { return false }
+                wait(idle, deadline)
+            }
+            return true
+        }
     }
 
     private func recordError(_ entry: SubmissionQueueEntry, queue: UInt16, status: NVMeStatus) {
@@ -204,6 +238,11 @@ final class ControllerCore: @unchecked Sendable {
     func post(_ entry: CompletionQueueEntry, to queue: UInt16, generation: UInt64) {
         func reserve(_ s: inout ControllerState) -> (address: UInt64, phase: Bool)?? {
             guard s.generation == generation, !s.exiting, s.status.rawValue & 2 == 0, let cq = s.completionQueues[queue] else { return .some(nil) }
+            // Stopped or quiescent: no DMA; the completion waits in the state (and migrates).
+            if s.runState != .running {
+                s.pendingCompletions.append(PendingCompletion(queue: queue, entry: entry))
+                return .some(nil)
+            }
             if cq.isFull { return nil }
             var q = cq
             let address = q.base &+ UInt64(q.tail) * UInt64(CompletionQueueEntry.size)

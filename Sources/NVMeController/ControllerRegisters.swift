@@ -160,6 +160,7 @@ extension ControllerCore {
         s.features = FeatureValues()
         s.doorbellBuffers = nil
         s.outstandingEventRequests = []
+        s.pendingCompletions = []
         s.pendingEvents = []
         s.interruptMask = 0
         s.configuration = ControllerConfiguration(rawValue: 0)
@@ -177,7 +178,7 @@ extension ControllerCore {
     /// of queues that do not exist, are ignored (the spec's "Invalid Doorbell Write
     /// Value/Register" errors).
     func ringDoorbell(_ s: inout ControllerState, queue: UInt16, completion: Bool, value: UInt32) -> [IRQSignal] {
-        guard s.ready, s.status.rawValue & 2 == 0 else { return [] }
+        guard s.ready, s.status.rawValue & 2 == 0, s.runState != .stopped else { return [] }
         if completion {
             guard var cq = s.completionQueues[queue], value < cq.size else { return [] }
             cq.head = value

@@ -42,6 +42,12 @@ struct DoorbellBuffers: Sendable, Hashable {
     var eventIndex: UInt64
 }
 
+/// A completion not yet posted because the device was stopped (migration).
+struct PendingCompletion: Sendable, Hashable {
+    var queue: UInt16
+    var entry: CompletionQueueEntry
+}
+
 /// Everything the register accesses and the worker share, under the controller's monitor.
 struct ControllerState: Sendable {
     var config: PCIConfigSpace
@@ -58,6 +64,8 @@ struct ControllerState: Sendable {
     var doorbellBuffers: DoorbellBuffers?
     /// Asynchronous Event Requests outstanding (command identifiers), oldest first.
     var outstandingEventRequests: [UInt16] = []
+    /// Completions held while stopped, posted in order once running.
+    var pendingCompletions: [PendingCompletion] = []
     /// Events not yet reported (no request outstanding, or masked).
     var pendingEvents: [AsynchronousEvent] = []
     /// The newest error log entries, newest first.

@@ -42,10 +42,12 @@ final class NVMeTestHost {
     private var nextQueueMemory = 0
     private var nextCommandID: UInt16 = 1
 
-    init(model: NVMeDevice, msixVectors: Int = 4, useINTx: Bool = false, name: String = #function) throws {
+    /// - Parameter memory: host memory to share with another host (a migration's source),
+    ///   instead of fresh memory.
+    init(model: NVMeDevice, msixVectors: Int = 4, useINTx: Bool = false, memory shared: DMABuffer? = nil, name: String = #function) throws {
         self.model = model
         client = try VFIOUserClient.serving(model, name: "nvme:\(name)")
-        memory = try DMABuffer(size: Self.memorySize)
+        memory = try shared ?? DMABuffer(size: Self.memorySize)
         try client.mapDMA(memory, offset: 0, size: memory.size, iova: Self.iovaBase, access: [.read, .write])
         let command = try client.readConfig(UInt16.self, offset: 4)
         try client.writeConfig(command | 0x6, offset: 4)  // memory space, bus master
