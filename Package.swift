@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "NVMeControllerTests", dependencies: ["NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIODeviceKit", "VFIOMigration",
                                                                 "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
         // The `vfio` tool, run as a child process from the built executable next to the tests.
-        .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
+        .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "NVMe", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

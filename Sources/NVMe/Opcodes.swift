@@ -55,6 +55,9 @@ public enum IdentifyCNS: UInt8, Sendable {
     case activeNamespaceList = 0x02
     /// The namespace identification descriptors of CDW1's NSID.
     case namespaceDescriptorList = 0x03
+    /// The I/O command set specific Identify Controller data structure of the command
+    /// set in CDW11 bits 31:24 (CSI; 0 = NVM: VSL, WZSL, WUSL, DMRL, DMRSL, DMSL).
+    case ioCommandSetController = 0x06
 }
 
 /// Feature identifiers (Set/Get Features CDW10 bits 7:0; NVMe 1.4, figure 271).

@@ -94,6 +94,10 @@ extension ControllerCore {
         case .namespaceDescriptorList?:
             guard let index = namespaceIndex(entry.namespaceID) else { return .invalidNamespaceOrFormat }
             bytes = NamespaceIdentifier.encodedList([.nguid(nguid(of: index)), .commandSet(0)])
+        case .ioCommandSetController?:
+            // The NVM command set's (CSI 0, CDW11 31:24): all zero, no limits beyond MDTS.
+            guard entry.cdw11 >> 24 == 0 else { return .invalidField }
+            bytes = [UInt8](repeating: 0, count: 4096)
         case nil:
             return .invalidField
         }

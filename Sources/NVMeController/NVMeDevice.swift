@@ -114,11 +114,16 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
     }
 
     /// Function level reset: the configuration space and the controller (as CC.EN = 0).
+    /// Returns once the command in flight, if any, has finished (CSTS reads 0 then), or
+    /// after 10 s (its DMA may wait for the server's device lock, held by the caller,
+    /// with a client whose memory is reached through messages: RDY then clears when it
+    /// finishes).
     public func reset() throws(VFIOError) {
         core.monitor.update { s in
             s.config.reset()
             ControllerCore.resetController(&s)
         }
+        _ = core.waitUntilIdle(seconds: 10)
     }
 
     public func irqsConfigured(index: UInt32, enabledVectors: UInt32) {

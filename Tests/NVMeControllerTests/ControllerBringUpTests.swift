@@ -82,6 +82,13 @@ import VFIODeviceKit
         #expect(Array(descriptors[4..<20]) == Array(namespace[104..<120]))
         #expect(descriptors[20] == 4 && descriptors[21] == 1 && descriptors[24] == 0)  // CSI: NVM
 
+        // The NVM command set's controller structure: no limits (all zero); another CSI: refused.
+        let csi = try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.identify.rawValue, commandID: 0,
+                                                      prp1: host.iova(NVMeTestHost.dataOffset), cdw10: 0x06))
+        #expect(csi.status == .success && host.bytes(NVMeTestHost.dataOffset, 4096).allSatisfy { $0 == 0 })
+        let zoned = try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.identify.rawValue, commandID: 0,
+                                                        prp1: host.iova(NVMeTestHost.dataOffset), cdw10: 0x06, cdw11: 2 << 24))
+        #expect(zoned.status == .invalidField)
         // A namespace that does not exist, and a CNS the controller does not know.
         #expect(try host.identify(cns: .namespace, namespace: 2).0 == .invalidNamespaceOrFormat)
         let unknown = try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.identify.rawValue, commandID: 0,
