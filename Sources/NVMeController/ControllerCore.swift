@@ -1,3 +1,4 @@
+import Glibc
 import NVMe
 import Synchronization
 import VFIO
@@ -50,11 +51,17 @@ final class ControllerCore: @unchecked Sendable {
         for signal in signals { context.triggerIRQ(index: signal.index, vector: signal.vector) }
     }
 
-    /// Ends the worker (the model is being released).
+    /// Ends the worker (the model is being released). The last reference may go on the
+    /// worker itself (a context call it made released the server): then nobody can join
+    /// it, and it detaches itself.
     func shutDownWorker() {
         monitor.update { $0.exiting = true }
-        let thread = worker.withLock { $0 }
-        if let thread, !thread.isCurrent { thread.join() }
+        guard let thread = worker.withLock({ $0 }) else { return }
+        if thread.isCurrent {
+            pthread_detach(pthread_self())
+        } else {
+            thread.join()
+        }
     }
 
     // MARK: DMA
