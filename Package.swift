@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "VFIOUserClient", targets: ["VFIOUserClient"]),
         .library(name: "VFIOUserServer", targets: ["VFIOUserServer"]),
         .library(name: "VFIOMigration", targets: ["VFIOMigration"]),
+        .library(name: "NVMe", targets: ["NVMe"]),
+        .library(name: "NVMeController", targets: ["NVMeController"]),
         .executable(name: "vfio", targets: ["vfio"]),
         .executable(name: "vfio-bench", targets: ["vfio-bench"]),
     ],
@@ -27,6 +29,10 @@ let package = Package(
         .target(name: "VFIOHost", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         .target(name: "VFIODeviceKit", dependencies: ["VFIO"]),
         .target(name: "VFIOMigration", dependencies: ["VFIO"]),
+        // NVMe: the specification as values (registers, queue entries, Identify, logs, PRPs),
+        // shared by the controller model and a driver; NVMeController: the device model.
+        .target(name: "NVMe"),
+        .target(name: "NVMeController", dependencies: ["VFIO", "VFIOSystem", "VFIODeviceKit", "NVMe"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         // vfio-user: the wire (header, payload codecs, the socket with SCM_RIGHTS), the
         // client (a `VFIODevice`) and the server (hosts a `DeviceModel`).
@@ -42,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOConformance", "VFIOMigration",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOConformance", "VFIOMigration", "NVMeController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,8 +81,11 @@ let package = Package(
         .testTarget(name: "VFIOUserServerTests", dependencies: ["VFIOUserServer", "VFIOUserWire", "VFIOUserClient", "VFIODeviceKit", "VFIOMigration", "VFIO", "VFIOSystem", "CVFIO", "TestSupport",
                                                                 .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VFIOMigrationTests", dependencies: ["VFIOMigration", "VFIO", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOSystem", "TestSupport"]),
+        .testTarget(name: "NVMeTests", dependencies: ["NVMe"]),
+        .testTarget(name: "NVMeControllerTests", dependencies: ["NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIODeviceKit", "VFIOMigration",
+                                                                "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
         // The `vfio` tool, run as a child process from the built executable next to the tests.
-        .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
+        .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "NVMe", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Glibc
 import Logging
+import NVMeController
 import VFIO
+import VFIODeviceKit
 import VFIOUserClient
 import VFIOUserServer
 import VFIOUserWire
@@ -32,11 +34,24 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .customLong("backing"), help: "nvme: namespaces on these files or block devices (PATH[,PATH...]), instead of one 64 MiB RAM namespace.")
+    var backing: String?
+
+    @Option(name: .customLong("lba-size"), help: "nvme: the logical block size, 512 or 4096.")
+    var lbaSize: Int = 512
+
     @OptionGroup(title: "Slow or stalled clients")
     var timeouts: ServeTimeoutOptions
 
     func validate() throws {
         if (socket == nil) == (fd == nil) { throw ValidationError("give exactly one of --socket PATH and --fd N") }
+        if model != .nvme && (backing != nil || lbaSize != 512) { throw ValidationError("--backing and --lba-size are options of the nvme model") }
+        if lbaSize != 512 && lbaSize != 4096 { throw ValidationError("--lba-size must be 512 or 4096, not \(lbaSize)") }
+        if let backing {
+            let paths = backing.split(separator: ",", omittingEmptySubsequences: false)
+            if paths.contains(where: \.isEmpty) { throw ValidationError("--backing has an empty path: '\(backing)'") }
+            if paths.count > 16 { throw ValidationError("--backing names \(paths.count) namespaces; at most 16") }
+        }
     }
 
     func run() throws {
@@ -46,7 +61,7 @@ struct ServeCommand: ParsableCommand {
         // Before the server starts its threads: they inherit the blocked mask.
         try StopSignals.install()
 
-        let server = try VFIOUserServer(model: model.make(), configuration: timeouts.configuration, logger: logger)
+        let server = try VFIOUserServer(model: makeModel(), configuration: timeouts.configuration, logger: logger)
         if let socket {
             try server.listen(path: socket)
             logger.info("serving \(model.rawValue) on \(socket); stop with SIGINT or SIGTERM")
@@ -59,6 +74,15 @@ struct ServeCommand: ParsableCommand {
         let reason = StopSignals.wait()
         logger.info("stopping: \(reason)")
         server.stop()
+    }
+
+    private func makeModel() throws -> any DeviceModel {
+        guard model == .nvme else { return try model.make() }
+        guard let backing else { return try NVMeDevice(ramBytes: 64 << 20, blockSize: lbaSize) }
+        let storages: [any NamespaceStorage] = try backing.split(separator: ",").map { path in
+            try FileNamespaceStorage(path: String(path), blockSize: lbaSize)
+        }
+        return NVMeDevice(namespaces: storages)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NVMeController
 import VFIO
 import VFIODeviceKit
 import VFIOUserClient
@@ -11,11 +12,15 @@ enum BuiltinModel: String, CaseIterable, ExpressibleByArgument {
     case edu
     /// The kit's memory-backed device with an mmap-able BAR and MSI-X (`MemoryBackedDevice`).
     case memory
+    /// An NVMe controller with one 64 MiB RAM namespace (`NVMeDevice`); `vfio serve nvme`
+    /// takes `--backing` for file or block device namespaces.
+    case nvme
 
-    func make() -> any DeviceModel {
+    func make() throws -> any DeviceModel {
         switch self {
         case .edu: return EduDevice()
         case .memory: return MemoryBackedDevice()
+        case .nvme: return try NVMeDevice()
         }
     }
 
