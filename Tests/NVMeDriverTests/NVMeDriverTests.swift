@@ -70,20 +70,57 @@ import VFIOUserClient
         try await withController { try await DriverSuite.shadowDoorbells($0, enabled: enabled) }
     }
 
-    /// Shadow doorbells save doorbell writes: the controller reads the shadow values, so
-    /// a queue kept busy needs fewer region writes than commands.
-    @Test func shadowDoorbellsAreUsedByTheController() async throws {
+    /// Shadow doorbells save doorbell writes: the controller reads the shadow tail while
+    /// it works, so batches on a busy queue need fewer SQ 1 tail writes than batches;
+    /// without them every batch writes the register once.
+    @Test(arguments: [true, false])
+    func shadowDoorbellsSaveRegisterWrites(enabled: Bool) async throws {
         try await withController { client in
+            let device = InstrumentedDevice(client)
             var options = NVMeHost.Options()
-            options.queueEntries = 16
-            try await DriverSuite.withHost(client, options) { host in
-                #expect(host.usesShadowDoorbells)
+            options.queueEntries = 64
+            options.shadowDoorbells = enabled
+            let batches = 80
+            try await DriverSuite.withHost(device, options) { host in
+                #expect(host.usesShadowDoorbells == enabled)
                 #expect(!host.usesMappedDoorbells)
                 let ns = host.namespaces[0]
                 let buffer = try host.allocateBuffer(4096)
-                let batch = (0..<15).map { NVMeIO.read(namespace: ns.id, lba: UInt64($0), blocks: 1, buffer: buffer) }
-                for _ in 0..<4 { for result in await host.submit(batch) { _ = try result.get() } }
+                // Four tasks keep the queue busy, so the controller is often awake when a tail moves.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            for b in 0..<(batches / 4) {
+                                let batch = (0..<8).map { NVMeIO.read(namespace: ns.id, lba: UInt64(b * 8 + $0), blocks: 1, buffer: buffer) }
+                                for result in await host.submit(batch) { _ = try result.get() }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
             }
+            let tailWrites = device.writeCount(bar0Offset: ControllerRegister.submissionTailDoorbell(queue: 1))
+            if enabled {
+                #expect(tailWrites < batches, "\(tailWrites) SQ 1 tail writes for \(batches) batches")
+            } else {
+                #expect(tailWrites == batches)
+            }
+        }
+    }
+
+    /// The data pointers the driver builds describe exactly the buffer range, as the
+    /// controller side's PRP rules read them.
+    @Test func prpPointersDescribeTheBufferRange() throws {
+        let builder = PRPBuilder(pageSize: 4096)
+        for (iova, length) in [(0x10_0000, 512), (0x10_0004, 4092), (0x10_0004, 4093), (0x10_0800, 8192), (0x10_0FFC, 4100),
+                               (0x10_0000, 128 << 10), (0x10_0404, 128 << 10), (0x10_0000, 2 << 20)] as [(UInt64, Int)] {
+            let pointer = builder.pointer(iova: iova, length: length, listIOVA: 0x90_0000)
+            let segments = PRP.segments(prp1: pointer.prp1, prp2: pointer.prp2, length: length, pageSize: 4096) { address, count in
+                let start = Int(address - 0x90_0000) / 8
+                guard address >= 0x90_0000, start + count <= pointer.list.count else { return nil }
+                return Array(pointer.list[start..<(start + count)])
+            }
+            #expect(segments == .success([DataSegment(address: iova, length: length)]), "\(length) bytes at 0x\(String(iova, radix: 16))")
         }
     }
 
