@@ -54,7 +54,9 @@ final class QueuePair: Sendable {
     let interrupt: EventFD?
     let vector: UInt16
     let timeout: Duration
-    private let state: Mutex<State>
+    /// A pthread monitor, not `Synchronization.Mutex`: the lock is held across the doorbell
+    /// write, a system call or a message on the region-write path.
+    private let state: Monitor<State>
 
     /// - Parameters: the queue memory comes from `allocator` (released by it on close).
     init(id: UInt16, entries: Int, allocator: DMAAllocator, doorbells: Doorbells, shadow: ShadowDoorbells?,
@@ -71,7 +73,7 @@ final class QueuePair: Sendable {
         self.interrupt = interrupt
         self.vector = vector
         self.timeout = timeout
-        state = Mutex(State(free: (0..<UInt16(entries - 1)).reversed(), slots: Array(repeating: nil, count: entries - 1)))
+        state = Monitor(State(free: (0..<UInt16(entries - 1)).reversed(), slots: Array(repeating: nil, count: entries - 1)))
         self.shadow?.resetEntries(queue: id)
     }
 
