@@ -75,7 +75,9 @@ extension ControllerCore {
         n.utilization = storage.blockCount
         n.formats = [LBAFormat(dataSizeShift: UInt8(storage.blockSize.trailingZeroBitCount))]
         n.formattedLBASize = 0
-        n.deallocateFeatures = 0x09  // deallocated blocks read zeroes; Write Zeroes may deallocate
+        // RAM: deallocated blocks read zeroes; files: not reported (deallocation is a hint).
+        // Both: Write Zeroes may deallocate.
+        n.deallocateFeatures = storage.migratesContents ? 0x09 : 0x08
         n.nguid = nguid(of: index)
         return n
     }

@@ -1,3 +1,4 @@
+import Glibc
 import NVMe
 import Synchronization
 import VFIO
@@ -50,11 +51,17 @@ final class ControllerCore: @unchecked Sendable {
         for signal in signals { context.triggerIRQ(index: signal.index, vector: signal.vector) }
     }
 
-    /// Ends the worker (the model is being released).
+    /// Ends the worker (the model is being released). The last reference may go on the
+    /// worker itself (a context call it made released the server): then nobody can join
+    /// it, and it detaches itself.
     func shutDownWorker() {
         monitor.update { $0.exiting = true }
-        let thread = worker.withLock { $0 }
-        if let thread, !thread.isCurrent { thread.join() }
+        guard let thread = worker.withLock({ $0 }) else { return }
+        if thread.isCurrent {
+            pthread_detach(pthread_self())
+        } else {
+            thread.join()
+        }
     }
 
     // MARK: DMA
@@ -79,6 +86,8 @@ final class ControllerCore: @unchecked Sendable {
 
     private enum Work {
         case exit
+        /// A doorbell register write with shadow doorbells in use: read the shadow.
+        case recheck
         case shutdown(generation: UInt64)
         /// Completions held while the device was stopped, to post now that it runs.
         case flushCompletions(generation: UInt64)
@@ -87,16 +96,22 @@ final class ControllerCore: @unchecked Sendable {
 
     private func run() {
         while true {
+            let kicks = monitor.withLock { $0.doorbellKicks }
             syncShadowDoorbells()
             var work = monitor.withLock { s in Self.pickWork(&s) }
             if work == nil, publishEventIndexesAndRecheck() { continue }
             if work == nil {
                 // Woken by every doorbell write, register change and reset (monitor.update).
-                work = monitor.wait { s in Self.pickWork(&s) }
+                work = monitor.wait { s -> Work? in
+                    if let picked = Self.pickWork(&s) { return picked }
+                    return s.doorbellKicks != kicks ? .recheck : nil
+                }
             }
             switch work! {
             case .exit:
                 return
+            case .recheck:
+                continue
             case .shutdown(let generation):
                 for namespace in namespaces { try? namespace.flush() }
                 monitor.update { s in
@@ -252,15 +267,20 @@ final class ControllerCore: @unchecked Sendable {
             s.completionQueues[queue] = q
             return .some((address, phase))
         }
-        var reserved = monitor.withLock { reserve(&$0) }
+        enum Wait { case reserved((address: UInt64, phase: Bool)?), retry }
+        var reserved: (address: UInt64, phase: Bool)??
         while reserved == nil {
+            let kicks = monitor.withLock { $0.doorbellKicks }
+            reserved = monitor.withLock { reserve(&$0) }
+            if reserved != nil { break }
             // Full: with shadow doorbells the head may be in the shadow buffer only.
-            if requestCompletionHead(queue) {
-                reserved = monitor.withLock { reserve(&$0) }
-                continue
-            }
+            if requestCompletionHead(queue) { continue }
             // A head doorbell write (the EventIdx asks for one) or a reset wakes this.
-            reserved = .some(monitor.wait { s in reserve(&s) })
+            let outcome = monitor.wait { s -> Wait? in
+                if let r = reserve(&s) { return .reserved(r) }
+                return s.doorbellKicks != kicks ? .retry : nil
+            }
+            if case .reserved(let r) = outcome { reserved = .some(r) }
         }
         guard let slot = reserved! else { return }
         var entry = entry

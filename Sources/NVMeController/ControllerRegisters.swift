@@ -179,6 +179,10 @@ extension ControllerCore {
     /// Value/Register" errors).
     func ringDoorbell(_ s: inout ControllerState, queue: UInt16, completion: Bool, value: UInt32) -> [IRQSignal] {
         guard s.ready, s.status.rawValue & 2 == 0, s.runState != .stopped else { return [] }
+        if queue != 0, s.doorbellBuffers != nil {
+            s.doorbellKicks &+= 1
+            return []
+        }
         if completion {
             guard var cq = s.completionQueues[queue], value < cq.size else { return [] }
             cq.head = value

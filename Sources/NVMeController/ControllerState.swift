@@ -62,6 +62,11 @@ struct ControllerState: Sendable {
     var completionQueues: [UInt16: CompletionQueueState] = [:]
     var features = FeatureValues()
     var doorbellBuffers: DoorbellBuffers?
+    /// Doorbell register writes of I/O queues while the shadow buffer is in use: they
+    /// only wake the worker, which reads the shadow (the value a register write carries
+    /// may be older than the shadow's: QEMU posts MMIO writes, so one can arrive after
+    /// the worker has read a newer shadow value).
+    var doorbellKicks: UInt64 = 0
     /// Asynchronous Event Requests outstanding (command identifiers), oldest first.
     var outstandingEventRequests: [UInt16] = []
     /// Completions held while stopped, posted in order once running.

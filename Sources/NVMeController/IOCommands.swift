@@ -92,8 +92,11 @@ extension ControllerCore {
         return .success
     }
 
-    /// Dataset Management: with AD, every range is deallocated (reads zeroes after, as
-    /// DLFEAT says); without, the hints are accepted and ignored. Ranges are checked
+    /// Dataset Management: with AD, every range of a RAM namespace is deallocated (its
+    /// pages returned; reads zeroes after, as its DLFEAT says); on a file or device the
+    /// deallocation is a hint taken and ignored (DLFEAT says nothing about what such
+    /// blocks read: writing zeroes over a whole device, which mkfs discards, would take
+    /// longer than a host waits). Without AD the hints are ignored. Ranges are checked
     /// before any is deallocated.
     private func datasetManagement(_ e: SubmissionQueueEntry, _ storage: any NamespaceStorage) -> NVMeStatus {
         let count = Int(e.rangeCountMinusOne) + 1
@@ -101,12 +104,13 @@ extension ControllerCore {
         let status = bytes.withUnsafeMutableBytes { copyFromHost(into: $0, entry: e) }
         guard status.isSuccess else { return status }
         guard e.deallocateAttribute else { return .success }
+        let deallocates = storage.migratesContents
         let ranges = (0..<count).map { DatasetRange(bytes, at: $0 * DatasetRange.size) }
         for range in ranges {
             let (end, overflow) = range.startingLBA.addingReportingOverflow(UInt64(range.blockCount))
             guard !overflow, end <= storage.blockCount else { return .lbaOutOfRange }
         }
-        for range in ranges where range.blockCount > 0 {
+        for range in ranges where deallocates && range.blockCount > 0 {
             do {
                 try storage.zero(at: range.startingLBA * UInt64(storage.blockSize), count: UInt64(range.blockCount) * UInt64(storage.blockSize), durable: false)
             } catch {

@@ -107,6 +107,28 @@ import VFIODeviceKit
         #expect(controller.le(516, 4) == 1)
     }
 
+    /// An I/O completion queue whose memory the host never mapped: posting to it is a
+    /// fatal controller error, the process goes on, and a reset recovers.
+    @Test func unmappedCompletionQueueIsFatal() throws {
+        let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
+        try host.enable()
+        #expect(try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.createIOCompletionQueue.rawValue, commandID: 0, prp1: 0x7000_0000,
+                                                    cdw10: 7 << 16 | 1, cdw11: 1 << 16 | 0x3)).status == .success)
+        let sq = host.allocateQueueMemory(8 * 64)
+        #expect(try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.createIOSubmissionQueue.rawValue, commandID: 0, prp1: host.iova(sq),
+                                                    cdw10: 7 << 16 | 1, cdw11: 1 << 16 | 0x1)).status == .success)
+        host.queues[1] = NVMeTestHost.Queue(id: 1, submissionBase: host.iova(sq), completionBase: 0x7000_0000, size: 8, vector: 1)
+        host.place(ioCommand(.read, lba: 0, blocks: 1, prp1: host.iova(NVMeTestHost.dataOffset)), queue: 1)
+        try host.ring(1)
+        #expect(try host.waitStatus { $0.fatal })
+        #expect(host.model.fatalReason?.contains("completion queue 1") == true)
+        try host.write32(0, ControllerRegister.configuration)
+        #expect(try host.waitStatus { !$0.ready && !$0.fatal })
+        host.queues = [:]
+        try host.enable()
+        #expect(try host.identify(cns: .controller).0 == .success)
+    }
+
     @Test func badAdminQueueConfigurationSetsFatalStatus() throws {
         let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
         try host.write32(AdminQueueAttributes(submissionQueueSize: 3, completionQueueSize: 3).rawValue, ControllerRegister.adminQueueAttributes)

@@ -101,6 +101,13 @@ import VFIOSystem
         #expect(Array(file[(6 * 4096)..<(7 * 4096)]) == [UInt8](repeating: 0, count: 4096))
         #expect(file.count == 1 << 20)
         #expect(try host.submit(ioCommand(.read, lba: 255, blocks: 2, prp1: host.iova(Self.data)), queue: 1).status == .lbaOutOfRange)
+        // Deallocation is a hint on a file: accepted, the data stays, DLFEAT reports nothing.
+        host.store(DatasetRange(blockCount: 1, startingLBA: 5).encoded, at: Self.data + 0x10000)
+        let dsm = SubmissionQueueEntry(opcode: NVMOpcode.datasetManagement.rawValue, commandID: 0, namespaceID: 1,
+                                       prp1: host.iova(Self.data + 0x10000), cdw11: 1 << 2)
+        #expect(try host.submit(dsm, queue: 1).status == .success)
+        #expect(Array(try #require(readFile(path))[(5 * 4096)..<(6 * 4096)]) == Array(bytes[0..<4096]))
+        #expect(try host.identify(cns: .namespace, namespace: 1).1[33] == 0x08)
     }
 
     @Test func fileBackingRefusesWhatItCannotServe() throws {

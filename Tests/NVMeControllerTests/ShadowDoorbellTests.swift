@@ -121,6 +121,23 @@ import VFIO
         for id in ids { #expect(try s.nextCompletion().commandID == id) }
     }
 
+    /// QEMU posts MMIO writes: a doorbell register write can arrive after the controller
+    /// has read a newer value from the shadow. Its older value must not move the tail
+    /// back (the controller would run the stale entries between: found in a guest at
+    /// QD32 as completions of long-finished commands).
+    @Test func aLateRegisterWriteDoesNotMoveTheTailBack() throws {
+        let s = try ShadowHost(queueEntries: 16, completionEntries: 16)
+        let host = s.host
+        let ids = try s.submit((0..<3).map { ioCommand(.read, lba: UInt64($0), blocks: 1, prp1: host.iova(Self.data + 4096 * $0)) })
+        for id in ids { #expect(try s.nextCompletion().commandID == id) }
+        _ = try host.vectors[1].consume()  // signals of the completions read already
+        try host.write32(1, ControllerRegister.submissionTailDoorbell(queue: 1))  // the late write of tail 1
+        #expect(try waitSignalled(host.vectors[1], milliseconds: 200) == nil)
+        let next = try s.submit([ioCommand(.read, lba: 9, blocks: 1, prp1: host.iova(Self.data))])
+        let c = try s.nextCompletion()
+        #expect(c.commandID == next[0] && c.submissionQueueHead == 4)
+    }
+
     /// A completion queue smaller than the work: the controller waits for room, asks for
     /// the head doorbell through the EventIdx, and goes on when the host frees entries.
     @Test func fullCompletionQueueWithShadowHeads() throws {
