@@ -12,6 +12,8 @@ final class InstrumentedDevice: VFIODevice {
     private let counts = Mutex((calls: 0, live: 0))
     private let tracked = Mutex<[TrackedFile]>([])
     private let writes = Mutex<[UInt64: Int]>([:])
+    /// BAR0 offsets whose writes are dropped (a doorbell the controller never sees).
+    let droppedWrites = Mutex<Set<UInt64>>([])
 
     /// How many times BAR0 was written at `offset` (a doorbell, say).
     func writeCount(bar0Offset offset: UInt64) -> Int { writes.withLock { $0[offset] ?? 0 } }
@@ -42,7 +44,10 @@ final class InstrumentedDevice: VFIODevice {
         try base.read(region: index, offset: offset, into: buffer)
     }
     func write(region index: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        if index == PCIRegionIndex.bar0.rawValue { writes.withLock { $0[offset, default: 0] += 1 } }
+        if index == PCIRegionIndex.bar0.rawValue {
+            writes.withLock { $0[offset, default: 0] += 1 }
+            if droppedWrites.withLock({ $0.contains(offset) }) { return }
+        }
         try base.write(region: index, offset: offset, from: buffer)
     }
     func mapRegion(_ index: UInt32, offset: UInt64, size: Int) throws(VFIOError) -> any MappedRegion {

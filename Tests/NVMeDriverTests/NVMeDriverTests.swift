@@ -168,6 +168,33 @@ import VFIOUserClient
         }
     }
 
+    /// A command the controller never sees (its doorbell write dropped) fails with
+    /// `.timeout` naming it after the command timeout, in both modes, and close still
+    /// shuts the controller down and releases everything.
+    @Test(arguments: [true, false])
+    func aCommandThatNeverCompletesTimesOut(interrupts: Bool) async throws {
+        try await withController { client in
+            let device = InstrumentedDevice(client)
+            var options = NVMeHost.Options()
+            options.interrupts = interrupts
+            options.shadowDoorbells = false
+            options.commandTimeout = .milliseconds(300)
+            try await DriverSuite.withHost(device, options) { host in
+                let buffer = try host.allocateBuffer(4096)
+                device.droppedWrites.withLock { _ = $0.insert(ControllerRegister.submissionTailDoorbell(queue: 1)) }
+                do throws(NVMeDriverError) {
+                    try await host.read(lba: 0, blocks: 1, into: buffer)
+                    Issue.record("a command without its doorbell completed")
+                } catch {
+                    guard case .timeout(let what) = error else { Issue.record("\(error)"); return }
+                    #expect(what.contains("Read"), "\(what)")
+                }
+                device.droppedWrites.withLock { $0.removeAll() }
+            }
+            #expect(device.leaks() == [])
+        }
+    }
+
     @Test func identifyDecodesWhatTheControllerEncodes() {
         var c = IdentifyController()
         c.serialNumber = "SN42"
