@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "VFIOMigration", targets: ["VFIOMigration"]),
         .library(name: "NVMe", targets: ["NVMe"]),
         .library(name: "NVMeController", targets: ["NVMeController"]),
+        .library(name: "NVMeDriver", targets: ["NVMeDriver"]),
         .executable(name: "vfio", targets: ["vfio"]),
         .executable(name: "vfio-bench", targets: ["vfio-bench"]),
     ],
@@ -33,6 +34,8 @@ let package = Package(
         // shared by the controller model and a driver; NVMeController: the device model.
         .target(name: "NVMe"),
         .target(name: "NVMeController", dependencies: ["VFIO", "VFIOSystem", "VFIODeviceKit", "NVMe"]),
+        // NVMeDriver: a userspace NVMe driver over any `VFIODevice` (no transport imported).
+        .target(name: "NVMeDriver", dependencies: ["VFIO", "VFIOSystem", "CVFIO", "NVMe"]),
         .target(name: "VFIOConformance", dependencies: ["VFIO", "VFIOSystem", "CVFIO"]),
         // vfio-user: the wire (header, payload codecs, the socket with SCM_RIGHTS), the
         // client (a `VFIODevice`) and the server (hosts a `DeviceModel`).
@@ -48,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "vfio",
             dependencies: [
-                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOConformance", "VFIOMigration", "NVMeController",
+                "VFIO", "CVFIO", "VFIOSystem", "VFIOHost", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "VFIOConformance", "VFIOMigration", "NVMeController", "NVMe", "NVMeDriver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -84,6 +87,8 @@ let package = Package(
         .testTarget(name: "NVMeTests", dependencies: ["NVMe"]),
         .testTarget(name: "NVMeControllerTests", dependencies: ["NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIODeviceKit", "VFIOMigration",
                                                                 "VFIOUserClient", "VFIOUserServer", "TestSupport"]),
+        .testTarget(name: "NVMeDriverTests", dependencies: ["NVMeDriver", "NVMeController", "NVMe", "VFIO", "VFIOSystem", "VFIOHost",
+                                                            "VFIOUserClient", "TestSupport"]),
         // The `vfio` tool, run as a child process from the built executable next to the tests.
         .testTarget(name: "ToolTests", dependencies: ["VFIO", "VFIOSystem", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "NVMe", "TestSupport"]),
     ],

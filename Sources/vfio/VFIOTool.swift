@@ -9,7 +9,7 @@ struct VFIOTool: AsyncParsableCommand {
         subcommands: [
             ListCommand.self, InfoCommand.self, CheckCommand.self, ServeCommand.self, BindCommand.self,
             UnbindCommand.self, IoctlCommand.self, MigrationCommand.self, MigrateCommand.self,
-            SaveCommand.self, RestoreCommand.self,
+            SaveCommand.self, RestoreCommand.self, NVMeCommand.self,
         ]
     )
 }

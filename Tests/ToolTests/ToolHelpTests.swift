@@ -5,7 +5,7 @@ import TestSupport
 /// Every command that takes a DEVICE names, in its help, every kind of device name the
 /// tool accepts.
 @Suite struct ToolHelpTests {
-    static let deviceCommands = ["info", "check", "migrate", "save", "restore"]
+    static let deviceCommands = ["info", "check", "migrate", "save", "restore", "nvme identify", "nvme bench"]
 
     @Test(arguments: deviceCommands)
     func helpNamesEveryKindOfDevice(_ command: String) throws {
@@ -13,7 +13,7 @@ import TestSupport
             print("ToolHelpTests: no built vfio next to the tests; skipped")
             return
         }
-        let process = try ToolProcess(tool: tool, [command, "--help"])
+        let process = try ToolProcess(tool: tool, command.split(separator: " ").map(String.init) + ["--help"])
         let ending = process.waitForExit(timeout: .seconds(30))
         #expect(ending == .exited(0), "\(ending): \(process.log)")
         // ArgumentParser wraps long lines; compare with the line breaks and indents gone.
