@@ -59,7 +59,7 @@ let package = Package(
         // Benchmarks against the floor (Benchmarks/README.md): `swift run -c release vfio-bench`.
         .executableTarget(
             name: "vfio-bench",
-            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer"],
+            dependencies: ["VFIO", "CVFIO", "VFIOSystem", "VFIODeviceKit", "VFIOUserWire", "VFIOUserClient", "VFIOUserServer", "NVMe", "NVMeController", "NVMeDriver"],
             path: "Benchmarks/vfio-bench"
         ),
         // Tests: one target per module, all in one bundle (swift-vfioPackageTests.xctest,

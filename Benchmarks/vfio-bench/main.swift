@@ -2,7 +2,7 @@
 //
 //   swift run -c release vfio-bench [--json] [--quick] [--only GROUP] [--iterations N] [--rounds R]
 //
-// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma, maps, migration (read4, write4 and
+// GROUP: latency, read4, write4, pingpong, inflight, bulk, mmap, dma, maps, migration, nvme (read4, write4 and
 // pingpong run one loop only, for counting system calls with strace).
 // Every figure is printed beside its floor and as a ratio; absolute times depend on the
 // machine and its load, the ratios much less.
@@ -22,6 +22,7 @@ if arguments.first == "--child", arguments.count >= 2 {
     switch arguments[1] {
     case "echo": runEchoServer(3)
     case "vfio-user": runVFIOUserServer(3)
+    case "nvme": runNVMeServer(3)
     default: exit(64)
     }
 }
@@ -295,6 +296,12 @@ if wanted("migration") {
 if wanted("maps") {
     log("(g) DMA map table…")
     rows += try DMAMapBenchmark(client: client, rounds: rounds).run()
+}
+
+// (h) The Swift NVMe controller driven by NVMeDriver.
+if wanted("nvme") {
+    log("(h) NVMe controller, 4 KiB reads at QD32…")
+    rows += try NVMeBenchmark(echo: echo, rounds: rounds, ios: max(iterations, 3200)).run()
 }
 
 client.close()
