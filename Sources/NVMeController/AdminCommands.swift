@@ -303,12 +303,15 @@ extension ControllerCore {
     private func abortQueued(_ command: QueuedCommand, generation: UInt64) -> Bool {
         syncShadowDoorbells()
         guard let sq = monitor.withLock({ $0.submissionQueues[command.queue] }), !sq.isEmpty else { return false }
-        let count = Int((sq.tail &+ sq.size &- sq.head) % sq.size)
-        for k in 0..<count {
-            let slot = (sq.head + UInt32(k)) % sq.size
-            // Command Identifier: bytes 3:2 of the entry.
-            guard let bytes = try? dmaRead(sq.base &+ UInt64(slot) * UInt64(SubmissionQueueEntry.size) &+ 2, count: 2) else { return false }
-            if UInt16(bytes[0]) | UInt16(bytes[1]) << 8 == command.commandID {
+        // The queued entries: head up to the end of the queue, then from slot 0 when the
+        // tail has wrapped (at most two reads, at most a queue's 64 KiB).
+        let ranges = sq.head < sq.tail ? [sq.head..<sq.tail] : [sq.head..<sq.size, 0..<sq.tail]
+        for range in ranges where !range.isEmpty {
+            let size = SubmissionQueueEntry.size
+            guard let entries = try? dmaRead(sq.base &+ UInt64(range.lowerBound) * UInt64(size), count: range.count * size) else { return false }
+            // Command Identifier: bytes 3:2 of an entry.
+            let found = (0..<range.count).contains { k in UInt16(entries[k * size + 2]) | UInt16(entries[k * size + 3]) << 8 == command.commandID }
+            if found {
                 return monitor.withLock { s in
                     // Only this worker fetches, and it runs this Abort: the entry is still
                     // queued unless the controller was reset meanwhile.

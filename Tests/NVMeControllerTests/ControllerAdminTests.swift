@@ -154,13 +154,17 @@ import VFIO
 
     /// Abort of a command behind it in the admin queue (rung together, not fetched when
     /// the Abort runs): that command completes with Command Abort Requested, unexecuted.
-    @Test func abortOfACommandStillInItsQueue() throws {
+    /// With 14 commands before, the queued entries wrap past the end of the 16-entry queue.
+    @Test(arguments: [0, 14]) func abortOfACommandStillInItsQueue(commandsBefore: Int) throws {
         let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
-        try host.enable()
+        try host.enable(adminEntries: 16)
+        for _ in 0..<commandsBefore { #expect(try host.identify(cns: .controller).0 == .success) }
         let data = NVMeTestHost.dataOffset
         memset(host.memory.baseAddress + data, 0xEE, 4096)
         let slot = Int(host.queues[0]!.submissionBase - NVMeTestHost.iovaBase) + Int(host.queues[0]!.tail) * 64
         let abortID = host.place(SubmissionQueueEntry(opcode: AdminOpcode.abort.rawValue, commandID: 0), queue: 0)
+        let between = commandsBefore > 0 ? host.place(SubmissionQueueEntry(opcode: AdminOpcode.getFeatures.rawValue, commandID: 0,
+                                                                            cdw10: UInt32(FeatureID.volatileWriteCache.rawValue)), queue: 0) : nil
         let identifyID = host.place(SubmissionQueueEntry(opcode: AdminOpcode.identify.rawValue, commandID: 0, prp1: host.iova(data),
                                                          cdw10: UInt32(IdentifyCNS.controller.rawValue)), queue: 0)
         // The Abort names the Identify placed after it (SQID 0 in CDW10 15:0).
@@ -168,6 +172,7 @@ import VFIO
         try host.ring(0)
         let first = try host.nextCompletion(0)
         #expect(first.commandID == abortID && first.status == .success && first.dword0 & 1 == 0)
+        if let between { #expect(try host.nextCompletion(0).commandID == between) }
         let second = try host.nextCompletion(0)
         #expect(second.commandID == identifyID && second.status == .abortRequested)
         #expect(host.bytes(data, 4096).allSatisfy { $0 == 0xEE })  // not executed
