@@ -118,5 +118,10 @@ import VFIO
         host.place(ioCommand(.read, lba: 0, blocks: 1, prp1: host.iova(Self.data)), queue: 1)
         try events[0].event.signal()
         expectEvent(try host.nextCompletion(0), id: request, .invalidDoorbellWriteValue)
+        // The eventfd of SQ 2's tail doorbell: no such queue.
+        _ = try errorLog(host)
+        let next = try outstandingRequest(host)
+        try events[1].event.signal()
+        expectEvent(try host.nextCompletion(0), id: next, .invalidDoorbellRegister)
     }
 }

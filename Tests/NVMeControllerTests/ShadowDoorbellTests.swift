@@ -184,6 +184,25 @@ import VFIO
         #expect(try !host.status.fatal)
     }
 
+    /// A shadow tail the queue cannot take is ignored and raises Invalid Doorbell Write
+    /// Value, as a register write of it does; the queue goes on with a good one.
+    @Test func aShadowTailPastTheQueueIsAnInvalidDoorbellWriteValue() throws {
+        let s = try ShadowHost(queueEntries: 16, completionEntries: 16)
+        let host = s.host
+        let request = host.place(SubmissionQueueEntry(opcode: AdminOpcode.asynchronousEventRequest.rawValue, commandID: 0), queue: 0)
+        try host.ring(0)
+        #expect(try host.identify(cns: .controller).0 == .success)  // the request is outstanding
+        s.entry(s.shadow, 2).pointee = 16
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        try host.write32(16, ControllerRegister.submissionTailDoorbell(queue: 1))
+        let event = try host.nextCompletion(0)
+        #expect(event.commandID == request && event.status == .success)
+        #expect(event.dword0 == AsynchronousEvent(type: .errorStatus, information: ErrorStatusEventInformation.invalidDoorbellWriteValue.rawValue,
+                                                  logPage: LogPageID.errorInformation.rawValue).dword0)
+        let ids = try s.submit([ioCommand(.read, lba: 0, blocks: 1, prp1: host.iova(Self.data))])
+        #expect(try s.nextCompletion().commandID == ids[0])
+    }
+
     @Test func badBuffersAreRefused() throws {
         let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
         try host.enable()
