@@ -97,6 +97,20 @@ public enum AsynchronousEventType: UInt8, Sendable {
     case vendorSpecific = 7
 }
 
+/// Asynchronous event information for the Error status type (event type 0); the
+/// controller points the host at the Error Information log page (01h).
+public enum ErrorStatusEventInformation: UInt8, Sendable {
+    /// A doorbell of a queue that has not been created (or beyond the supported queues).
+    case invalidDoorbellRegister = 0
+    /// A doorbell value the queue cannot take: outside the queue, an SQ tail making it
+    /// overflow, a CQ head past the entries posted.
+    case invalidDoorbellWriteValue = 1
+    case diagnosticFailure = 2
+    case persistentInternalError = 3
+    case transientInternalError = 4
+    case firmwareImageLoadError = 5
+}
+
 /// The completion DW0 of an Asynchronous Event Request: type 2:0, information 15:8, the
 /// log page to read 23:16.
 public struct AsynchronousEvent: Sendable, Hashable {

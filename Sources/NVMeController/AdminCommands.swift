@@ -123,7 +123,7 @@ extension ControllerCore {
     private func createCompletionQueueState(_ e: SubmissionQueueEntry) -> NVMeStatus {
         monitor.update { s -> NVMeStatus in
             let id = e.queueID
-            guard id >= 1, Int(id) <= ioQueues, s.completionQueues[id] == nil else { return .invalidQueueIdentifier }
+            guard id >= 1, id <= s.features.completionQueuesAllowed(ioQueues), s.completionQueues[id] == nil else { return .invalidQueueIdentifier }
             guard e.queueSizeMinusOne >= 1, e.queueSizeMinusOne <= Self.maximumQueueEntries else { return .invalidQueueSize }
             guard e.physicallyContiguous else { return .invalidField }  // CAP.CQR
             guard e.prp1 != 0, e.prp1 & 0xFFF == 0 else { return .invalidField }
@@ -144,7 +144,7 @@ extension ControllerCore {
     private func createSubmissionQueueState(_ e: SubmissionQueueEntry) -> NVMeStatus {
         monitor.update { s -> NVMeStatus in
             let id = e.queueID
-            guard id >= 1, Int(id) <= ioQueues, s.submissionQueues[id] == nil else { return .invalidQueueIdentifier }
+            guard id >= 1, id <= s.features.submissionQueuesAllowed(ioQueues), s.submissionQueues[id] == nil else { return .invalidQueueIdentifier }
             guard e.queueSizeMinusOne >= 1, e.queueSizeMinusOne <= Self.maximumQueueEntries else { return .invalidQueueSize }
             guard e.physicallyContiguous else { return .invalidField }
             guard e.prp1 != 0, e.prp1 & 0xFFF == 0 else { return .invalidField }
@@ -160,6 +160,7 @@ extension ControllerCore {
             // Commands are executed one at a time as they are fetched: none of the queue's is
             // outstanding once this one runs, so none needs an "aborted, SQ deleted" completion.
             guard e.queueID >= 1, s.submissionQueues.removeValue(forKey: e.queueID) != nil else { return .invalidQueueIdentifier }
+            s.abortedCommands = s.abortedCommands.filter { $0.queue != e.queueID }
             return .success
         }
     }
@@ -203,8 +204,16 @@ extension ControllerCore {
                     let requestedSQ = e.cdw11 & 0xFFFF
                     let requestedCQ = e.cdw11 >> 16
                     guard requestedSQ != 0xFFFF, requestedCQ != 0xFFFF else { return .complete(.invalidField, dword0: 0) }
-                    // Granted once per reset; later requests report the same counts.
-                    if s.features.queuesGranted == nil { s.features.queuesGranted = granted }
+                    // Granted once per reset (NSQA/NCQA: the counts requested, at most the
+                    // controller's); later requests report the same counts. Not once I/O
+                    // queues exist.
+                    if s.features.queuesGranted == nil {
+                        guard s.submissionQueues.keys.allSatisfy({ $0 == 0 }), s.completionQueues.keys.allSatisfy({ $0 == 0 }) else {
+                            return .complete(.commandSequenceError, dword0: 0)
+                        }
+                        let maximum = UInt32(ioQueues - 1)
+                        s.features.queuesGranted = min(requestedCQ, maximum) << 16 | min(requestedSQ, maximum)
+                    }
                     return .complete(.success, dword0: s.features.queuesGranted!)
                 }
                 return .complete(.success, dword0: select == 3 ? 0x0 : (s.features.queuesGranted ?? granted))
@@ -250,42 +259,69 @@ extension ControllerCore {
         let available = min(length, page.count - start)
         if available > 0 { out.replaceSubrange(0..<available, with: page[start..<(start + available)]) }
         if !e.retainAsynchronousEvent {
-            monitor.withLock { s in s.pendingEvents.removeAll { $0.logPage == e.logPageID } }
+            monitor.update { s in Self.clearEvents(logPage: e.logPageID, &s) }
         }
         return copyToHost(out, entry: e)
     }
 
     // MARK: Asynchronous events and Abort
 
+    /// An Asynchronous Event Request becomes outstanding; the worker completes it with the
+    /// next reportable event (at once when one waits).
     private func eventRequest(_ e: SubmissionQueueEntry, generation: UInt64) -> Outcome {
-        let now: (AsynchronousEvent)?? = monitor.withLock { s -> (AsynchronousEvent)?? in
-            guard s.outstandingEventRequests.count < Self.eventRequestLimit else { return nil }
-            if !s.pendingEvents.isEmpty { return .some(s.pendingEvents.removeFirst()) }
+        let accepted = monitor.update { s -> Bool in
+            guard s.outstandingEventRequests.count < Self.eventRequestLimit else { return false }
             s.outstandingEventRequests.append(e.commandID)
-            return .some(nil)
+            return true
         }
-        switch now {
-        case nil: return .complete(.asynchronousEventRequestLimitExceeded, dword0: 0)
-        case .some(nil): return .deferred
-        case .some(.some(let event)): return .complete(.success, dword0: event.dword0)
-        }
+        return accepted ? .deferred : .complete(.asynchronousEventRequestLimitExceeded, dword0: 0)
     }
 
-    /// Abort: only a command still outstanding can be aborted, and here that is an
-    /// Asynchronous Event Request (every other command completes as it executes). DW0 bit 0
-    /// is 1 when the command was not aborted.
+    /// Abort: an outstanding Asynchronous Event Request completes now with Command Abort
+    /// Requested; a command still in its submission queue (between head and tail, not
+    /// fetched) completes so when fetched, without executing. Other commands execute as
+    /// they are fetched and cannot be aborted. DW0 bit 0 is 1 when the command was not
+    /// aborted.
     private func abort(_ e: SubmissionQueueEntry, generation: UInt64) -> Outcome {
         let aborted = monitor.withLock { s -> Bool in
             guard e.abortSubmissionQueueID == 0, let index = s.outstandingEventRequests.firstIndex(of: e.abortCommandID) else { return false }
             s.outstandingEventRequests.remove(at: index)
             return true
         }
-        if aborted {
-            post(CompletionQueueEntry(submissionQueueHead: currentHead(0), submissionQueueID: 0, commandID: e.abortCommandID,
-                                      phase: false, status: .abortRequested),
-                 to: 0, generation: generation)
+        guard aborted else {
+            let queued = abortQueued(QueuedCommand(queue: e.abortSubmissionQueueID, commandID: e.abortCommandID), generation: generation)
+            return .complete(.success, dword0: queued ? 0 : 1)
         }
-        return .complete(.success, dword0: aborted ? 0 : 1)
+        post(CompletionQueueEntry(submissionQueueHead: currentHead(0), submissionQueueID: 0, commandID: e.abortCommandID,
+                                  phase: false, status: .abortRequested),
+             to: 0, generation: generation)
+        return .complete(.success, dword0: 0)
+    }
+
+    /// Looks for `command` among the entries of its submission queue not fetched yet (the
+    /// shadow tail read first); when found, it is marked to complete as aborted.
+    private func abortQueued(_ command: QueuedCommand, generation: UInt64) -> Bool {
+        syncShadowDoorbells()
+        guard let sq = monitor.withLock({ $0.submissionQueues[command.queue] }), !sq.isEmpty else { return false }
+        // The queued entries: head up to the end of the queue, then from slot 0 when the
+        // tail has wrapped (at most two reads, at most a queue's 64 KiB).
+        let ranges = sq.head < sq.tail ? [sq.head..<sq.tail] : [sq.head..<sq.size, 0..<sq.tail]
+        for range in ranges where !range.isEmpty {
+            let size = SubmissionQueueEntry.size
+            guard let entries = try? dmaRead(sq.base &+ UInt64(range.lowerBound) * UInt64(size), count: range.count * size) else { return false }
+            // Command Identifier: bytes 3:2 of an entry.
+            let found = (0..<range.count).contains { k in UInt16(entries[k * size + 2]) | UInt16(entries[k * size + 3]) << 8 == command.commandID }
+            if found {
+                return monitor.withLock { s in
+                    // Only this worker fetches, and it runs this Abort: the entry is still
+                    // queued unless the controller was reset meanwhile.
+                    guard s.generation == generation else { return false }
+                    s.abortedCommands.insert(command)
+                    return true
+                }
+            }
+        }
+        return false
     }
 
     func currentHead(_ queue: UInt16) -> UInt16 {

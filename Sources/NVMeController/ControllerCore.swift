@@ -92,6 +92,8 @@ final class ControllerCore: @unchecked Sendable {
         /// Completions held while the device was stopped, to post now that it runs.
         case flushCompletions(generation: UInt64)
         case command(queue: UInt16, address: UInt64, head: UInt32, generation: UInt64)
+        /// An Asynchronous Event Request to complete with an event.
+        case event(commandID: UInt16, event: AsynchronousEvent, generation: UInt64)
     }
 
     private func run() {
@@ -129,6 +131,11 @@ final class ControllerCore: @unchecked Sendable {
                 monitor.update { markIdle(&$0) }
             case .command(let queue, let address, let head, let generation):
                 process(queue: queue, address: address, head: head, generation: generation)
+            case .event(let commandID, let event, let generation):
+                post(CompletionQueueEntry(dword0: event.dword0, submissionQueueHead: currentHead(0), submissionQueueID: 0,
+                                          commandID: commandID, phase: false, status: .success),
+                     to: 0, generation: generation)
+                monitor.update { markIdle(&$0) }
             }
         }
     }
@@ -146,6 +153,10 @@ final class ControllerCore: @unchecked Sendable {
         if !s.pendingCompletions.isEmpty {
             s.workerBusy = true
             return .flushCompletions(generation: s.generation)
+        }
+        if let report = takeReportableEvent(&s) {
+            s.workerBusy = true
+            return .event(commandID: report.commandID, event: report.event, generation: s.generation)
         }
         guard let pick = nextCommand(&s) else { return nil }
         s.workerBusy = true
@@ -178,9 +189,12 @@ final class ControllerCore: @unchecked Sendable {
         }
     }
 
-    /// A fatal controller error: CSTS.CFS, processing stops until a reset.
-    func fail(_ reason: String) {
+    /// A fatal controller error: CSTS.CFS, processing stops until a reset. Ignored when
+    /// the controller was reset since `generation` (the failure belongs to the old one:
+    /// a client that left takes its memory with it).
+    func fail(_ reason: String, generation: UInt64) {
         monitor.update { s in
+            guard s.generation == generation else { return }
             s.status.rawValue |= 2
             s.fatalReason = reason
         }
@@ -198,11 +212,15 @@ final class ControllerCore: @unchecked Sendable {
         do {
             entry = SubmissionQueueEntry(try dmaRead(address, count: SubmissionQueueEntry.size))
         } catch {
-            fail("fetching a command of submission queue \(queue) at 0x\(String(address, radix: 16)): \(error)")
+            fail("fetching a command of submission queue \(queue) at 0x\(String(address, radix: 16)): \(error)", generation: generation)
             monitor.update { markIdle(&$0) }
             return
         }
-        let outcome = queue == 0 ? executeAdmin(entry, generation: generation) : executeIO(entry, queue: queue)
+        let abortRequested = monitor.withLock { s in
+            s.abortedCommands.remove(QueuedCommand(queue: queue, commandID: entry.commandID)) != nil
+        }
+        let outcome = abortRequested ? .complete(.abortRequested, dword0: 0)
+            : queue == 0 ? executeAdmin(entry, generation: generation) : executeIO(entry, queue: queue)
         let completionQueue = monitor.withLock { s -> UInt16? in
             guard s.generation == generation else { return nil }
             return s.submissionQueues[queue]?.completionQueue ?? (queue == 0 ? 0 : nil)
@@ -240,10 +258,7 @@ final class ControllerCore: @unchecked Sendable {
 
     private func recordError(_ entry: SubmissionQueueEntry, queue: UInt16, status: NVMeStatus) {
         monitor.withLock { s in
-            s.errorCount += 1
-            s.errorLog.insert(ErrorLogEntry(errorCount: s.errorCount, submissionQueueID: queue, commandID: entry.commandID,
-                                            status: status, namespaceID: entry.namespaceID), at: 0)
-            if s.errorLog.count > Self.errorLogEntries { s.errorLog.removeLast() }
+            Self.logError(&s, submissionQueueID: queue, commandID: entry.commandID, status: status, namespaceID: entry.namespaceID)
         }
     }
 
@@ -290,7 +305,7 @@ final class ControllerCore: @unchecked Sendable {
             do throws(VFIOError) { try dmaWrite(slot.address, raw) } catch { failure = error }
         }
         if let failure {
-            fail("posting to completion queue \(queue) at 0x\(String(slot.address, radix: 16)): \(failure)")
+            fail("posting to completion queue \(queue) at 0x\(String(slot.address, radix: 16)): \(failure)", generation: generation)
             return
         }
         deliver(monitor.withLock { s -> [IRQSignal] in

@@ -162,6 +162,8 @@ extension ControllerCore {
         s.outstandingEventRequests = []
         s.pendingCompletions = []
         s.pendingEvents = []
+        s.reportedEvents = []
+        s.abortedCommands = []
         s.interruptMask = 0
         s.configuration = ControllerConfiguration(rawValue: 0)
         s.status.rawValue &= ~0x2  // CFS clears on reset
@@ -174,27 +176,56 @@ extension ControllerCore {
         }
     }
 
-    /// A doorbell write: a new SQ tail or CQ head. Values outside the queue, and doorbells
-    /// of queues that do not exist, are ignored (the spec's "Invalid Doorbell Write
-    /// Value/Register" errors).
+    /// A doorbell write: a new SQ tail or CQ head. A doorbell of a queue that does not
+    /// exist, an SQ tail outside the queue and a CQ head outside it or past the entries
+    /// posted are ignored and raise the Error status event Invalid Doorbell Register or
+    /// Invalid Doorbell Write Value. With shadow doorbells an I/O queue's write only
+    /// wakes the worker, which takes the value from the shadow buffer.
     func ringDoorbell(_ s: inout ControllerState, queue: UInt16, completion: Bool, value: UInt32) -> [IRQSignal] {
         guard s.ready, s.status.rawValue & 2 == 0, s.runState != .stopped else { return [] }
+        guard completion ? s.completionQueues[queue] != nil : s.submissionQueues[queue] != nil else {
+            Self.doorbellError(.invalidDoorbellRegister, &s)
+            return []
+        }
         if queue != 0, s.doorbellBuffers != nil {
             s.doorbellKicks &+= 1
             return []
         }
         if completion {
-            guard var cq = s.completionQueues[queue], value < cq.size else { return [] }
+            guard var cq = s.completionQueues[queue], cq.acceptsHead(value) else {
+                Self.doorbellError(.invalidDoorbellWriteValue, &s)
+                return []
+            }
             cq.head = value
             s.completionQueues[queue] = cq
             if !s.completionQueues.values.contains(where: { $0.interruptsEnabled && $0.hasEntries }) {
                 s.config.lower()
             }
         } else {
-            guard var sq = s.submissionQueues[queue], value < sq.size else { return [] }
+            guard var sq = s.submissionQueues[queue], value < sq.size else {
+                Self.doorbellError(.invalidDoorbellWriteValue, &s)
+                return []
+            }
             sq.tail = value
             s.submissionQueues[queue] = sq
         }
         return []
+    }
+
+    /// A signal of an SQ tail doorbell's ioeventfd (`NVMeDevice.ioEventSignalled`): the
+    /// value written is not known, so it is taken from the shadow doorbell buffer; without
+    /// one (no Doorbell Buffer Config) the write is lost and raises Invalid Doorbell Write
+    /// Value.
+    func doorbellSignalled(_ s: inout ControllerState, queue: UInt16, completion: Bool) {
+        guard s.ready, s.status.rawValue & 2 == 0, s.runState != .stopped else { return }
+        guard completion ? s.completionQueues[queue] != nil : s.submissionQueues[queue] != nil else {
+            Self.doorbellError(.invalidDoorbellRegister, &s)
+            return
+        }
+        guard queue != 0, s.doorbellBuffers != nil else {
+            Self.doorbellError(.invalidDoorbellWriteValue, &s)
+            return
+        }
+        s.doorbellKicks &+= 1
     }
 }

@@ -24,6 +24,11 @@ struct CompletionQueueState: Sendable, Hashable {
     var interruptsEnabled: Bool
     var isFull: Bool { (tail + 1) % size == head }
     var hasEntries: Bool { head != tail }
+    /// Whether `head` is a head the host may write: inside the queue and not past the
+    /// entries posted (from the current head up to the tail, circularly).
+    func acceptsHead(_ head: UInt32) -> Bool {
+        head < size && (head &+ size &- self.head) % size <= (tail &+ size &- self.head) % size
+    }
 }
 
 /// The values Set Features stores (Get Features returns them).
@@ -34,12 +39,29 @@ struct FeatureValues: Sendable, Hashable {
     var asynchronousEventConfiguration: UInt32 = 0
     /// Number of Queues as granted (0-based SQ and CQ counts), once set; `nil` before.
     var queuesGranted: UInt32?
+
+    /// The highest I/O submission queue identifier Create I/O Submission Queue accepts:
+    /// NSQA + 1 once Number of Queues was set, else every queue the controller has.
+    func submissionQueuesAllowed(_ supported: Int) -> UInt16 {
+        queuesGranted.map { UInt16($0 & 0xFFFF) + 1 } ?? UInt16(supported)
+    }
+
+    /// As `submissionQueuesAllowed`, for completion queues (NCQA + 1).
+    func completionQueuesAllowed(_ supported: Int) -> UInt16 {
+        queuesGranted.map { UInt16($0 >> 16) + 1 } ?? UInt16(supported)
+    }
 }
 
 /// Where the shadow doorbell and EventIdx buffers are (Doorbell Buffer Config), page aligned.
 struct DoorbellBuffers: Sendable, Hashable {
     var shadow: UInt64
     var eventIndex: UInt64
+}
+
+/// A command by its submission queue and command identifier.
+struct QueuedCommand: Sendable, Hashable {
+    var queue: UInt16
+    var commandID: UInt16
 }
 
 /// A completion not yet posted because the device was stopped (migration).
@@ -73,6 +95,11 @@ struct ControllerState: Sendable {
     var pendingCompletions: [PendingCompletion] = []
     /// Events not yet reported (no request outstanding, or masked).
     var pendingEvents: [AsynchronousEvent] = []
+    /// Events reported whose log page the host has not read yet: their types are masked.
+    var reportedEvents: [AsynchronousEvent] = []
+    /// Commands an Abort found still in their submission queue (not fetched yet): they
+    /// complete with Command Abort Requested when fetched, without executing.
+    var abortedCommands: Set<QueuedCommand> = []
     /// The newest error log entries, newest first.
     var errorLog: [ErrorLogEntry] = []
     var errorCount: UInt64 = 0

@@ -28,6 +28,13 @@ import VFIOSystem
 /// full holds the worker until the host frees an entry. A submission or completion
 /// queue whose memory cannot be reached is a fatal controller error (CSTS.CFS).
 ///
+/// **Doorbells** come as BAR0 writes, as ioeventfd signals of the SQ tail doorbells
+/// (`ioEventSignalled`: the values then come from the shadow doorbell buffer), or through
+/// the shadow buffer alone. Bad ones raise Error status asynchronous events.
+///
+/// **Sessions.** A client that leaves takes its memory with it: `sessionClosed` resets
+/// the controller, and the next client brings it up again on the same namespaces.
+///
 /// Not implemented (refused as Invalid Opcode / Invalid Field): SGLs, metadata,
 /// namespace management, firmware download, format, security, reservations, fused
 /// commands, weighted round robin arbitration (Set Features stores it), interrupt
@@ -45,6 +52,10 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
     /// MDTS = 5: transfers up to 32 pages of 4 KiB (128 KiB).
     public static let maximumDataTransferShift: UInt8 = 5
     public static var maximumTransferBytes: Int { 4096 << Int(maximumDataTransferShift) }
+    /// The I/O submission queues whose tail doorbells BAR0 offers as ioeventfds
+    /// (`IOEventArea`, 4 bytes, no data match): queues 1...16. A client takes at most
+    /// `max_msg_fds` descriptors in a reply (16 for QEMU and this project's client).
+    public static let ioEventDoorbells = 16
 
     public let deviceFlags: DeviceInfoFlags = [.pci, .reset]
     public let regions: [RegionDescriptor]
@@ -68,7 +79,11 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
         config.addPCIExpress()
         core = ControllerCore(config: config, namespaces: namespaces, ioQueues: ioQueues, serialNumber: serialNumber)
         var bars: [Int: RegionDescriptor] = [:]
-        bars[0] = RegionDescriptor(index: PCIRegionIndex.bar0.rawValue, size: Self.barSize, flags: [.read, .write])
+        let doorbellEvents = (1...min(ioQueues, Self.ioEventDoorbells)).map {
+            IOEventArea(offset: ControllerRegister.submissionTailDoorbell(queue: UInt16($0)), width: 4)
+        }
+        bars[0] = RegionDescriptor(index: PCIRegionIndex.bar0.rawValue, size: Self.barSize, flags: [.read, .write],
+                                   ioEventAreas: doorbellEvents)
         regions = (0..<PCIRegionIndex.count).map { index in
             if index == 0 { return bars[0]! }
             if index == PCIRegionIndex.config.rawValue {
@@ -124,6 +139,26 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
             ControllerCore.resetController(&s)
         }
         _ = core.waitUntilIdle(seconds: 10)
+    }
+
+    /// The client left: its memory and its queues' addresses mean nothing to the next
+    /// client, so the controller resets as at CC.EN 1 -> 0 (queues, shadow doorbells and
+    /// outstanding commands forgotten, nothing more fetched; RDY clears once the command
+    /// in flight, if any, has finished). Namespaces, the error log and the configuration
+    /// space stay: the next client finds a disabled controller and enables it again.
+    public func sessionClosed() {
+        core.monitor.update { ControllerCore.resetController(&$0) }
+    }
+
+    /// A signal of an SQ tail doorbell's ioeventfd (see `ioEventDoorbells`). The value
+    /// written is lost with an ioeventfd: the worker takes the tail from the shadow
+    /// doorbell buffer (Doorbell Buffer Config), as SPDK's vfio-user NVMe controller does.
+    /// A client should register these eventfds only for a driver that sets up Doorbell
+    /// Buffer Config before it rings I/O doorbells: a signal without a shadow buffer loses
+    /// the tail, and raises the Error status event Invalid Doorbell Write Value.
+    public func ioEventSignalled(region: UInt32, area: IOEventArea, count: UInt64) throws(VFIOError) {
+        guard region == PCIRegionIndex.bar0.rawValue, let doorbell = ControllerRegister.doorbell(at: area.offset) else { return }
+        core.monitor.update { s in core.doorbellSignalled(&s, queue: doorbell.queue, completion: doorbell.completion) }
     }
 
     public func irqsConfigured(index: UInt32, enabledVectors: UInt32) {

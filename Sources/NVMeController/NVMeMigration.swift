@@ -85,6 +85,12 @@ extension NVMeDevice: MigratableDevice {
             for id in s.outstandingEventRequests { w.u16(id) }
             w.u32(UInt32(s.pendingEvents.count))
             for event in s.pendingEvents { w.u32(event.dword0) }
+            w.u32(UInt32(s.reportedEvents.count))
+            for event in s.reportedEvents { w.u32(event.dword0) }
+            w.u32(UInt32(s.abortedCommands.count))
+            for command in s.abortedCommands.sorted(by: { ($0.queue, $0.commandID) < ($1.queue, $1.commandID) }) {
+                w.u16(command.queue); w.u16(command.commandID)
+            }
             w.u32(UInt32(s.pendingCompletions.count))
             for pending in s.pendingCompletions {
                 w.u16(pending.queue)
@@ -186,11 +192,26 @@ extension NVMeDevice: MigratableDevice {
         }
         s.outstandingEventRequests = []
         for _ in 0..<min(try r.u32(), UInt32(ControllerCore.eventRequestLimit)) { s.outstandingEventRequests.append(try r.u16()) }
-        s.pendingEvents = []
-        for _ in 0..<min(try r.u32(), 64) {
-            let dword0 = try r.u32()
-            guard let type = AsynchronousEventType(rawValue: UInt8(dword0 & 0x7)) else { throw .malformed(what, "event type \(dword0 & 7)") }
-            s.pendingEvents.append(AsynchronousEvent(type: type, information: UInt8(truncatingIfNeeded: dword0 >> 8), logPage: UInt8(truncatingIfNeeded: dword0 >> 16)))
+        func events() throws(VFIOError) -> [AsynchronousEvent] {
+            let count = try r.u32()
+            guard count <= UInt32(ControllerCore.pendingEventLimit) else { throw .malformed(what, "\(count) asynchronous events") }
+            var events: [AsynchronousEvent] = []
+            for _ in 0..<count {
+                let dword0 = try r.u32()
+                guard let type = AsynchronousEventType(rawValue: UInt8(dword0 & 0x7)) else { throw .malformed(what, "event type \(dword0 & 7)") }
+                events.append(AsynchronousEvent(type: type, information: UInt8(truncatingIfNeeded: dword0 >> 8), logPage: UInt8(truncatingIfNeeded: dword0 >> 16)))
+            }
+            return events
+        }
+        s.pendingEvents = try events()
+        s.reportedEvents = try events()
+        s.abortedCommands = []
+        let aborted = try r.u32()
+        guard aborted <= 65 * maxEntries else { throw .malformed(what, "\(aborted) aborted commands") }
+        for _ in 0..<aborted {
+            let queue = try r.u16(), commandID = try r.u16()
+            guard s.submissionQueues[queue] != nil else { throw .malformed(what, "an aborted command of queue \(queue), which is not there") }
+            s.abortedCommands.insert(QueuedCommand(queue: queue, commandID: commandID))
         }
         s.pendingCompletions = []
         let held = try r.u32()

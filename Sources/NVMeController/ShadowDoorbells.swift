@@ -54,18 +54,19 @@ extension ControllerCore {
         writeShadowEntry(buffers.eventIndex, queue: queue, completion: completion, value: 0)
     }
 
-    /// Reads the shadow buffer and applies the I/O queues' values (values outside a
-    /// queue are ignored, as a doorbell register write of them is). Returns true when
+    /// Reads the shadow buffer and applies the I/O queues' values (a value the queue
+    /// cannot take is ignored and raises Invalid Doorbell Write Value, as a doorbell
+    /// register write of it does). Returns true when
     /// it changed an SQ tail or CQ head. An unreadable buffer is a fatal error.
     @discardableResult
     func syncShadowDoorbells() -> Bool {
-        guard let buffers = monitor.withLock({ $0.doorbellBuffers }) else { return false }
+        guard let (buffers, generation) = monitor.withLock({ s in s.doorbellBuffers.map { ($0, s.generation) } }) else { return false }
         let count = (ioQueues + 1) * 8
         let bytes: [UInt8]
         do {
             bytes = try dmaRead(buffers.shadow, count: count)
         } catch {
-            fail("reading the shadow doorbell buffer at 0x\(String(buffers.shadow, radix: 16)): \(error)")
+            fail("reading the shadow doorbell buffer at 0x\(String(buffers.shadow, radix: 16)): \(error)", generation: generation)
             return false
         }
         return monitor.update { s -> Bool in
@@ -73,7 +74,9 @@ extension ControllerCore {
             var changed = false
             for (id, var sq) in s.submissionQueues where id != 0 {
                 let tail = UInt32(bytes.le(Int(id) * 8, 4))
-                if tail < sq.size && tail != sq.tail {
+                if tail >= sq.size {
+                    Self.doorbellError(.invalidDoorbellWriteValue, &s)
+                } else if tail != sq.tail {
                     sq.tail = tail
                     s.submissionQueues[id] = sq
                     changed = true
@@ -81,7 +84,9 @@ extension ControllerCore {
             }
             for (id, var cq) in s.completionQueues where id != 0 {
                 let head = UInt32(bytes.le(Int(id) * 8 + 4, 4))
-                if head < cq.size && head != cq.head {
+                if !cq.acceptsHead(head) {
+                    Self.doorbellError(.invalidDoorbellWriteValue, &s)
+                } else if head != cq.head {
                     cq.head = head
                     s.completionQueues[id] = cq
                     changed = true

@@ -110,3 +110,73 @@ import VFIO
         #expect(limit.commandID == fifth && limit.status == .asynchronousEventRequestLimitExceeded)
     }
 }
+
+/// Set Features Number of Queues grants what was asked, up to the controller's queues;
+/// queue identifiers above the grant are invalid. Abort of a command still queued.
+@Suite struct ControllerQueueGrantTests {
+    private func numberOfQueues(_ host: NVMeTestHost, submission: UInt32, completion: UInt32) throws -> CompletionQueueEntry {
+        try host.admin(SubmissionQueueEntry(opcode: AdminOpcode.setFeatures.rawValue, commandID: 0,
+                                            cdw10: UInt32(FeatureID.numberOfQueues.rawValue), cdw11: completion << 16 | submission))
+    }
+
+    private func create(_ host: NVMeTestHost, _ opcode: AdminOpcode, id: UInt32, completionQueue: UInt32 = 1) throws -> NVMeStatus {
+        let memory = host.allocateQueueMemory(4096)
+        let cdw11: UInt32 = opcode == .createIOCompletionQueue ? 1 << 16 | 0x3 : completionQueue << 16 | 0x1
+        return try host.admin(SubmissionQueueEntry(opcode: opcode.rawValue, commandID: 0, prp1: host.iova(memory),
+                                                   cdw10: 15 << 16 | id, cdw11: cdw11)).status
+    }
+
+    @Test func theGrantIsWhatWasAskedUpToTheControllersQueues() throws {
+        let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20, ioQueues: 8), msixVectors: 9)
+        try host.enable()
+        // 0-based: 2 submission queues, 3 completion queues.
+        let grant = try numberOfQueues(host, submission: 1, completion: 2)
+        #expect(grant.status == .success && grant.dword0 == 2 << 16 | 1)
+        #expect(try create(host, .createIOCompletionQueue, id: 3) == .success)
+        #expect(try create(host, .createIOCompletionQueue, id: 4) == .invalidQueueIdentifier)
+        #expect(try create(host, .createIOCompletionQueue, id: 1) == .success)
+        #expect(try create(host, .createIOSubmissionQueue, id: 2) == .success)
+        #expect(try create(host, .createIOSubmissionQueue, id: 3) == .invalidQueueIdentifier)
+        // Asked again: the grant stands for this reset.
+        #expect(try numberOfQueues(host, submission: 7, completion: 7).dword0 == 2 << 16 | 1)
+        // After a reset: asking once I/O queues exist is a Command Sequence Error; more than
+        // the controller has is capped.
+        try host.write32(0, ControllerRegister.configuration)
+        #expect(try host.waitStatus { !$0.ready })
+        try host.enable()
+        #expect(try create(host, .createIOCompletionQueue, id: 8) == .success)  // no grant yet: every queue
+        #expect(try numberOfQueues(host, submission: 1, completion: 1).status == .commandSequenceError)
+        try host.write32(0, ControllerRegister.configuration)
+        #expect(try host.waitStatus { !$0.ready })
+        try host.enable()
+        #expect(try numberOfQueues(host, submission: 100, completion: 3).dword0 == 3 << 16 | 7)
+    }
+
+    /// Abort of a command behind it in the admin queue (rung together, not fetched when
+    /// the Abort runs): that command completes with Command Abort Requested, unexecuted.
+    /// With 14 commands before, the queued entries wrap past the end of the 16-entry queue.
+    @Test(arguments: [0, 14]) func abortOfACommandStillInItsQueue(commandsBefore: Int) throws {
+        let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
+        try host.enable(adminEntries: 16)
+        for _ in 0..<commandsBefore { #expect(try host.identify(cns: .controller).0 == .success) }
+        let data = NVMeTestHost.dataOffset
+        memset(host.memory.baseAddress + data, 0xEE, 4096)
+        let slot = Int(host.queues[0]!.submissionBase - NVMeTestHost.iovaBase) + Int(host.queues[0]!.tail) * 64
+        let abortID = host.place(SubmissionQueueEntry(opcode: AdminOpcode.abort.rawValue, commandID: 0), queue: 0)
+        let between = commandsBefore > 0 ? host.place(SubmissionQueueEntry(opcode: AdminOpcode.getFeatures.rawValue, commandID: 0,
+                                                                            cdw10: UInt32(FeatureID.volatileWriteCache.rawValue)), queue: 0) : nil
+        let identifyID = host.place(SubmissionQueueEntry(opcode: AdminOpcode.identify.rawValue, commandID: 0, prp1: host.iova(data),
+                                                         cdw10: UInt32(IdentifyCNS.controller.rawValue)), queue: 0)
+        // The Abort names the Identify placed after it (SQID 0 in CDW10 15:0).
+        host.store(SubmissionQueueEntry(opcode: AdminOpcode.abort.rawValue, commandID: abortID, cdw10: UInt32(identifyID) << 16).encoded, at: slot)
+        try host.ring(0)
+        let first = try host.nextCompletion(0)
+        #expect(first.commandID == abortID && first.status == .success && first.dword0 & 1 == 0)
+        if let between { #expect(try host.nextCompletion(0).commandID == between) }
+        let second = try host.nextCompletion(0)
+        #expect(second.commandID == identifyID && second.status == .abortRequested)
+        #expect(host.bytes(data, 4096).allSatisfy { $0 == 0xEE })  // not executed
+        // The controller goes on.
+        #expect(try host.identify(cns: .controller).0 == .success)
+    }
+}

@@ -44,9 +44,16 @@ final class NVMeTestHost {
 
     /// - Parameter memory: host memory to share with another host (a migration's source),
     ///   instead of fresh memory.
-    init(model: NVMeDevice, msixVectors: Int = 4, useINTx: Bool = false, memory shared: DMABuffer? = nil, name: String = #function) throws {
+    convenience init(model: NVMeDevice, msixVectors: Int = 4, useINTx: Bool = false, memory shared: DMABuffer? = nil, name: String = #function) throws {
+        try self.init(model: model, client: VFIOUserClient.serving(model, name: "nvme:\(name)"), msixVectors: msixVectors,
+                      useINTx: useINTx, memory: shared)
+    }
+
+    /// A host on `client`, a connection to a server of `model` (a listening server: one
+    /// client after another).
+    init(model: NVMeDevice, client: VFIOUserClient, msixVectors: Int = 4, useINTx: Bool = false, memory shared: DMABuffer? = nil) throws {
         self.model = model
-        client = try VFIOUserClient.serving(model, name: "nvme:\(name)")
+        self.client = client
         memory = try shared ?? DMABuffer(size: Self.memorySize)
         try client.mapDMA(memory, offset: 0, size: memory.size, iova: Self.iovaBase, access: [.read, .write])
         let command = try client.readConfig(UInt16.self, offset: 4)

@@ -150,6 +150,59 @@ import VFIO
         }
     }
 
+    /// The SQ tail doorbells as ioeventfds (VFIO_USER_DEVICE_GET_REGION_IO_FDS): commands
+    /// submitted by storing the shadow tail and signalling the eventfd, no register write.
+    @Test func ioeventfdDoorbellsWithTheShadowBuffer() throws {
+        let s = try ShadowHost(queueEntries: 16, completionEntries: 16)
+        let host = s.host
+        let events = try host.client.regionIOEventFDs(PCIRegionIndex.bar0.rawValue)
+        #expect(events.map(\.offset) == (1...16).map { ControllerRegister.submissionTailDoorbell(queue: UInt16($0)) })
+        #expect(events.allSatisfy { $0.width == 4 && $0.dataMatch == nil })
+        var expected: [UInt8] = []
+        for round in 0..<5 {
+            let ids = (0..<6).map { k -> UInt16 in
+                let block = round * 6 + k
+                let bytes = pattern(512, seed: UInt64(100 + block))
+                expected += bytes
+                host.store(bytes, at: Self.data + 512 * block)
+                return host.place(ioCommand(.write, lba: UInt64(block), blocks: 1, prp1: host.iova(Self.data + 512 * block)), queue: 1)
+            }
+            s.entry(s.shadow, 2).pointee = host.queues[1]!.tail
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            try events[0].event.signal()
+            for id in ids {
+                let c = try s.nextCompletion()
+                #expect(c.commandID == id && c.status == .success)
+            }
+        }
+        let readBack = host.place(ioCommand(.read, lba: 0, blocks: 8, prp1: host.iova(Self.data + (1 << 20))), queue: 1)
+        s.entry(s.shadow, 2).pointee = host.queues[1]!.tail
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        try events[0].event.signal()
+        #expect(try s.nextCompletion().commandID == readBack)
+        #expect(host.bytes(Self.data + (1 << 20), 8 * 512) == Array(expected[0..<(8 * 512)]))
+        #expect(try !host.status.fatal)
+    }
+
+    /// A shadow tail the queue cannot take is ignored and raises Invalid Doorbell Write
+    /// Value, as a register write of it does; the queue goes on with a good one.
+    @Test func aShadowTailPastTheQueueIsAnInvalidDoorbellWriteValue() throws {
+        let s = try ShadowHost(queueEntries: 16, completionEntries: 16)
+        let host = s.host
+        let request = host.place(SubmissionQueueEntry(opcode: AdminOpcode.asynchronousEventRequest.rawValue, commandID: 0), queue: 0)
+        try host.ring(0)
+        #expect(try host.identify(cns: .controller).0 == .success)  // the request is outstanding
+        s.entry(s.shadow, 2).pointee = 16
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        try host.write32(16, ControllerRegister.submissionTailDoorbell(queue: 1))
+        let event = try host.nextCompletion(0)
+        #expect(event.commandID == request && event.status == .success)
+        #expect(event.dword0 == AsynchronousEvent(type: .errorStatus, information: ErrorStatusEventInformation.invalidDoorbellWriteValue.rawValue,
+                                                  logPage: LogPageID.errorInformation.rawValue).dword0)
+        let ids = try s.submit([ioCommand(.read, lba: 0, blocks: 1, prp1: host.iova(Self.data))])
+        #expect(try s.nextCompletion().commandID == ids[0])
+    }
+
     @Test func badBuffersAreRefused() throws {
         let host = try NVMeTestHost(model: try NVMeDevice(ramBytes: 1 << 20))
         try host.enable()
