@@ -16,7 +16,7 @@ import VFIOUserClient
 import VFIOUserServer
 import VFIOUserWire
 
-nonisolated(unsafe) let arguments = Array(CommandLine.arguments.dropFirst())
+let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--child", arguments.count >= 2 {
     if arguments.count >= 4, arguments[2] == "--cpu", let cpu = Int(arguments[3]) { pinToCPU(cpu) }
     switch arguments[1] {
@@ -31,7 +31,7 @@ func option(_ name: String) -> String? {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
     return arguments[i + 1]
 }
-nonisolated(unsafe) let json = arguments.contains("--json")
+let json = arguments.contains("--json")
 let quick = arguments.contains("--quick")
 let only = option("--only")
 let iterations = Int(option("--iterations") ?? "") ?? (quick ? 4000 : 40000)
@@ -132,7 +132,7 @@ if wanted("inflight") {
     log("(b) 16 in flight…")
     let depth = 16
     let total = iterations
-    let (f, s) = try interleavedRate(rounds: rounds, floor: {
+    let (f, s) = interleavedRate(rounds: rounds, floor: {
         // One thread keeps 16 echo messages in flight.
         for _ in 0..<depth { echo.send(size: regionAccessSize, answer: regionAccessSize + 4) }
         for i in 0..<total {

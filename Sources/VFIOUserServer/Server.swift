@@ -22,7 +22,7 @@ import VFIOUserWire
 ///   first work) runs the model's `afterReply` work, each item with the device lock held,
 ///   so that model callbacks and queued work never run at once; work a command queued,
 ///   and the rest of an item whose DMA reply came, runs before the next command is
-///   handled (as if it ran on the serving thread). `resources` (a `Mutex`) guards what a
+///   handled (as if it ran on the serving thread). `resources` (a `Monitor`, no condition used) guards what a
 ///   model reaches from any thread without the device lock: the DMA mappings and
 ///   interrupt eventfds; `threads` (a `Monitor`, no condition used) the threads and the
 ///   work queue; `watches` (a `Monitor`) the eventfds the work thread reads for the client.
@@ -113,7 +113,7 @@ public final class VFIOUserServer: @unchecked Sendable {
     /// ends a wait for a DMA reply (used with `monitor`; `yieldToWork` waits on it).
     let workStarted = Condition()
     /// The DMA mappings and interrupt eventfds (model threads reach them).
-    let resources = Mutex(ClientResources())
+    let resources = Monitor(ClientResources())
     /// The server's threads and the `afterReply` queue. A `Monitor` (a pthread mutex):
     /// the serving and the work thread contend for it, and a contended
     /// `Synchronization.Mutex` hands over inside the kernel (a PI futex), where

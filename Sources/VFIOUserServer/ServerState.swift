@@ -69,7 +69,7 @@ struct EventWatch {
 
 /// What threads reach without the device lock (a model's own threads, a callback that
 /// raises an interrupt or copies DMA data): the client's DMA mappings and interrupt
-/// eventfds. Guarded by the server's `resources`, a `Mutex` held for short sections (a
+/// eventfds. Guarded by the server's `resources`, a `Monitor` held for short sections (a
 /// direct DMA copy happens inside it, so that an unmap waits for the copy to end).
 struct ClientResources {
     /// DMA mappings by IOVA.
