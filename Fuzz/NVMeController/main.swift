@@ -5,8 +5,8 @@
 // whose DMA space is 64 KiB of guest memory at IOVA 0 (anything else the guest names,
 // a queue base, a PRP, a PRP list entry, a doorbell buffer, is outside memory and fails
 // with EFAULT). After every action the target waits until the controller's worker has
-// gone to sleep with nothing it can do (`waitUntilQuiescent`; not after reads and guest
-// memory writes, which cannot wake it), so that each input runs
+// gone to sleep with nothing it can do (`waitUntilQuiescent`; not after reads, guest
+// memory writes and refused writes, which cannot wake it), so that each input runs
 // the same way every time; a worker that does not settle within 5 s aborts. The device
 // is released at the end of the input (its worker joined; LeakSanitizer checks memory).
 // At most 256 actions of an input run.
@@ -70,8 +70,19 @@ func withValue(_ value: UInt64, width: Int, _ body: (UnsafeRawBufferPointer) -> 
 
 enum Step { case end, changed, unchanged }
 
+/// A write of `value`'s low `width` bytes through `write`: `.unchanged` when the model
+/// refused it (it refuses before it changes anything).
+func written(_ value: UInt64, width: Int, _ write: (UnsafeRawBufferPointer) throws -> Void) -> Step {
+    var step = Step.changed
+    withValue(value, width: width) { bytes in
+        do { try write(bytes) } catch { step = .unchanged }
+    }
+    return step
+}
+
 /// Runs the script's next action: `.unchanged` when it cannot have changed the
-/// controller's state (reads, guest memory: the worker sleeps meanwhile), `.end` when the
+/// controller's state (reads, guest memory: the worker sleeps meanwhile; refused
+/// writes), `.end` when the
 /// input is used up.
 func step(_ script: inout Script, _ device: NVMeDevice, _ context: InMemoryDeviceContext) -> Step {
     let bar0 = PCIRegionIndex.bar0.rawValue, config = PCIRegionIndex.config.rawValue
@@ -80,17 +91,17 @@ func step(_ script: inout Script, _ device: NVMeDevice, _ context: InMemoryDevic
     switch action % 12 {
     case 0:
         guard let offset = script.le(2), let value = script.le(4) else { return .end }
-        withValue(value, width: 4) { try? device.write(region: bar0, offset: offset, from: $0) }
+        return written(value, width: 4) { try device.write(region: bar0, offset: offset, from: $0) }
     case 1:
         guard let offset = script.le(2), let value = script.le(8) else { return .end }
-        withValue(value, width: 8) { try? device.write(region: bar0, offset: offset, from: $0) }
+        return written(value, width: 8) { try device.write(region: bar0, offset: offset, from: $0) }
     case 2:
         guard let offset = script.le(2), let width = script.width() else { return .end }
         withUnsafeMutableBytes(of: &scratch) { try? device.read(region: bar0, offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<width])) }
         return .unchanged
     case 3:
         guard let offset = script.le(2), let width = script.width(), let bytes = script.take(width) else { return .end }
-        try? device.write(region: bar0, offset: offset, from: bytes)
+        return (try? device.write(region: bar0, offset: offset, from: bytes)) == nil ? .unchanged : .changed
     case 4:
         guard let address = script.le(4), let count = script.u8(), let bytes = script.take(Int(count)) else { return .end }
         poke(context, address, bytes)
@@ -103,10 +114,10 @@ func step(_ script: inout Script, _ device: NVMeDevice, _ context: InMemoryDevic
         guard let queue = script.u8(), let which = script.u8(), let value = script.le(4) else { return .end }
         // The doorbells start at 0x1000 with a stride of 4 bytes (CAP.DSTRD 0).
         let offset = 0x1000 + (UInt64(queue) * 2 + UInt64(which & 1)) * 4
-        withValue(value, width: 4) { try? device.write(region: bar0, offset: offset, from: $0) }
+        return written(value, width: 4) { try device.write(region: bar0, offset: offset, from: $0) }
     case 7:
         guard let offset = script.le(2), let width = script.width(), let bytes = script.take(width) else { return .end }
-        try? device.write(region: config, offset: offset % 4096, from: bytes)
+        return (try? device.write(region: config, offset: offset % 4096, from: bytes)) == nil ? .unchanged : .changed
     case 8:
         guard let offset = script.le(2), let width = script.width() else { return .end }
         withUnsafeMutableBytes(of: &scratch) { try? device.read(region: config, offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<width])) }
