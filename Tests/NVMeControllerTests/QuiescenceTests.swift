@@ -16,14 +16,14 @@ import VFIODeviceKit
         }
     }
 
-    /// A controller on guest memory at IOVA 0 with an admin queue pair of `entries`
-    /// entries (SQ 0x1000, CQ 0x2000), enabled.
-    private func enabled(entries: UInt32) throws -> (NVMeDevice, InMemoryDeviceContext) {
+    /// A controller on guest memory at IOVA 0 with an admin submission queue of 8 entries
+    /// at 0x1000 and a completion queue of `completionEntries` at 0x2000, enabled.
+    private func enabled(completionEntries: UInt32) throws -> (NVMeDevice, InMemoryDeviceContext) {
         let context = InMemoryDeviceContext(strictReplyRule: false)
         try context.map(iova: 0, size: 64 << 10)
         let device = try NVMeDevice(ramBytes: 1 << 20, ioQueues: 1)
         device.attach(context)
-        try write(device, UInt64((entries - 1) << 16 | (entries - 1)), width: 4, at: ControllerRegister.adminQueueAttributes)
+        try write(device, UInt64((completionEntries - 1) << 16 | 7), width: 4, at: ControllerRegister.adminQueueAttributes)
         try write(device, Self.asq, width: 8, at: ControllerRegister.adminSubmissionQueue)
         try write(device, Self.acq, width: 8, at: ControllerRegister.adminCompletionQueue)
         try write(device, 0x0046_0001, width: 4, at: ControllerRegister.configuration)
@@ -42,7 +42,7 @@ import VFIODeviceKit
     }
 
     @Test func commandsHaveCompletedWhenItReturns() throws {
-        let (device, context) = try enabled(entries: 8)
+        let (device, context) = try enabled(completionEntries: 8)
         for slot in 0..<3 { try identify(context, slot: slot) }
         try write(device, 3, width: 4, at: ControllerRegister.submissionTailDoorbell(queue: 0))
         #expect(device.waitUntilQuiescent(seconds: 10))
@@ -52,14 +52,12 @@ import VFIODeviceKit
         }
     }
 
-    /// Three commands, a completion queue of two entries (one usable until the host
-    /// frees it): the worker posts one and waits for room, which is quiescent too.
+    /// Two commands, a completion queue of two entries (one usable until the host frees
+    /// it): the worker posts one and waits for room, which is quiescent too.
     @Test func returnsWhileTheWorkerWaitsForRoomInAFullCompletionQueue() throws {
-        let (device, context) = try enabled(entries: 2)
-        try identify(context, slot: 0)
-        try write(device, 1, width: 4, at: ControllerRegister.submissionTailDoorbell(queue: 0))
-        try identify(context, slot: 1)
-        try write(device, 0, width: 4, at: ControllerRegister.submissionTailDoorbell(queue: 0))
+        let (device, context) = try enabled(completionEntries: 2)
+        for slot in 0..<2 { try identify(context, slot: slot) }
+        try write(device, 2, width: 4, at: ControllerRegister.submissionTailDoorbell(queue: 0))
         #expect(device.waitUntilQuiescent(seconds: 10))
         #expect(try completion(context, slot: 0).phase)
         #expect(try !completion(context, slot: 1).phase)
