@@ -22,6 +22,8 @@ final class ControllerCore: @unchecked Sendable {
     let lastLoadError = Mutex<String?>(nil)
     /// Broadcast (monitor held) whenever the worker finishes what it picked.
     let idle = Condition()
+    /// Broadcast (monitor held) when the worker answers `waitUntilQuiescent`'s requests.
+    private let quiescent = Condition()
     /// The Asynchronous Event Request Limit (AERL + 1).
     static let eventRequestLimit = 4
     /// Error log entries kept (ELPE + 1).
@@ -245,7 +247,7 @@ final class ControllerCore: @unchecked Sendable {
     private func parked(_ s: inout ControllerState) {
         guard s.quiescentAt != s.quiescenceRequests else { return }
         s.quiescentAt = s.quiescenceRequests
-        idle.broadcast()
+        quiescent.broadcast()
     }
 
     /// Waits until the worker has gone to sleep with nothing it can do (no command to
@@ -258,7 +260,7 @@ final class ControllerCore: @unchecked Sendable {
             return s.quiescenceRequests
         }
         let deadline = monotonicNanoseconds() + seconds * 1_000_000_000
-        return monitor.wait(on: idle, deadline: { _ in deadline }) { s in s.quiescentAt >= request ? true : nil } ?? false
+        return monitor.wait(on: quiescent, deadline: { _ in deadline }) { s in s.quiescentAt >= request ? true : nil } ?? false
     }
 
     private func recordError(_ entry: SubmissionQueueEntry, queue: UInt16, status: NVMeStatus) {
