@@ -4,14 +4,14 @@
 # and instrument the test targets too), each with -sanitize=fuzzer,address; CVFIO with
 # clang -fsanitize=fuzzer-no-link,address.
 #
-#   Fuzz/build.sh            # both targets
+#   Fuzz/build.sh            # every target
 #   Fuzz/build.sh CapabilityChain
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${FUZZ_BUILD:-$root/.build-fuzz}
 mkdir -p "$out/obj" "$out/modules" "$out/CVFIO"
-if [ $# -eq 0 ]; then targets=(ServerMessages CapabilityChain); else targets=("$@"); fi
+if [ $# -eq 0 ]; then targets=(ServerMessages CapabilityChain NVMeController); else targets=("$@"); fi
 
 export PATH="/opt/swift/usr/bin:$PATH"
 swiftc=${SWIFTC:-swiftc}
@@ -22,7 +22,7 @@ swiftflags=(-sanitize=fuzzer,address -parse-as-library -g "$opt" -swift-version 
 
 # swift-log (VFIOUserServer's Logging): the checkout SwiftPM resolved.
 logging=.build/checkouts/swift-log/Sources/Logging
-if [ ! -d "$logging" ]; then
+if [[ " ${targets[*]} " == *" ServerMessages "* && ! -d "$logging" ]]; then
     swift package resolve >/dev/null
 fi
 
@@ -87,6 +87,18 @@ for target in "${targets[@]}"; do
         swift_module VFIOUserServer -enable-testing -- "${server[@]}"
         objects=("$out/obj/VFIO.o" "$out/obj/VFIOSystem.o" "$out/obj/VFIODeviceKit.o"
                  "$out/obj/Logging.o" "$out/obj/VFIOUserWire.o" "$out/obj/VFIOUserServer.o" "${cvfio_objects[@]}")
+        ;;
+    NVMeController)
+        mapfile -t system < <(sources Sources/VFIOSystem)
+        mapfile -t kit < <(sources Sources/VFIODeviceKit)
+        mapfile -t nvme < <(sources Sources/NVMe)
+        mapfile -t controller < <(sources Sources/NVMeController)
+        swift_module VFIOSystem -- "${system[@]}"
+        swift_module VFIODeviceKit -- "${kit[@]}"
+        swift_module NVMe -- "${nvme[@]}"
+        swift_module NVMeController -- "${controller[@]}"
+        objects=("$out/obj/VFIO.o" "$out/obj/VFIOSystem.o" "$out/obj/VFIODeviceKit.o"
+                 "$out/obj/NVMe.o" "$out/obj/NVMeController.o" "${cvfio_objects[@]}")
         ;;
     *)
         echo "unknown fuzz target $target" >&2; exit 2 ;;

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
-if [ $# -eq 0 ]; then targets=(ServerMessages CapabilityChain); else targets=("$@"); fi
+if [ $# -eq 0 ]; then targets=(ServerMessages CapabilityChain NVMeController); else targets=("$@"); fi
 out=${FUZZ_BUILD:-$(pwd)/.build-fuzz}
 
 Fuzz/build.sh "${targets[@]}"

@@ -5,7 +5,10 @@
                     (and a few sequences: edu DMA answered by the client, DMA_MAP with a
                     descriptor, eventfds for MSI);
   CapabilityChain/  a mode byte (0 chain, 1 region info, 2 device info, 3 type1 info,
-                    4 one capability) and a valid structure with a chain.
+                    4 one capability) and a valid structure with a chain;
+  NVMeController/   guest action scripts (Fuzz/NVMeController/main.swift lists the
+                    actions): bring-up, Identify, I/O queues, read/write, and bad PRPs,
+                    queue ids, doorbells, queue bases.
 
 Run it from anywhere; it rewrites both folders.
 """
@@ -227,6 +230,125 @@ def chain_seeds():
     return len(seeds)
 
 
+# ---- NVMeController ---------------------------------------------------------------
+
+# Guest memory (64 KiB at IOVA 0): admin SQ 0x1000, admin CQ 0x2000, Identify data
+# 0x3000, I/O CQ 0x4000, I/O SQ 0x5000, PRP list 0x6000, data from 0x8000.
+ASQ, ACQ, IDENT, IOCQ, IOSQ, PRPLIST, DATA = 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x8000
+OUTSIDE = 0x1000_0000
+
+
+def bar_write32(offset, value):
+    return struct.pack("<BHI", 0, offset, value)
+
+
+def bar_write64(offset, value):
+    return struct.pack("<BHQ", 1, offset, value)
+
+
+def bar_read(offset, width):
+    return struct.pack("<BHB", 2, offset, width - 1)
+
+
+def memory(address, data):
+    return struct.pack("<BIB", 4, address, len(data)) + data
+
+
+def command(address, opcode, cid, nsid=0, prp1=0, prp2=0, cdw=(0, 0, 0, 0, 0, 0)):
+    entry = struct.pack("<BBHIQQQQ6I", opcode, 0, cid, nsid, 0, 0, prp1, prp2, *cdw)
+    assert len(entry) == 64
+    return struct.pack("<BI", 5, address) + entry
+
+
+def doorbell(queue, completion, value):
+    return struct.pack("<BBBI", 6, queue, completion, value)
+
+
+def config_write(offset, data):
+    return struct.pack("<BHB", 7, offset, len(data) - 1) + data
+
+
+def enable(asq=ASQ, acq=ACQ, entries=8):
+    return (config_write(0x04, struct.pack("<H", 0x0006))             # memory space, bus master
+            + bar_write32(0x24, (entries - 1) << 16 | (entries - 1))  # AQA
+            + bar_write64(0x28, asq) + bar_write64(0x30, acq)
+            + bar_write32(0x14, 0x0046_0001)                          # CC: EN, IOSQES 6, IOCQES 4
+            + bar_read(0x1C, 4))                                      # CSTS
+
+
+def io_queue_pair(first_slot=0, qid=1, entries=16):
+    slot = first_slot
+    script = b""
+    for opcode, base, cdw11 in ((0x05, IOCQ, 0x3), (0x01, IOSQ, qid << 16 | 0x1)):
+        script += command(ASQ + 64 * slot, opcode, 0x100 + slot, prp1=base,
+                          cdw=((entries - 1) << 16 | qid, cdw11, 0, 0, 0, 0))
+        slot += 1
+    return script + doorbell(0, 0, slot) + doorbell(0, 1, slot)
+
+
+def nvme_seeds():
+    out = reset("NVMeController")
+    seeds = {}
+    bring_up = (enable()
+                + command(ASQ, 0x06, 1, prp1=IDENT, cdw=(1, 0, 0, 0, 0, 0))               # Identify controller
+                + command(ASQ + 64, 0x06, 2, nsid=1, prp1=IDENT, cdw=(0, 0, 0, 0, 0, 0))  # Identify namespace 1
+                + command(ASQ + 128, 0x09, 3, cdw=(0x07, 3 << 16 | 3, 0, 0, 0, 0))         # Number of Queues
+                + doorbell(0, 0, 3) + doorbell(0, 1, 3))
+    seeds["identify"] = bring_up
+    # I/O queue pair 1 from admin slots 3 and 4, then write 4 KiB, read it back, and a
+    # 16 KiB write through a PRP list.
+    io = enable() + io_queue_pair(0) + memory(DATA, bytes(range(200)))
+    io += command(IOSQ, 0x01, 1, nsid=1, prp1=DATA, cdw=(0, 0, 7, 0, 0, 0))
+    io += command(IOSQ + 64, 0x02, 2, nsid=1, prp1=DATA + 0x1000, cdw=(0, 0, 7, 0, 0, 0))
+    io += memory(PRPLIST, struct.pack("<3Q", DATA + 0x3000, DATA + 0x4000, DATA + 0x5000))
+    io += command(IOSQ + 128, 0x01, 3, nsid=1, prp1=DATA + 0x2000, prp2=PRPLIST, cdw=(8, 0, 31, 0, 0, 0))
+    io += command(IOSQ + 192, 0x00, 4, nsid=1)                                           # Flush
+    io += doorbell(1, 0, 4) + doorbell(1, 1, 4)
+    io += bar_write32(0x14, 0x0046_4001) + bar_read(0x1C, 4)                             # CC.SHN normal
+    seeds["io-read-write"] = io
+    # A PRP list outside memory, one with entries outside memory, one not page aligned,
+    # and a PRP1 with an offset into a second page with PRP2 pointing nowhere.
+    bad = enable() + io_queue_pair(0)
+    bad += command(IOSQ, 0x01, 1, nsid=1, prp1=DATA, prp2=OUTSIDE, cdw=(0, 0, 31, 0, 0, 0))
+    bad += memory(PRPLIST, struct.pack("<3Q", OUTSIDE, DATA + 0x123, 0xFFFF_FFFF_FFFF_F000))
+    bad += command(IOSQ + 64, 0x02, 2, nsid=1, prp1=DATA, prp2=PRPLIST, cdw=(0, 0, 31, 0, 0, 0))
+    bad += command(IOSQ + 128, 0x02, 3, nsid=1, prp1=DATA + 0x10, prp2=PRPLIST + 0xFF8, cdw=(0, 0, 31, 0, 0, 0))
+    bad += command(IOSQ + 192, 0x02, 4, nsid=1, prp1=DATA + 0xE00, prp2=OUTSIDE + 3, cdw=(0, 0, 7, 0, 0, 0))
+    bad += command(IOSQ + 256, 0x01, 5, nsid=1, prp1=DATA, cdw=(0xFFFF_FFF0, 0xFFFF_FFFF, 0xFFFF, 0, 0, 0))  # LBA past the end
+    bad += doorbell(1, 0, 5) + doorbell(1, 1, 5)
+    seeds["bad-prp-list"] = bad
+    # Queue ids: create CQ 200 and 0xFFFF, SQ 0, an SQ on a CQ that does not exist,
+    # delete SQ 9 and CQ 0, then doorbells of queues that do not exist.
+    ids = enable()
+    for slot, (opcode, cdw10, cdw11) in enumerate(((0x05, 15 << 16 | 200, 1), (0x05, 15 << 16 | 0xFFFF, 1),
+                                                   (0x01, 15 << 16 | 0, 1 << 16 | 1), (0x01, 15 << 16 | 2, 7 << 16 | 1),
+                                                   (0x00, 9, 0), (0x04, 0, 0), (0x05, 0xFFFF << 16 | 1, 1))):
+        ids += command(ASQ + 64 * slot, opcode, 0x200 + slot, prp1=IOCQ, cdw=(cdw10, cdw11, 0, 0, 0, 0))
+    ids += doorbell(0, 0, 7) + doorbell(9, 0, 1) + doorbell(200, 1, 1) + doorbell(0, 1, 7)
+    seeds["queue-id-out-of-range"] = ids
+    # Doorbell values past the queue size (admin SQ of 8 entries, I/O SQ of 16).
+    past = enable() + io_queue_pair(0)
+    past += doorbell(0, 0, 100) + doorbell(0, 1, 0xFFFF_FFFF) + doorbell(1, 0, 5000) + doorbell(1, 1, 16)
+    seeds["doorbell-past-size"] = past
+    # Admin queues outside memory, then a reset and the same with unaligned bases.
+    seeds["admin-queue-outside"] = (enable(asq=OUTSIDE, acq=OUTSIDE + 0x1000) + doorbell(0, 0, 1)
+                                    + bytes([9]) + enable(asq=ASQ + 8, acq=ACQ) + doorbell(0, 0, 1))
+    # MSI-X on (capability at 0x48 after PM at 0x40), vector 0 masked in the table, then
+    # Doorbell Buffer Config (shadow 0xE000, EventIdx 0xF000) and I/O through the shadow.
+    dbbc = config_write(0x4A, struct.pack("<H", 0x8000)) + struct.pack("<BBB", 10, 2, 5)
+    dbbc += bar_write32(0x2000 + 12, 1) + enable() + io_queue_pair(0)
+    dbbc += command(ASQ + 128, 0x7C, 3, prp1=0xE000, prp2=0xF000) + doorbell(0, 0, 3) + doorbell(0, 1, 3)
+    dbbc += command(IOSQ, 0x01, 1, nsid=1, prp1=DATA, cdw=(0, 0, 0, 0, 0, 0))
+    dbbc += memory(0xE000 + 8, struct.pack("<I", 1)) + doorbell(1, 0, 1)
+    dbbc += struct.pack("<BBBB", 11, 2, 0, 0)
+    seeds["msix-shadow-doorbells"] = dbbc
+    for name, data in seeds.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    return len(seeds)
+
+
 if __name__ == "__main__":
     print("ServerMessages:", server_seeds(), "seeds")
     print("CapabilityChain:", chain_seeds(), "seeds")
+    print("NVMeController:", nvme_seeds(), "seeds")

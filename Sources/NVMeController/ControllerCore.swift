@@ -22,6 +22,8 @@ final class ControllerCore: @unchecked Sendable {
     let lastLoadError = Mutex<String?>(nil)
     /// Broadcast (monitor held) whenever the worker finishes what it picked.
     let idle = Condition()
+    /// Broadcast (monitor held) when the worker answers `waitUntilQuiescent`'s requests.
+    private let quiescent = Condition()
     /// The Asynchronous Event Request Limit (AERL + 1).
     static let eventRequestLimit = 4
     /// Error log entries kept (ELPE + 1).
@@ -106,7 +108,9 @@ final class ControllerCore: @unchecked Sendable {
                 // Woken by every doorbell write, register change and reset (monitor.update).
                 work = monitor.wait { s -> Work? in
                     if let picked = Self.pickWork(&s) { return picked }
-                    return s.doorbellKicks != kicks ? .recheck : nil
+                    if s.doorbellKicks != kicks { return .recheck }
+                    parked(&s)
+                    return nil
                 }
             }
             switch work! {
@@ -256,6 +260,27 @@ final class ControllerCore: @unchecked Sendable {
         }
     }
 
+    /// The worker goes to sleep with nothing it can do until the state changes: the
+    /// quiescence requests made so far are answered.
+    private func parked(_ s: inout ControllerState) {
+        guard s.quiescentAt != s.quiescenceRequests else { return }
+        s.quiescentAt = s.quiescenceRequests
+        quiescent.broadcast()
+    }
+
+    /// Waits until the worker has gone to sleep with nothing it can do (no command to
+    /// fetch, or a full completion queue to wait on) after every state change made
+    /// before this call, at most `seconds`; false when it has not (a worker that never
+    /// settles, or one that has ended).
+    func waitUntilQuiescent(seconds: UInt64) -> Bool {
+        let request = monitor.update { s -> UInt64 in
+            s.quiescenceRequests += 1
+            return s.quiescenceRequests
+        }
+        let deadline = monotonicNanoseconds() + seconds * 1_000_000_000
+        return monitor.wait(on: quiescent, deadline: { _ in deadline }) { s in s.quiescentAt >= request ? true : nil } ?? false
+    }
+
     private func recordError(_ entry: SubmissionQueueEntry, queue: UInt16, status: NVMeStatus) {
         monitor.withLock { s in
             Self.logError(&s, submissionQueueID: queue, commandID: entry.commandID, status: status, namespaceID: entry.namespaceID)
@@ -293,7 +318,9 @@ final class ControllerCore: @unchecked Sendable {
             // A head doorbell write (the EventIdx asks for one) or a reset wakes this.
             let outcome = monitor.wait { s -> Wait? in
                 if let r = reserve(&s) { return .reserved(r) }
-                return s.doorbellKicks != kicks ? .retry : nil
+                if s.doorbellKicks != kicks { return .retry }
+                parked(&s)
+                return nil
             }
             if case .reserved(let r) = outcome { reserved = .some(r) }
         }

@@ -120,6 +120,10 @@ struct ControllerState: Sendable {
     var nextQueue: UInt16 = 0
     /// Why CSTS.CFS is set (diagnostics).
     var fatalReason: String?
+    /// `ControllerCore.waitUntilQuiescent`: the requests made, and the newest one the
+    /// worker has seen while it went to sleep with nothing it could do.
+    var quiescenceRequests: UInt64 = 0
+    var quiescentAt: UInt64 = 0
 
     struct Statistics: Sendable, Hashable {
         var bytesRead: UInt64 = 0

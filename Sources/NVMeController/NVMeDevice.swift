@@ -171,6 +171,13 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
 
     // MARK: Inspection (tests, diagnostics)
 
+    /// Waits until the I/O worker has gone to sleep with nothing it can do after every
+    /// register, doorbell and configuration change made before the call (it may be
+    /// waiting for room in a full completion queue), at most `seconds`; false when it
+    /// has not. For a caller that needs each step to finish before the next (the fuzz
+    /// target, deterministic tests); a device needs no such wait.
+    package func waitUntilQuiescent(seconds: UInt64) -> Bool { core.waitUntilQuiescent(seconds: seconds) }
+
     /// A copy of the configuration space.
     public var configSpace: PCIConfigSpace { core.monitor.withLock { $0.config } }
     /// CSTS.
