@@ -4,16 +4,6 @@ import VFIODeviceKit
 
 /// BAR0 register and doorbell accesses (the serving thread).
 extension ControllerCore {
-    static func load(_ buffer: UnsafeRawBufferPointer) -> UInt64 {
-        var value: UInt64 = 0
-        for k in 0..<min(buffer.count, 8) { value |= UInt64(buffer[k]) << (8 * UInt64(k)) }
-        return value
-    }
-
-    static func store(_ value: UInt64, _ buffer: UnsafeMutableRawBufferPointer) {
-        for k in 0..<buffer.count { buffer[k] = k < 8 ? UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) : 0 }
-    }
-
     /// Whether a `size`-byte access at `offset` is one the registers accept.
     private func checkWidth(_ offset: UInt64, _ size: Int, writing: Bool) throws(VFIOError) {
         let wide: Set<UInt64> = [ControllerRegister.capabilities, ControllerRegister.adminSubmissionQueue, ControllerRegister.adminCompletionQueue]
@@ -34,7 +24,7 @@ extension ControllerCore {
             let low = UInt64(registerDword(s, offset))
             return buffer.count == 8 ? low | UInt64(registerDword(s, offset + 4)) << 32 : low
         }
-        Self.store(value, buffer)
+        PCIModelSupport.store(value, buffer)
     }
 
     private func registerDword(_ s: ControllerState, _ offset: UInt64) -> UInt32 {
@@ -64,7 +54,7 @@ extension ControllerCore {
             return
         }
         try checkWidth(offset, buffer.count, writing: true)
-        let value = Self.load(buffer)
+        let value = PCIModelSupport.load(buffer)
         if let doorbell = ControllerRegister.doorbell(at: offset) {
             deliver(monitor.update { s in ringDoorbell(&s, queue: doorbell.queue, completion: doorbell.completion, value: UInt32(truncatingIfNeeded: value)) })
             return

@@ -31,7 +31,10 @@ extension ControllerCore {
         return .success((e.startingLBA * UInt64(storage.blockSize), Int(blocks) * storage.blockSize))
     }
 
-    private func read(_ e: SubmissionQueueEntry, _ storage: any NamespaceStorage) -> NVMeStatus {
+    /// Runs `body` with the namespace byte offset of a Read/Write and a buffer of its
+    /// length, after the range and the transfer size (at most MDTS) are checked.
+    private func withTransferBuffer(_ e: SubmissionQueueEntry, _ storage: any NamespaceStorage,
+                                    _ body: (UInt64, UnsafeMutableRawBufferPointer) -> NVMeStatus) -> NVMeStatus {
         let r: (offset: UInt64, length: Int)
         switch range(e, storage) {
         case .failure(let status): return status
@@ -40,35 +43,35 @@ extension ControllerCore {
         guard r.length <= NVMeDevice.maximumTransferBytes else { return .invalidField }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: r.length, alignment: 4096)
         defer { buffer.deallocate() }
-        do { try storage.read(at: r.offset, into: buffer) } catch { return .unrecoveredReadError }
-        let status = copyToHost(UnsafeRawBufferPointer(buffer), entry: e)
-        if status.isSuccess {
-            monitor.withLock { s in
-                s.statistics.readCommands += 1
-                s.statistics.bytesRead += UInt64(r.length)
+        return body(r.offset, buffer)
+    }
+
+    private func read(_ e: SubmissionQueueEntry, _ storage: any NamespaceStorage) -> NVMeStatus {
+        withTransferBuffer(e, storage) { offset, buffer in
+            do { try storage.read(at: offset, into: buffer) } catch { return .unrecoveredReadError }
+            let status = copyToHost(UnsafeRawBufferPointer(buffer), entry: e)
+            if status.isSuccess {
+                monitor.withLock { s in
+                    s.statistics.readCommands += 1
+                    s.statistics.bytesRead += UInt64(buffer.count)
+                }
             }
+            return status
         }
-        return status
     }
 
     private func write(_ e: SubmissionQueueEntry, _ storage: any NamespaceStorage) -> NVMeStatus {
-        let r: (offset: UInt64, length: Int)
-        switch range(e, storage) {
-        case .failure(let status): return status
-        case .success(let value): r = value
+        withTransferBuffer(e, storage) { offset, buffer in
+            let status = copyFromHost(into: buffer, entry: e)
+            guard status.isSuccess else { return status }
+            let durable = e.forceUnitAccess || !writeCacheEnabled
+            do { try storage.write(at: offset, from: UnsafeRawBufferPointer(buffer), durable: durable) } catch { return .writeFault }
+            monitor.withLock { s in
+                s.statistics.writeCommands += 1
+                s.statistics.bytesWritten += UInt64(buffer.count)
+            }
+            return .success
         }
-        guard r.length <= NVMeDevice.maximumTransferBytes else { return .invalidField }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: r.length, alignment: 4096)
-        defer { buffer.deallocate() }
-        let status = copyFromHost(into: buffer, entry: e)
-        guard status.isSuccess else { return status }
-        let durable = e.forceUnitAccess || !writeCacheEnabled
-        do { try storage.write(at: r.offset, from: UnsafeRawBufferPointer(buffer), durable: durable) } catch { return .writeFault }
-        monitor.withLock { s in
-            s.statistics.writeCommands += 1
-            s.statistics.bytesWritten += UInt64(r.length)
-        }
-        return .success
     }
 
     private func flush(_ storages: [any NamespaceStorage]) -> NVMeStatus {
