@@ -91,7 +91,7 @@ public final class NVMeDevice: DeviceModel, @unchecked Sendable {
             }
             return .absent(index)
         }
-        irqs = IRQDescriptor.pci(intx: true, msiVectors: 0, msixVectors: UInt32(ioQueues + 1))
+        irqs = IRQDescriptor.pci(intx: true, msiVectors: 0, msixVectors: UInt32(ioQueues + 1), err: 1, req: 1)
     }
 
     /// A controller with one RAM namespace of `bytes` bytes (64 MiB by default).
