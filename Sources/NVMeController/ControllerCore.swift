@@ -17,9 +17,9 @@ final class ControllerCore: @unchecked Sendable {
     let ioQueues: Int
     let serialNumber: String
     let capabilities: ControllerCapabilities
-    private let contextBox = Mutex<(any DeviceContext)?>(nil)
-    private let worker = Mutex<WorkerThread?>(nil)
-    let lastLoadError = Mutex<String?>(nil)
+    private let contextBox = Monitor<(any DeviceContext)?>(nil)
+    private let worker = Monitor<WorkerThread?>(nil)
+    let lastLoadError = Monitor<String?>(nil)
     /// Broadcast (monitor held) whenever the worker finishes what it picked.
     let idle = Condition()
     /// Broadcast (monitor held) when the worker answers `waitUntilQuiescent`'s requests.

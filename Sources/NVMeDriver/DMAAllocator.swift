@@ -86,14 +86,14 @@ final class DMAAllocator: Sendable {
 
     let device: any VFIODevice
     let pageSize: Int
-    private let state: Mutex<State>
+    private let state: Monitor<State>
 
     init(device: any VFIODevice, pageSize: Int) throws(NVMeDriverError) {
         self.device = device
         self.pageSize = pageSize
         let ranges: [IOVARange]
         do { ranges = try device.validIOVARanges() } catch { throw .transport(error) }
-        state = Mutex(State(space: IOVASpace(ranges: ranges, pageSize: max(pageSize, SystemCall.pageSize))))
+        state = Monitor(State(space: IOVASpace(ranges: ranges, pageSize: max(pageSize, SystemCall.pageSize))))
     }
 
     /// A buffer of at least `bytes` bytes, rounded up to whole pages; zeroed when

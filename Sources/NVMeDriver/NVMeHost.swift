@@ -47,7 +47,7 @@ public final class NVMeHost: Sendable {
     let ioQueues: [QueuePair]
     let doorbells: Doorbells
     let events: [EventFD]
-    private let tasks: Mutex<[Task<Void, Never>]>
+    private let tasks: Monitor<[Task<Void, Never>]>
     private let closed = Atomic<Bool>(false)
     let nextQueue = Atomic<Int>(0)
 
@@ -86,7 +86,7 @@ public final class NVMeHost: Sendable {
         self.ioQueues = ioQueues
         self.doorbells = doorbells
         self.events = events
-        self.tasks = Mutex(tasks)
+        self.tasks = Monitor(tasks)
         self.capabilities = capabilities
         self.version = version
         self.controller = controller
