@@ -39,6 +39,8 @@ public final class HostDevice: VFIODevice {
         var info: DeviceInfo?
     }
     private let state: Mutex<State>
+    /// The descriptor and mappings `release()` gives up (DeviceRelease.swift).
+    let releaseState: DeviceRelease
 
     /// Wraps an open device descriptor (for custom setups and tests); `space` is where its
     /// DMA goes (the container, or the IOAS it is attached to).
@@ -49,7 +51,10 @@ public final class HostDevice: VFIODevice {
         self.binding = binding
         self.ioctl = Ioctl(system: system)
         self.state = Mutex(State(space: space))
+        self.releaseState = DeviceRelease(descriptor: descriptor)
     }
+
+    deinit { releaseState.stopWatching() }
 
     // MARK: Opening
 
@@ -217,9 +222,12 @@ public final class HostDevice: VFIODevice {
         return info
     }
 
+    /// `VFIO_DEVICE_GET_REGION_INFO`, asked first with `argsz` of the bare struct (32) and
+    /// again with the size the driver states when the region has capabilities, as QEMU
+    /// asks: the kernel's `mbochs` sample refuses a larger first `argsz` with `EINVAL`.
     public func regionInfo(_ index: UInt32) throws(VFIOError) -> RegionInfo {
         let reply = try ioctl.query("VFIO_DEVICE_GET_REGION_INFO", try descriptor.requireOpen("VFIO_DEVICE_GET_REGION_INFO"),
-                                    CVFIO_VFIO_DEVICE_GET_REGION_INFO, RegionInfo.query(index: index))
+                                    CVFIO_VFIO_DEVICE_GET_REGION_INFO, RegionInfo.query(index: index, capacity: RegionInfo.fixedSize))
         let info = try RegionInfo(decoding: reply)
         state.withLock { $0.regions[index] = info }
         return info
@@ -297,8 +305,10 @@ public final class HostDevice: VFIODevice {
             let end = offset + UInt64(size)
             guard areas.contains(where: { offset >= $0.offset && end <= $0.offset + $0.size }) else { throw .errno("mmap", EINVAL) }
         }
-        return try DeviceMapping(fd: try descriptor.requireOpen("mmap"), fileOffset: info.offset + offset, size: size,
-                                 regionOffset: offset, readable: info.flags.contains(.read), writable: info.flags.contains(.write))
+        return try releaseState.register { () throws(VFIOError) -> DeviceMapping in
+            try DeviceMapping(fd: try descriptor.requireOpen("mmap"), fileOffset: info.offset + offset, size: size,
+                              regionOffset: offset, readable: info.flags.contains(.read), writable: info.flags.contains(.write))
+        }
     }
 
     /// Maps every mmap-able part of region `index`: its sparse areas, or the whole region.

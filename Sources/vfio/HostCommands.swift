@@ -87,7 +87,18 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let opened = try openDevice(device, access: access)
         let report = DeviceReport(device: opened)
-        print(json ? report.json().rendered() : report.text())
+        // The display (GFX planes): a kernel device only (vfio-user has no such command).
+        let gfx = (opened as? HostDevice).map { GFXReport(device: $0) }
+        if json {
+            var rendered = report.json()
+            if let gfx, case .object(var fields) = rendered {
+                fields.append(("gfx_planes", gfx.json()))
+                rendered = .object(fields)
+            }
+            print(rendered.rendered())
+        } else {
+            print(([report.text()] + (gfx?.lines() ?? [])).joined(separator: "\n"))
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 # the exit status.
 #
 # The sourcing script sets `cache`, `kernel_kind` (debian|custom) and `mtty` (a count)
-# before guest_kernel, `timeout` before guest_run, and runs under `set -euo pipefail`.
+# before guest_kernel (and may set `mdpy` and `mbochs`, counts of mediated displays), `timeout` before guest_run, and runs under `set -euo pipefail`.
 # Optional, before guest_initramfs: `guest_need_edu=0` (a guest without an edu device
 # is fine; default 1: /init fails without one) and `guest_init_hook` (lines of sh that
 # /init runs after the vfio modules and device binding, before PROGRAM; what they
@@ -41,11 +41,20 @@ guest_kernel() {
         fail "--mtty wants a number from 0 to 24, not $mtty"
     fi
     mtty=$((10#$mtty))  # (08 is 8, not an octal error)
+    mdpy=${mdpy:-0} mbochs=${mbochs:-0}
+    if ! [[ $mdpy =~ ^[0-9]+$ ]] || ((10#$mdpy > 4)); then
+        fail "--mdpy wants a number from 0 to 4 (mdpy's limit), not $mdpy"
+    fi
+    if ! [[ $mbochs =~ ^[0-9]+$ ]] || ((10#$mbochs > 8)); then
+        fail "--mbochs wants a number from 0 to 8, not $mbochs"
+    fi
+    mdpy=$((10#$mdpy)) mbochs=$((10#$mbochs))
     case $kernel_kind in
         debian)
             guest_check_cache
             kernel=$guest/kernel
             ((mtty == 0)) || fail "--mtty needs --kernel custom (Debian's kernels lack the mtty sample)"
+            ((mdpy == 0 && mbochs == 0)) || fail "--mdpy and --mbochs need --kernel custom (Debian's kernels lack the samples)"
             ;;
         custom)
             kernel=$cache/kernel-6.12/current/vmlinux
@@ -245,6 +254,29 @@ if [ $mtty -gt 0 ]; then
         mtty_group="\$mtty_group\${mtty_group:+ }\$group"
     done
     export SWIFT_VFIO_MTTY="\$uuids" SWIFT_VFIO_MTTY_CDEV="\$mtty_cdev" SWIFT_VFIO_MTTY_GROUP="\$mtty_group"
+fi
+
+# Mediated displays: mdpy (type mdpy-vga: a 640x480 XRGB8888 framebuffer region) and
+# mbochs (type mbochs-small: 4 MiB of video memory, dma-buf planes) mdevs, made as the
+# mtty ones; their UUIDs go to SWIFT_VFIO_MDPY and SWIFT_VFIO_MBOCHS.
+make_mdevs() {
+    local types=/sys/class/mdev_bus/\$1/mdev_supported_types list= uuid i
+    [ -d \$types/\$2 ] || setup_failed "no \$types/\$2 (\$1 sample not in this kernel)"
+    for i in \$(seq \$3); do
+        uuid=\$(cat /proc/sys/kernel/random/uuid)
+        echo \$uuid >\$types/\$2/create || setup_failed "create \$1 \$i"
+        cdev_of /sys/bus/mdev/devices/\$uuid >/dev/null || setup_failed "no /dev/vfio/devices/vfioN for \$1 \$uuid"
+        list="\$list\${list:+ }\$uuid"
+    done
+    echo "\$list"
+}
+if [ $mdpy -gt 0 ]; then
+    SWIFT_VFIO_MDPY=\$(make_mdevs mdpy mdpy-vga $mdpy) || setup_failed "mdpy mdevs"
+    export SWIFT_VFIO_MDPY
+fi
+if [ $mbochs -gt 0 ]; then
+    SWIFT_VFIO_MBOCHS=\$(make_mdevs mbochs mbochs-small $mbochs) || setup_failed "mbochs mdevs"
+    export SWIFT_VFIO_MBOCHS
 fi
 
 ${guest_init_hook:-}

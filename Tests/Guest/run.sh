@@ -4,16 +4,21 @@
 # vfio-pci, and exit with the program's exit status.
 #
 # Usage: Tests/Guest/run.sh [--cache DIR] [--kernel debian|custom] [--mtty N]
-#            [--timeout SECONDS] [--copy PATH]... -- PROGRAM [ARGS...]
+#            [--mdpy N] [--mbochs N] [--timeout SECONDS] [--copy PATH]... -- PROGRAM [ARGS...]
 #   --cache DIR      what prepare.sh (and build-kernel.sh) made (default:
 #                    /var/cache/swift-vfio-guest, or $SWIFT_VFIO_GUEST_CACHE)
 #   --kernel KIND    debian (default): Debian's 6.1 kernel and its vfio modules, from
 #                    prepare.sh; container/group path only.
 #                    custom: the 6.12 kernel build-kernel.sh built (everything built
 #                    in): also /dev/iommu (iommufd), /dev/vfio/devices/vfioN (device
-#                    cdev), no-IOMMU mode and the mdev sample mtty.
+#                    cdev), no-IOMMU mode and the mdev samples mtty, mdpy and
+#                    mbochs.
 #   --mtty N         (custom only) create N mtty mdevs (type mtty-1, one port each;
 #                    at most 24) before running PROGRAM
+#   --mdpy N         (custom only) create N mdpy mdevs (type mdpy-vga: a mediated
+#                    display whose 640x480 framebuffer is a region; at most 4)
+#   --mbochs N       (custom only) create N mbochs mdevs (type mbochs-small: a mediated
+#                    bochs display with 4 MiB of video memory, dma-buf planes; at most 8)
 #   --timeout SECS   kill the guest after this long (default 180)
 #   --copy PATH      also put PATH (a file or a directory, e.g. resources a test
 #                    bundle reads) into the guest at the same absolute path; repeatable
@@ -34,6 +39,8 @@
 #                          /sys/bus/mdev/devices/UUID
 #   SWIFT_VFIO_MTTY_CDEV   their device cdevs (/dev/vfio/devices/vfioN), same order
 #   SWIFT_VFIO_MTTY_GROUP  their VFIO groups (/dev/vfio/N), same order
+#   SWIFT_VFIO_MDPY        (--mdpy) the mdpy mdevs' UUIDs, space-separated
+#   SWIFT_VFIO_MBOCHS      (--mbochs) the mbochs mdevs' UUIDs, space-separated
 #
 # The guest console (kernel messages are quiet; the program's stdout and stderr) is
 # streamed to stdout. Exit status: PROGRAM's; or, when the guest never reported one,
@@ -48,6 +55,8 @@ cache=${SWIFT_VFIO_GUEST_CACHE:-/var/cache/swift-vfio-guest}
 timeout=180
 kernel_kind=debian
 mtty=0
+mdpy=0
+mbochs=0
 copies=()
 
 while (($#)); do
@@ -56,6 +65,8 @@ while (($#)); do
         --timeout) timeout=$2; shift 2 ;;
         --kernel) kernel_kind=$2; shift 2 ;;
         --mtty) mtty=$2; shift 2 ;;
+        --mdpy) mdpy=$2; shift 2 ;;
+        --mbochs) mbochs=$2; shift 2 ;;
         --copy) copies+=("$2"); shift 2 ;;
         --) shift; break ;;
         -h | --help) usage ;;

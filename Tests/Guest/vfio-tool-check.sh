@@ -18,6 +18,22 @@ echo "$info" | grep -q "0 BAR0: size 0x100000 (1 MiB) offset 0x0 \[READ WRITE MM
 echo "$info" | grep -q "1 MSI: count 1" || fail "vfio info: MSI"
 echo "$info" | grep -q "MIGRATION: no (ENOTTY" || fail "vfio info: migration feature"
 echo "$info" | grep -q "Hot reset affects: $edu" || fail "vfio info: hot reset"
+echo "$info" | grep -q "GFX planes: none (ENOTTY from VFIO_DEVICE_QUERY_GFX_PLANE)" || fail "vfio info: GFX planes of edu"
+# The mediated displays (run.sh --kernel custom --mdpy 1 --mbochs 1): mdpy's region
+# plane; mbochs offers dma-buf planes, its primary disabled until a mode is set.
+if [ -n "${SWIFT_VFIO_MDPY:-}" ]; then
+    display=$(check "$vfio" info "mdev:${SWIFT_VFIO_MDPY%% *}")
+    echo "$display"
+    echo "$display" | grep -q "region: primary XR24 (0x34325258) 640x480 stride 2560 size 0x200000, region 16" || fail "vfio info: mdpy plane"
+    echo "$display" | grep -q "dmabuf: not offered" || fail "vfio info: mdpy dmabuf"
+    check "$vfio" info --json "mdev:${SWIFT_VFIO_MDPY%% *}" | grep -q '"region_index": 16' || fail "vfio info --json: mdpy plane"
+fi
+if [ -n "${SWIFT_VFIO_MBOCHS:-}" ]; then
+    display=$(check "$vfio" info "mdev:${SWIFT_VFIO_MBOCHS%% *}")
+    echo "$display"
+    echo "$display" | grep -q "region: not offered" || fail "vfio info: mbochs region"
+    echo "$display" | grep -q "dmabuf: primary disabled" || fail "vfio info: mbochs plane"
+fi
 group=$(basename "$(readlink /sys/bus/pci/devices/$edu/iommu_group)")
 check "$vfio" info --json --access container "/dev/vfio/$group" | grep -q '"num_regions": 9' || fail "vfio info --json /dev/vfio/$group"
 if "$vfio" info model:edu >/dev/null 2>&1; then :; fi
