@@ -88,21 +88,33 @@ final class DeviceRelease: @unchecked Sendable {
         return true
     }
 
-    /// Releases the device when the kernel signals `request` (the eventfd set as the
-    /// device's REQ trigger), after telling `handler`, `deadline` after the first signal
-    /// unless the owner released it first. Runs on a thread of its own; the thread ends
-    /// once the device is released or `stopWatching()` is called.
-    /// - Throws: `.invalidArgument` when a watch is already set; `EBADF` once released.
-    func watch(request: EventFD, deadline: Duration, device: String,
-               handler: @escaping @Sendable (HostDevice.ReleaseRequest) -> Void) throws(VFIOError) {
+    /// Claims the one watch a device has: its stop eventfd, made now.
+    /// - Throws: `.invalidArgument` when a watch is set already; `EBADF` once released.
+    func reserveWatch() throws(VFIOError) -> EventFD {
         let stop = try EventFD()
         try state.withLock { (state: inout State) throws(VFIOError) in
             if state.released { throw .errno("VFIO_DEVICE_SET_IRQS", EBADF) }
             if state.stopWatcher != nil {
-                throw .invalidArgument("VFIO_DEVICE_SET_IRQS", "release requests are watched already")
+                throw .invalidArgument("VFIO_DEVICE_SET_IRQS", "release requests are honoured already")
             }
             state.stopWatcher = stop
         }
+        return stop
+    }
+
+    /// Gives back a watch `reserveWatch()` claimed, when setting it up failed.
+    func cancelWatch(_ stop: EventFD) {
+        state.withLock { if $0.stopWatcher === stop { $0.stopWatcher = nil } }
+        stop.close()
+    }
+
+    /// Releases the device when the kernel signals `request` (the eventfd set as the
+    /// device's REQ trigger), after telling `handler`, `deadline` after the first signal
+    /// unless the owner released it first. Runs on a thread of its own; the thread ends
+    /// once the device is released or `stopWatching()` is called.
+    /// - Throws: `pthread_create`'s errno.
+    func startWatcher(request: EventFD, stop: EventFD, deadline: Duration, device: String,
+                      handler: @escaping @Sendable (HostDevice.ReleaseRequest) -> Void) throws(VFIOError) {
         let box = Unmanaged.passRetained(WatchBox { [self] in
             self.runWatcher(request: request, stop: stop, deadline: deadline, device: device, handler: handler)
         }).toOpaque()
@@ -114,7 +126,6 @@ final class DeviceRelease: @unchecked Sendable {
         }, box)
         guard result == 0 else {
             Unmanaged<WatchBox>.fromOpaque(box).release()
-            state.withLock { $0.stopWatcher = nil }
             throw .errno("pthread_create", result)
         }
         pthread_detach(thread)
@@ -191,13 +202,21 @@ extension HostDevice {
         guard info.count > 0, info.flags.contains(.eventfd) else {
             throw .unsupported("VFIO_DEVICE_SET_IRQS", "the device has no REQ IRQ (VFIO_PCI_REQ_IRQ_INDEX count \(info.count))")
         }
-        let request = try EventFD()
-        try setIRQs(.enableEventfds(index: index, start: 0, [request.fd]))
+        let stop = try releaseState.reserveWatch()
+        var request: EventFD?
         do throws(VFIOError) {
-            try releaseState.watch(request: request, deadline: deadline, device: name, handler: handler)
+            let eventfd = try EventFD()
+            request = eventfd
+            try setIRQs(.enableEventfds(index: index, start: 0, [eventfd.fd]))
+            do throws(VFIOError) {
+                try releaseState.startWatcher(request: eventfd, stop: stop, deadline: deadline, device: name, handler: handler)
+            } catch {
+                try? setIRQs(.disable(index: index))
+                throw error
+            }
         } catch {
-            try? setIRQs(.disable(index: index))
-            request.close()
+            request?.close()
+            releaseState.cancelWatch(stop)
             throw error
         }
     }

@@ -111,6 +111,21 @@ func reply(_ bytes: [UInt8], to pointer: UnsafeMutableRawPointer?) {
     bytes.withUnsafeBytes { pointer!.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
 }
 
+/// Answers `VFIO_DEVICE_GET_REGION_INFO` as vfio-pci does: the whole info when `argsz`
+/// leaves room for its capability chain, else the fixed part with CAPS set, no chain, and
+/// the size needed in `argsz`.
+func replyRegionInfo(_ info: RegionInfo, to pointer: UnsafeMutableRawPointer?) {
+    let full = info.encoded()
+    if argsz(pointer) >= full.count {
+        reply(full, to: pointer)
+        return
+    }
+    var head = Array(full[0..<RegionInfo.fixedSize])
+    head.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(full.count).littleEndian, as: UInt32.self) }
+    head.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(0), toByteOffset: 12, as: UInt32.self) }  // cap_offset
+    reply(head, to: pointer)
+}
+
 func argsz(_ pointer: UnsafeMutableRawPointer?) -> Int {
     Int(UInt32(littleEndian: pointer!.loadUnaligned(as: UInt32.self)))
 }
@@ -277,7 +292,7 @@ func fakeDevice(_ kernel: FakeKernel) throws -> HostDevice {
             case 1: info = RegionInfo(flags: [.read, .write], index: 1, size: 0x1000, offset: 0x10000)
             default: return -EINVAL
             }
-            reply(info.encoded(), to: argument)
+            replyRegionInfo(info, to: argument)
             return 0
         }
     }
