@@ -82,9 +82,11 @@ public final class GFXDMABuf: Sendable {
         return Int(end)
     }
 
-    /// Maps `size` bytes of the dma-buf read-only (`MAP_SHARED`; the kernel exports it
-    /// read-only, so a writable mapping fails with `EACCES`).
-    /// - Throws: `VFIOError.errno("mmap", …)`: `EINVAL` past the dma-buf's size.
+    /// Maps `size` bytes of the dma-buf read-only (`MAP_SHARED`), where the exporter allows
+    /// a CPU mapping at all.
+    /// - Throws: `VFIOError.errno("mmap", …)`: `EINVAL` past the dma-buf's size, and from
+    ///   6.12's `mbochs` always (it exports read-only, and its mmap wants `VM_SHARED`, which
+    ///   the kernel clears for a shared mapping of a read-only file).
     public func map(size: Int) throws(VFIOError) -> DeviceMapping {
         try DeviceMapping(fd: try descriptor.requireOpen("mmap"), fileOffset: 0, size: size, regionOffset: 0,
                           readable: true, writable: false)
