@@ -2,7 +2,7 @@ import VFIO
 import VFIOSystem
 
 /// The device features that change the device rather than describe it: runtime low
-/// power (vfio-pci, Linux 6.0 and later) and bus mastering (vfio-cdx, Linux 6.7 and later).
+/// power (vfio-pci, added in Linux 6.1) and bus mastering (vfio-cdx, Linux 6.7 and later).
 extension HostDevice {
     /// `VFIO_DEVICE_FEATURE` SET of `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY`: lets the kernel
     /// runtime-suspend the device while it is idle (with CONFIG_PM; `power/runtime_status`
