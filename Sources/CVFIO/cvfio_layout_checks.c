@@ -10,11 +10,24 @@
  *
  * This file deliberately does not include cvfio_uapi_supplement.h: the supplement defines
  * the macros the newer list takes as witnesses that the system header has a struct.
+ *
+ * Debian 12's 6.1 headers declare none of the seven, so there they compile away. To check
+ * them, compile this file alone against a newer kernel's uapi headers with
+ * -DCVFIO_LAYOUT_REQUIRE_NEWER (CI does, with the guest kernel's headers): then a header
+ * that lacks any of the seven is an error rather than a silent skip.
  */
 #include <stddef.h>
 #include <linux/vfio.h>
 #include <linux/vfio_zdev.h>
 #include <linux/vfio_ccw.h>
+
+#if defined(CVFIO_LAYOUT_REQUIRE_NEWER) && !(defined(VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP) && \
+    defined(VFIO_DEVICE_BIND_IOMMUFD) && defined(VFIO_DEVICE_ATTACH_IOMMUFD_PT) && \
+    defined(VFIO_DEVICE_DETACH_IOMMUFD_PT) && defined(VFIO_MIG_GET_PRECOPY_INFO) && \
+    defined(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE) && defined(VFIO_DEVICE_FEATURE_BUS_MASTER) && \
+    defined(VFIO_PCI_DEVID_OWNED))
+#error "CVFIO_LAYOUT_REQUIRE_NEWER: this <linux/vfio.h> lacks a struct of cvfio_layout_newer_list.h"
+#endif
 
 #if defined(__LP64__)
 
