@@ -193,9 +193,9 @@ fileprivate func expectMatchesTable(_ sample: Sample, sourceLocation: SourceLoca
         #expect(detach.pasid == nil)
     }
 
-    static var samples: [Sample] { Self.deviceSamples + Self.capabilitySamples + Self.featureSamples + Self.iommuSamples }
+    fileprivate static var samples: [Sample] { Self.deviceSamples + Self.capabilitySamples + Self.featureSamples + Self.iommuSamples }
 
-    static let deviceSamples: [Sample] = [
+    fileprivate static let deviceSamples: [Sample] = [
         Sample(GroupStatus(flags: [.viable, .containerSet]), ["argsz": 8, "flags": 3]),
         Sample(DeviceInfo(flags: [.reset, .pci], numRegions: 9, numIRQs: 5), [
             "argsz": 24, "flags": 3, "num_regions": 9, "num_irqs": 5, "cap_offset": 0,
@@ -233,7 +233,7 @@ fileprivate func expectMatchesTable(_ sample: Sample, sourceLocation: SourceLoca
         ]),
     ]
 
-    static let capabilitySamples: [Sample] = [
+    fileprivate static let capabilitySamples: [Sample] = [
         Sample(cName: "vfio_info_cap_header", bytes: capabilityBytes(InfoCapability(id: 0x1234, version: 3, body: [])), [
             "id": 0x1234, "version": 3, "next": 0,
         ]),
@@ -299,7 +299,7 @@ fileprivate func expectMatchesTable(_ sample: Sample, sourceLocation: SourceLoca
         ]),
     ]
 
-    static let featureSamples: [Sample] = [
+    fileprivate static let featureSamples: [Sample] = [
         Sample(DeviceFeature.set(.busMaster(BusMaster(.setMaster))), [
             "argsz": 12, "flags": 0x2_000a, "data": .bytes([1, 0, 0, 0]),
         ]),
@@ -321,7 +321,7 @@ fileprivate func expectMatchesTable(_ sample: Sample, sourceLocation: SourceLoca
         Sample(BindIOMMUFD(iommufd: 21, outDeviceID: 0x33), ["argsz": 16, "flags": 0, "iommufd": 21, "out_devid": 0x33]),
     ]
 
-    static let iommuSamples: [Sample] = [
+    fileprivate static let iommuSamples: [Sample] = [
         Sample(Type1Info(flags: [.pageSizes], iovaPageSizes: 0x4020_1000), [
             "argsz": 24, "flags": 1, "iova_pgsizes": 0x4020_1000, "cap_offset": 0,
         ]),
