@@ -26,7 +26,9 @@ static const struct cvfio_layout_struct cvfio_layout_structs[] = {
 #define CVFIO_LAYOUT_NEWER_STRUCT(tag, size_value, later_size) \
     { .name = #tag, .size = (size_value), .header = "linux/vfio.h", .newer_than_6_1 = 1 },
 #define CVFIO_LAYOUT_NEWER_FIELD(type, field, offset_value, width_value)
+#define CVFIO_LAYOUT_NEWER_CONSTANT(name, value)
 #include "cvfio_layout_newer_list.h"
+#undef CVFIO_LAYOUT_NEWER_CONSTANT
 #undef CVFIO_LAYOUT_NEWER_STRUCT
 #undef CVFIO_LAYOUT_NEWER_FIELD
 #undef CVFIO_LAYOUT_EVERY_ROW
@@ -47,14 +49,35 @@ static const struct cvfio_layout_field cvfio_layout_fields[] = {
 #define CVFIO_LAYOUT_NEWER_STRUCT(type, size_value, later_size)
 #define CVFIO_LAYOUT_NEWER_FIELD(tag, member, offset_value, width_value) \
     { .type = #tag, .name = #member, .offset = (offset_value), .width = (width_value) },
+#define CVFIO_LAYOUT_NEWER_CONSTANT(name, value)
 #include "cvfio_layout_newer_list.h"
+#undef CVFIO_LAYOUT_NEWER_CONSTANT
 #undef CVFIO_LAYOUT_NEWER_STRUCT
 #undef CVFIO_LAYOUT_NEWER_FIELD
 #undef CVFIO_LAYOUT_EVERY_ROW
 };
 
+static const struct cvfio_layout_constant cvfio_layout_constants[] = {
+#define CVFIO_LAYOUT_EVERY_ROW 1
+#define CVFIO_LAYOUT_NEWER_STRUCT(type, size_value, later_size)
+#define CVFIO_LAYOUT_NEWER_FIELD(type, field, offset_value, width_value)
+#define CVFIO_LAYOUT_NEWER_CONSTANT(constant, number) { .name = #constant, .value = (number) },
+#include "cvfio_layout_newer_list.h"
+#undef CVFIO_LAYOUT_NEWER_STRUCT
+#undef CVFIO_LAYOUT_NEWER_FIELD
+#undef CVFIO_LAYOUT_NEWER_CONSTANT
+#undef CVFIO_LAYOUT_EVERY_ROW
+};
+
 const size_t cvfio_layout_struct_count = sizeof(cvfio_layout_structs) / sizeof(cvfio_layout_structs[0]);
 const size_t cvfio_layout_field_count = sizeof(cvfio_layout_fields) / sizeof(cvfio_layout_fields[0]);
+
+const size_t cvfio_layout_constant_count = sizeof(cvfio_layout_constants) / sizeof(cvfio_layout_constants[0]);
+
+const struct cvfio_layout_constant *cvfio_layout_constant_entry(size_t index)
+{
+    return index < cvfio_layout_constant_count ? &cvfio_layout_constants[index] : NULL;
+}
 
 const struct cvfio_layout_struct *cvfio_layout_struct_entry(size_t index)
 {

@@ -54,9 +54,12 @@
                    "offsetof(struct " #type ", " #field ") is not " #offset); \
     _Static_assert(CVFIO_MEMBER_SIZE(type, field) == (width), \
                    "sizeof(struct " #type "." #field ") is not " #width);
+#define CVFIO_LAYOUT_NEWER_CONSTANT(name, value) \
+    _Static_assert((name) == (value), #name " is not " #value);
 #include "cvfio_layout_newer_list.h"
 #undef CVFIO_LAYOUT_NEWER_STRUCT
 #undef CVFIO_LAYOUT_NEWER_FIELD
+#undef CVFIO_LAYOUT_NEWER_CONSTANT
 #undef CVFIO_LAYOUT_EVERY_ROW
 
 #endif /* __LP64__ */

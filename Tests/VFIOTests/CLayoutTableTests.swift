@@ -174,6 +174,43 @@ fileprivate func expectMatchesTable(_ sample: Sample, sourceLocation: SourceLoca
         expectMatchesTable(good)
     }
 
+    /// The VFIO module's value of each constant 6.1's header lacks, by the C name.
+    static let newerConstants: [String: Int64] = [
+        "VFIO_DEVICE_FLAGS_CDX": Int64(DeviceInfoFlags.cdx.rawValue),
+        "VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP": Int64(DeviceInfoCapability.pciAtomicCompletionID),
+        "VFIO_PCI_ATOMIC_COMP32": Int64(PCIAtomicCompletion.comp32.rawValue),
+        "VFIO_PCI_ATOMIC_COMP64": Int64(PCIAtomicCompletion.comp64.rawValue),
+        "VFIO_PCI_ATOMIC_COMP128": Int64(PCIAtomicCompletion.comp128.rawValue),
+        "VFIO_PCI_DEVID_OWNED": Int64(Int32(bitPattern: PCIDependentDevice.devidOwned)),
+        "VFIO_PCI_DEVID_NOT_OWNED": Int64(Int32(bitPattern: PCIDependentDevice.devidNotOwned)),
+        "VFIO_PCI_HOT_RESET_FLAG_DEV_ID": Int64(PCIHotResetInfoFlags.devID.rawValue),
+        "VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED": Int64(PCIHotResetInfoFlags.devIDOwned.rawValue),
+        "VFIO_MIGRATION_PRE_COPY": Int64(MigrationFeatures.preCopy.rawValue),
+        "VFIO_DEVICE_FEATURE_MIG_DATA_SIZE": Int64(DeviceFeatureID.migrationDataSize.rawValue),
+        "VFIO_DEVICE_FEATURE_BUS_MASTER": Int64(DeviceFeatureID.busMaster.rawValue),
+        "VFIO_DEVICE_FEATURE_CLEAR_MASTER": Int64(BusMaster.Operation.clearMaster.rawValue),
+        "VFIO_DEVICE_FEATURE_SET_MASTER": Int64(BusMaster.Operation.setMaster.rawValue),
+        "__VFIO_RESERVED_TYPE1_NESTING_IOMMU": Int64(ContainerExtension.type1NestingReserved.rawValue),
+        "VFIO_DEVICE_STATE_PRE_COPY": Int64(MigrationState.preCopy.rawValue),
+        "VFIO_DEVICE_STATE_PRE_COPY_P2P": Int64(MigrationState.preCopyP2P.rawValue),
+        "VFIO_AP_REQ_IRQ_INDEX": Int64(APIRQIndex.req.rawValue),
+        "VFIO_AP_NUM_IRQS": Int64(APIRQIndex.count),
+    ]
+
+    /// The constants 6.1's header lacks have, in the VFIO module, the values of CVFIO's rows
+    /// (which the build checks against any system header that has them).
+    @Test func newerConstantsMatchTable() {
+        let table = (0..<cvfio_layout_constant_count).map { index in
+            let row = cvfio_layout_constant_entry(index)!.pointee
+            return (String(cString: row.name), Int64(row.value))
+        }
+        #expect(table.count == 19)
+        #expect(Set(table.map(\.0)) == Set(Self.newerConstants.keys))
+        for (name, value) in table {
+            #expect(Self.newerConstants[name] == value, "\(name): the VFIO module has \(Self.newerConstants[name].map(String.init) ?? "nothing"), 6.14 has \(value)")
+        }
+    }
+
     /// The 6.14 forms of attach (12 bytes) and detach (8 bytes), built from the table's
     /// offsets and widths, decode to a device-wide attach/detach (no PASID).
     @Test func attachAndDetachDecodeTheTableLayout() throws {

@@ -28,11 +28,21 @@ struct cvfio_layout_field {
     unsigned int width;
 };
 
+/* A constant of 6.14's <linux/vfio.h> that the 6.1 header lacks, with its 6.14 value
+ * (checked against the system header wherever it has the name). */
+struct cvfio_layout_constant {
+    const char *name;
+    long long value;
+};
+
 extern const size_t cvfio_layout_struct_count;
 extern const size_t cvfio_layout_field_count;
 
 /* Row `index`, or NULL past the end (Swift cannot index an extern array of unknown size). */
 const struct cvfio_layout_struct *cvfio_layout_struct_entry(size_t index);
 const struct cvfio_layout_field *cvfio_layout_field_entry(size_t index);
+
+extern const size_t cvfio_layout_constant_count;
+const struct cvfio_layout_constant *cvfio_layout_constant_entry(size_t index);
 
 #endif
