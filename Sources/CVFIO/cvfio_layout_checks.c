@@ -3,8 +3,8 @@
  * (x86_64 / any LP64 target) that the Swift encoders in the VFIO module write. The
  * literals live in cvfio_layout_list.h (every struct of <linux/vfio.h>, <linux/vfio_zdev.h>
  * and <linux/vfio_ccw.h> as Debian 12's 6.1 headers have them) and in
- * cvfio_layout_newer_list.h (the seven <linux/vfio.h> structs 6.1 lacks, checked here
- * wherever the system header declares them). If a header disagrees with a literal, the
+ * cvfio_layout_newer_list.h (the seven <linux/vfio.h> structs and the 19 constants 6.1
+ * lacks, checked here wherever the system header declares them). If a header disagrees with a literal, the
  * build stops and names the struct and field. The Swift tests then compare the VFIO
  * module's encodings, byte by byte, with the same rows (cvfio_layout.c).
  *

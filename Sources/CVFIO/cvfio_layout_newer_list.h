@@ -1,6 +1,7 @@
 /*
  * Private to CVFIO: the Linux 6.14 (LP64) layout of the seven <linux/vfio.h> structs that
- * Debian 12's 6.1 header lacks, as literals (offsets and widths). cvfio_layout.c always
+ * Debian 12's 6.1 header lacks, as literals (offsets and widths), and at the end the 6.14
+ * values of the constants it lacks. cvfio_layout.c always
  * expands every row into the table Swift tests compare the VFIO module's encodings with.
  * cvfio_layout_checks.c defines CVFIO_LAYOUT_EVERY_ROW as 0, so each block below becomes
  * _Static_asserts only where the system header declares that struct (the macro that
@@ -9,6 +10,7 @@
  *   CVFIO_LAYOUT_NEWER_STRUCT(type, size, later_size): sizeof is size in 6.14; a later
  *       header may give later_size (a member appended after 6.14).
  *   CVFIO_LAYOUT_NEWER_FIELD(type, field, offset, width)
+ *   CVFIO_LAYOUT_NEWER_CONSTANT(name, value)
  */
 
 /* The PCIe AtomicOp completer capability of VFIO_DEVICE_GET_INFO (id 5). */
