@@ -11,17 +11,46 @@ import VFIOSystem
 /// say which pages it wrote, so every page of every mapping in the range is reported
 /// dirty, on every read; pages between mappings read clean. Only devices that pin pages
 /// through the kernel (mediated devices) give a narrower answer.
+///
+/// `bytes` keeps only the bits of pages this container has mapped; `kernelBytes` is what
+/// the kernel wrote. They differ because of a type1 defect (seen on Linux 6.1 and 6.12):
+/// for a mapping that does not start on a 64-page boundary of the requested range, the
+/// kernel shifts the mapping's own bitmap in place to line it up and afterwards clears
+/// only the mapping's page count of bits, so every later read (and an unmap with a
+/// bitmap) carries stale bits past the mapping's end, pages nothing maps included.
 public struct Type1DirtyBitmap: Sendable, Hashable {
     public let iova: UInt64
     public let size: UInt64
     public let pageSize: UInt64
+    /// The dirty bits of mapped pages.
     public let bytes: [UInt8]
+    /// The bitmap as the kernel wrote it.
+    public let kernelBytes: [UInt8]
 
-    public init(iova: UInt64, size: UInt64, pageSize: UInt64, bytes: [UInt8]) {
+    public init(iova: UInt64, size: UInt64, pageSize: UInt64, bytes: [UInt8], kernelBytes: [UInt8]? = nil) {
         self.iova = iova
         self.size = size
         self.pageSize = pageSize
         self.bytes = bytes
+        self.kernelBytes = kernelBytes ?? bytes
+    }
+
+    /// The bits of the pages of `[iova, iova + size)` that lie in one of `mappings`
+    /// (start and length in bytes), in a bitmap of `count` bytes.
+    static func mask(iova: UInt64, size: UInt64, pageSize: UInt64, count: Int, mappings: [(start: UInt64, size: UInt64)]) -> [UInt8] {
+        var mask = [UInt8](repeating: 0, count: count)
+        let end = iova &+ size
+        for mapping in mappings {
+            let first = max(mapping.start, iova), last = min(mapping.start &+ mapping.size, end)
+            guard first < last else { continue }
+            var page = (first - iova) / pageSize
+            let stop = (last - iova + pageSize - 1) / pageSize
+            while page < stop, Int(page / 8) < count {
+                mask[Int(page / 8)] |= 1 << UInt8(page % 8)
+                page += 1
+            }
+        }
+        return mask
     }
 
     /// The number of pages the range holds.
@@ -61,7 +90,8 @@ extension VFIOContainer {
     }
 
     /// `VFIO_IOMMU_DIRTY_PAGES` with `VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP`: the dirty
-    /// bits of `[iova, iova + size)`. The kernel clears each mapping's bits as it reads
+    /// bits of `[iova, iova + size)` (of the pages this container mapped: see
+    /// `Type1DirtyBitmap` for the stale bits the kernel adds). The kernel clears each mapping's bits as it reads
     /// them, then marks again what it still holds pinned; for a device behind the IOMMU
     /// that is every page, so every read reports every mapped page (see `Type1DirtyBitmap`).
     /// - Parameter pageSize: the page one bit stands for: the kernel takes only the
@@ -109,7 +139,11 @@ extension VFIOContainer {
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(count, 8), alignment: 8)
         defer { storage.deallocate() }
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 8))
+        // The mappings as they were before the call (an unmap forgets its own).
+        let mapped = state.withLock { $0.book.mappings.map { (start: $0.key, size: $0.value.size) } }
         let iova = try body(Type1Bitmap(pageSize: pageSize, size: UInt64(count), data: UInt64(UInt(bitPattern: storage))))
-        return Type1DirtyBitmap(iova: iova, size: size, pageSize: pageSize, bytes: Array(UnsafeRawBufferPointer(start: storage, count: count)))
+        let kernel = Array(UnsafeRawBufferPointer(start: storage, count: count))
+        let mask = Type1DirtyBitmap.mask(iova: iova, size: size, pageSize: pageSize, count: count, mappings: mapped)
+        return Type1DirtyBitmap(iova: iova, size: size, pageSize: pageSize, bytes: zip(kernel, mask).map { $0 & $1 }, kernelBytes: kernel)
     }
 }
