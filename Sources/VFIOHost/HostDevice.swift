@@ -15,7 +15,7 @@ public final class HostDevice: VFIODevice {
         /// The cdev and iommufd when the kernel offers both (`/dev/iommu` and the device's
         /// `/dev/vfio/devices/vfioN`), else the container and group.
         case automatic
-        /// `/dev/vfio/vfio` and `/dev/vfio/N`, type1v2.
+        /// `/dev/vfio/vfio` and `/dev/vfio/N`, type1v2 (no-IOMMU for `/dev/vfio/noiommu-N`).
         case container
         /// `/dev/vfio/devices/vfioN` bound to `/dev/iommu`.
         case iommufd
@@ -128,8 +128,8 @@ public final class HostDevice: VFIODevice {
             let address = (try? sysfs.addressOfCdev(last)).flatMap { sysfs.isMdev($0) ? nil : $0 }
             return try openCdev(path, name: path, address: address, system: system, ioas: ioas)
         }
-        guard let number = Int(last) else {
-            throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N) or device cdev (/dev/vfio/devices/vfioN)")
+        guard let number = Int(last.hasPrefix("noiommu-") ? String(last.dropFirst("noiommu-".count)) : last) else {
+            throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N, /dev/vfio/noiommu-N) or device cdev (/dev/vfio/devices/vfioN)")
         }
         let group = try sysfs.iommuGroup(number)
         if let address = group.deviceAddresses.first(where: { (try? sysfs.pciDevice($0)) != nil }) {
@@ -145,7 +145,8 @@ public final class HostDevice: VFIODevice {
     static func openInGroup(_ number: Int, deviceName: String, address: String?, name: String, system: HostSystem,
                             container given: VFIOContainer?) throws(VFIOError) -> HostDevice {
         let container: VFIOContainer
-        if let given { container = given } else { container = try VFIOContainer(system: system) }
+        // A no-IOMMU group (/dev/vfio/noiommu-N) needs a no-IOMMU container.
+        if let given { container = given } else { container = try VFIOContainer.forGroup(number, system: system) }
         let group = try container.group(number)
         let fd = try group.openDevice(deviceName)
         return HostDevice(name: name, address: address, descriptor: fd, binding: .group(container, group), space: container, system: system)

@@ -87,7 +87,13 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let opened = try openDevice(device, access: access)
         let report = DeviceReport(device: opened)
-        print(json ? report.json().rendered() : report.text())
+        let kernel = KernelTransportReport(device: opened)
+        if json {
+            guard let kernel, case .object(let fields) = report.json() else { print(report.json().rendered()); return }
+            print(JSON.object(fields + kernel.fields).rendered())
+        } else {
+            print(([report.text()] + (kernel?.lines ?? [])).joined(separator: "\n"))
+        }
     }
 }
 
