@@ -87,7 +87,12 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let opened = try openDevice(device, access: access)
         let report = DeviceReport(device: opened)
-        print(json ? report.json().rendered() : report.text())
+        let iommufd = (opened as? HostDevice).flatMap(IOMMUFDReport.init(device:))
+        if json {
+            print((iommufd?.appended(to: report.json()) ?? report.json()).rendered())
+        } else {
+            print(report.text() + (iommufd.map { "\n" + $0.text() } ?? ""))
+        }
     }
 }
 
