@@ -37,8 +37,9 @@ public final class HostDevice: VFIODevice {
         var space: (any DMASpace)?
         var regions: [UInt32: RegionInfo] = [:]
         var info: DeviceInfo?
-        /// iommufd: the HWPT attached (kept alive while attached) and the `pt_id` the
-        /// kernel reported for the attachment.
+        /// iommufd: the HWPT attached (kept alive while attached; `descriptor`, declared
+        /// first, closes before it is released, so its `IOMMU_DESTROY` finds it free) and
+        /// the `pt_id` the kernel reported for the attachment.
         var hwpt: HWPT?
         var pageTableID: UInt32?
     }

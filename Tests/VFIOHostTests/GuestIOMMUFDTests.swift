@@ -97,6 +97,21 @@ struct GuestIOMMUFDTests {
         }
     }
 
+    @Test func releasingADeviceAttachedToAHWPTDestroysTheHWPT() async throws {
+        try await withGuestDevice {
+            var edu: HostDevice? = try HostDevice.open(pciAddress: GuestEnvironment.edu, access: .iommufd)
+            let (iommufd, _) = try #require(edu).iommufdBinding("test")
+            let hwptID = try { () throws -> UInt32 in
+                let hwpt = try #require(edu).allocateHWPT()
+                return try #require(edu).attach(hwpt)
+            }()
+            // The device holds the HWPT; released, its descriptor closes before the HWPT goes.
+            #expect(throws: VFIOError.errno("IOMMU_DESTROY", EBUSY)) { try iommufd.destroy(hwptID) }
+            edu = nil
+            #expect(throws: VFIOError.errno("IOMMU_DESTROY", ENOENT)) { try iommufd.destroy(hwptID) }
+        }
+    }
+
     @Test func replacingWithAHWPTOfAnotherIOASMovesTheDevicesDMA() async throws {
         try await withEdu { edu, ioas in
             try edu.enableBusMaster()
