@@ -22,7 +22,8 @@ extension HostDevice {
     /// attached to when nil) for this device; attach it with `attach(_: HWPT)`.
     /// - Throws: as `IOMMUFD.allocateHWPT`; `.unsupported` for a device opened through a
     ///   group or, with no `ioas`, attached to none.
-    public func allocateHWPT(on ioas: IOAS? = nil, flags: IOMMUFDHWPTAllocFlags = []) throws(VFIOError) -> HWPT {
+    public func allocateHWPT(on ioas: IOAS? = nil, flags: IOMMUFDHWPTAllocFlags = [],
+                             faultQueue: IOMMUFDFaultQueue? = nil) throws(VFIOError) -> HWPT {
         let (iommufd, deviceID) = try iommufdBinding("IOMMU_HWPT_ALLOC")
         let parent: IOAS
         if let ioas {
@@ -32,6 +33,6 @@ extension HostDevice {
         } else {
             throw .unsupported("IOMMU_HWPT_ALLOC", "the device is attached to no IOAS")
         }
-        return try iommufd.allocateHWPT(deviceID: deviceID, ioas: parent, flags: flags)
+        return try iommufd.allocateHWPT(deviceID: deviceID, ioas: parent, flags: flags, faultQueue: faultQueue)
     }
 }

@@ -8,10 +8,10 @@ import VFIOSystem
 /// (`IOMMUFDHWPTAlloc.faultID`) as `struct iommu_hwpt_pgfault` records, and takes
 /// `struct iommu_hwpt_page_response` answers.
 ///
-/// In Linux 6.12 and 6.14 only a nested (user-managed) HWPT takes a fault queue: a
-/// kernel-managed paging HWPT answers `EOPNOTSUPP` to `IOMMU_HWPT_FAULT_ID_VALID`, and
-/// nesting needs an IOMMU that offers it (VT-d in scalable mode with ECAP NEST, ARM
-/// SMMUv3). The queue itself needs no IOMMU feature.
+/// In Linux 6.12 only a nested (user-managed) HWPT takes a fault queue: a kernel-managed
+/// paging HWPT answers `EOPNOTSUPP` to `IOMMU_HWPT_FAULT_ID_VALID`, and nesting needs an
+/// IOMMU that offers it (VT-d in scalable mode with ECAP NEST, ARM SMMUv3). The queue
+/// itself needs no IOMMU feature.
 ///
 /// Closed and destroyed when the last reference goes away (the descriptor first: the
 /// kernel keeps the object busy while its file is open).

@@ -18,13 +18,16 @@ public final class HWPT: Sendable {
     public let deviceID: UInt32
     /// The flags it was allocated with.
     public let flags: IOMMUFDHWPTAllocFlags
+    /// The queue its I/O page faults go to, kept alive as long as the HWPT.
+    public let faultQueue: IOMMUFDFaultQueue?
 
-    init(ioas: IOAS, id: UInt32, deviceID: UInt32, flags: IOMMUFDHWPTAllocFlags) {
+    init(ioas: IOAS, id: UInt32, deviceID: UInt32, flags: IOMMUFDHWPTAllocFlags, faultQueue: IOMMUFDFaultQueue?) {
         self.iommufd = ioas.iommufd
         self.ioas = ioas
         self.id = id
         self.deviceID = deviceID
         self.flags = flags
+        self.faultQueue = faultQueue
     }
 
     deinit { try? iommufd.destroy(id) }
@@ -98,9 +101,12 @@ extension IOMMUFD {
     /// - Throws: `.unsupported` naming the missing IOMMU feature when the kernel answers
     ///   `EOPNOTSUPP` to a flag (dirty tracking without `IOMMU_HW_CAP_DIRTY_TRACKING`;
     ///   a nesting parent on VT-d without scalable mode and nesting, ECAP SMTS and NEST);
-    ///   `.invalidArgument` for `.faultIDValid` or `.pasid` (not for a paging domain in
-    ///   6.14); `ENOENT` for an unknown device; `EINVAL` for an id that is no IOAS.
-    public func allocateHWPT(deviceID: UInt32, ioas: IOAS, flags: IOMMUFDHWPTAllocFlags = []) throws(VFIOError) -> HWPT {
+    ///   `.invalidArgument` for `.faultIDValid` (pass `faultQueue`) or `.pasid` (Linux
+    ///   6.15); `ENOENT` for an unknown device; `EINVAL` for an id that is no IOAS.
+    ///   `EOPNOTSUPP` for a `faultQueue` where the kernel takes none on a paging HWPT
+    ///   (6.12 takes one only on a nested HWPT).
+    public func allocateHWPT(deviceID: UInt32, ioas: IOAS, flags: IOMMUFDHWPTAllocFlags = [],
+                             faultQueue: IOMMUFDFaultQueue? = nil) throws(VFIOError) -> HWPT {
         let operation = "IOMMU_HWPT_ALLOC"
         guard ioas.iommufd === self else {
             throw .invalidArgument(operation, "the IOAS belongs to another iommufd")
@@ -109,7 +115,10 @@ extension IOMMUFD {
         guard unusable.isEmpty else {
             throw .invalidArgument(operation, "flags 0x\(String(unusable.rawValue, radix: 16)) are not for a kernel-managed paging HWPT (only NEST_PARENT and DIRTY_TRACKING are)")
         }
-        let request = IOMMUFDHWPTAlloc(flags: flags, deviceID: deviceID, parentID: ioas.id)
+        if let faultQueue, faultQueue.iommufd !== self {
+            throw .invalidArgument(operation, "the fault queue belongs to another iommufd")
+        }
+        let request = IOMMUFDHWPTAlloc(flags: flags, deviceID: deviceID, parentID: ioas.id, faultID: faultQueue?.id)
         try request.validate()
         var bytes = request.encoded()
         do throws(VFIOError) {
@@ -118,7 +127,7 @@ extension IOMMUFD {
             throw hwptRefusal(deviceID: deviceID, flags: flags) ?? error
         }
         let id = try IOMMUFDHWPTAlloc(decoding: bytes).outHWPTID
-        return HWPT(ioas: ioas, id: id, deviceID: deviceID, flags: flags)
+        return HWPT(ioas: ioas, id: id, deviceID: deviceID, flags: flags, faultQueue: faultQueue)
     }
 
     /// The IOMMU feature a refused HWPT flag needs, when `IOMMU_GET_HW_INFO` shows it missing.
