@@ -37,6 +37,11 @@ public final class HostDevice: VFIODevice {
         var space: (any DMASpace)?
         var regions: [UInt32: RegionInfo] = [:]
         var info: DeviceInfo?
+        /// iommufd: the HWPT attached (kept alive while attached; `descriptor`, declared
+        /// first, closes before it is released, so its `IOMMU_DESTROY` finds it free) and
+        /// the `pt_id` the kernel reported for the attachment.
+        var hwpt: HWPT?
+        var pageTableID: UInt32?
     }
     private let state: Mutex<State>
 
@@ -168,16 +173,40 @@ public final class HostDevice: VFIODevice {
     // MARK: iommufd attachment
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`: attaches the device to `ioas`, or, when attached
-    /// already, replaces its IOAS with `ioas` atomically (cdev only).
-    public func attach(_ ioas: IOAS) throws(VFIOError) {
-        guard case .iommufd(let iommufd, _) = binding, iommufd === ioas.iommufd else {
-            throw .unsupported("VFIO_DEVICE_ATTACH_IOMMUFD_PT", "the device is not bound to this IOAS's iommufd")
+    /// already (to an IOAS or a HWPT), replaces its page table with `ioas` atomically
+    /// (cdev only). Returns the `pt_id` the kernel wrote back: the HWPT the device now
+    /// uses, for an IOAS the domain the kernel allocated or shared for it.
+    /// - Throws: `.unsupported` for a device opened through a group or bound to another
+    ///   iommufd; `ENOENT` for a destroyed IOAS.
+    @discardableResult
+    public func attach(_ ioas: IOAS) throws(VFIOError) -> UInt32 {
+        try attachPageTable(ioas.id, of: ioas.iommufd, space: ioas, hwpt: nil)
+    }
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with a HWPT (`IOMMU_HWPT_ALLOC`): attaches the
+    /// device to it, or replaces its IOAS or HWPT with it atomically; its DMA then goes
+    /// through the HWPT's IOAS. The device keeps the HWPT alive until detached or
+    /// replaced. Returns the `pt_id` the kernel wrote back (the HWPT's id).
+    /// - Throws: `.unsupported` as `attach(_: IOAS)`; `EINVAL` when the device's IOMMU
+    ///   cannot use that domain.
+    @discardableResult
+    public func attach(_ hwpt: HWPT) throws(VFIOError) -> UInt32 {
+        try attachPageTable(hwpt.id, of: hwpt.iommufd, space: hwpt.ioas, hwpt: hwpt)
+    }
+
+    private func attachPageTable(_ id: UInt32, of owner: IOMMUFD, space: IOAS, hwpt: HWPT?) throws(VFIOError) -> UInt32 {
+        guard case .iommufd(let iommufd, _) = binding, iommufd === owner else {
+            throw .unsupported("VFIO_DEVICE_ATTACH_IOMMUFD_PT", "the device is not bound to this page table's iommufd")
         }
-        var bytes = AttachIOMMUFDPageTable(pageTableID: ioas.id).encoded()
+        var bytes = AttachIOMMUFDPageTable(pageTableID: id).encoded()
         let fd = try descriptor.requireOpen("VFIO_DEVICE_ATTACH_IOMMUFD_PT")
-        try state.withLock { (state: inout State) throws(VFIOError) in
+        return try state.withLock { (state: inout State) throws(VFIOError) -> UInt32 in
             try ioctl.call("VFIO_DEVICE_ATTACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &bytes)
-            state.space = ioas
+            let attached = try AttachIOMMUFDPageTable(decoding: bytes).pageTableID
+            state.space = space
+            state.hwpt = hwpt
+            state.pageTableID = attached
+            return attached
         }
     }
 
@@ -191,8 +220,14 @@ public final class HostDevice: VFIODevice {
         try state.withLock { (state: inout State) throws(VFIOError) in
             try ioctl.call("VFIO_DEVICE_DETACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_DETACH_IOMMUFD_PT, &bytes)
             state.space = nil
+            state.hwpt = nil
+            state.pageTableID = nil
         }
     }
+
+    /// The HWPT id the kernel reported at the last attach (nil when detached or opened
+    /// through a group).
+    public var attachedPageTableID: UInt32? { state.withLock { $0.pageTableID } }
 
     /// Where the device's DMA goes now: the container, or the attached IOAS.
     /// - Throws: `.unsupported` when detached.

@@ -88,11 +88,13 @@ struct InfoCommand: ParsableCommand {
         let opened = try openDevice(device, access: access)
         let report = DeviceReport(device: opened)
         let kernel = KernelTransportReport(device: opened)
+        let iommufd = (opened as? HostDevice).flatMap(IOMMUFDReport.init(device:))
         if json {
-            guard let kernel, case .object(let fields) = report.json() else { print(report.json().rendered()); return }
-            print(JSON.object(fields + kernel.fields).rendered())
+            var document = report.json()
+            if let kernel, case .object(let fields) = document { document = .object(fields + kernel.fields) }
+            print((iommufd?.appended(to: document) ?? document).rendered())
         } else {
-            print(([report.text()] + (kernel?.lines ?? [])).joined(separator: "\n"))
+            print(([report.text()] + (kernel?.lines ?? []) + (iommufd.map { [$0.text()] } ?? [])).joined(separator: "\n"))
         }
     }
 }
