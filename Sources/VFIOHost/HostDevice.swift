@@ -15,7 +15,7 @@ public final class HostDevice: VFIODevice {
         /// The cdev and iommufd when the kernel offers both (`/dev/iommu` and the device's
         /// `/dev/vfio/devices/vfioN`), else the container and group.
         case automatic
-        /// `/dev/vfio/vfio` and `/dev/vfio/N`, type1v2.
+        /// `/dev/vfio/vfio` and `/dev/vfio/N`, type1v2 (no-IOMMU for `/dev/vfio/noiommu-N`).
         case container
         /// `/dev/vfio/devices/vfioN` bound to `/dev/iommu`.
         case iommufd
@@ -37,6 +37,11 @@ public final class HostDevice: VFIODevice {
         var space: (any DMASpace)?
         var regions: [UInt32: RegionInfo] = [:]
         var info: DeviceInfo?
+        /// iommufd: the HWPT attached (kept alive while attached; `descriptor`, declared
+        /// first, closes before it is released, so its `IOMMU_DESTROY` finds it free) and
+        /// the `pt_id` the kernel reported for the attachment.
+        var hwpt: HWPT?
+        var pageTableID: UInt32?
     }
     private let state: Mutex<State>
     /// The descriptor and mappings `release()` gives up (DeviceRelease.swift).
@@ -133,8 +138,8 @@ public final class HostDevice: VFIODevice {
             let address = (try? sysfs.addressOfCdev(last)).flatMap { sysfs.isMdev($0) ? nil : $0 }
             return try openCdev(path, name: path, address: address, system: system, ioas: ioas)
         }
-        guard let number = Int(last) else {
-            throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N) or device cdev (/dev/vfio/devices/vfioN)")
+        guard let number = Int(last.hasPrefix("noiommu-") ? String(last.dropFirst("noiommu-".count)) : last) else {
+            throw .invalidArgument("open \(path)", "not a VFIO group (/dev/vfio/N, /dev/vfio/noiommu-N) or device cdev (/dev/vfio/devices/vfioN)")
         }
         let group = try sysfs.iommuGroup(number)
         if let address = group.deviceAddresses.first(where: { (try? sysfs.pciDevice($0)) != nil }) {
@@ -150,7 +155,8 @@ public final class HostDevice: VFIODevice {
     static func openInGroup(_ number: Int, deviceName: String, address: String?, name: String, system: HostSystem,
                             container given: VFIOContainer?) throws(VFIOError) -> HostDevice {
         let container: VFIOContainer
-        if let given { container = given } else { container = try VFIOContainer(system: system) }
+        // A no-IOMMU group (/dev/vfio/noiommu-N) needs a no-IOMMU container.
+        if let given { container = given } else { container = try VFIOContainer.forGroup(number, system: system) }
         let group = try container.group(number)
         let fd = try group.openDevice(deviceName)
         return HostDevice(name: name, address: address, descriptor: fd, binding: .group(container, group), space: container, system: system)
@@ -172,16 +178,40 @@ public final class HostDevice: VFIODevice {
     // MARK: iommufd attachment
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`: attaches the device to `ioas`, or, when attached
-    /// already, replaces its IOAS with `ioas` atomically (cdev only).
-    public func attach(_ ioas: IOAS) throws(VFIOError) {
-        guard case .iommufd(let iommufd, _) = binding, iommufd === ioas.iommufd else {
-            throw .unsupported("VFIO_DEVICE_ATTACH_IOMMUFD_PT", "the device is not bound to this IOAS's iommufd")
+    /// already (to an IOAS or a HWPT), replaces its page table with `ioas` atomically
+    /// (cdev only). Returns the `pt_id` the kernel wrote back: the HWPT the device now
+    /// uses, for an IOAS the domain the kernel allocated or shared for it.
+    /// - Throws: `.unsupported` for a device opened through a group or bound to another
+    ///   iommufd; `ENOENT` for a destroyed IOAS.
+    @discardableResult
+    public func attach(_ ioas: IOAS) throws(VFIOError) -> UInt32 {
+        try attachPageTable(ioas.id, of: ioas.iommufd, space: ioas, hwpt: nil)
+    }
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with a HWPT (`IOMMU_HWPT_ALLOC`): attaches the
+    /// device to it, or replaces its IOAS or HWPT with it atomically; its DMA then goes
+    /// through the HWPT's IOAS. The device keeps the HWPT alive until detached or
+    /// replaced. Returns the `pt_id` the kernel wrote back (the HWPT's id).
+    /// - Throws: `.unsupported` as `attach(_: IOAS)`; `EINVAL` when the device's IOMMU
+    ///   cannot use that domain.
+    @discardableResult
+    public func attach(_ hwpt: HWPT) throws(VFIOError) -> UInt32 {
+        try attachPageTable(hwpt.id, of: hwpt.iommufd, space: hwpt.ioas, hwpt: hwpt)
+    }
+
+    private func attachPageTable(_ id: UInt32, of owner: IOMMUFD, space: IOAS, hwpt: HWPT?) throws(VFIOError) -> UInt32 {
+        guard case .iommufd(let iommufd, _) = binding, iommufd === owner else {
+            throw .unsupported("VFIO_DEVICE_ATTACH_IOMMUFD_PT", "the device is not bound to this page table's iommufd")
         }
-        var bytes = AttachIOMMUFDPageTable(pageTableID: ioas.id).encoded()
+        var bytes = AttachIOMMUFDPageTable(pageTableID: id).encoded()
         let fd = try descriptor.requireOpen("VFIO_DEVICE_ATTACH_IOMMUFD_PT")
-        try state.withLock { (state: inout State) throws(VFIOError) in
+        return try state.withLock { (state: inout State) throws(VFIOError) -> UInt32 in
             try ioctl.call("VFIO_DEVICE_ATTACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &bytes)
-            state.space = ioas
+            let attached = try AttachIOMMUFDPageTable(decoding: bytes).pageTableID
+            state.space = space
+            state.hwpt = hwpt
+            state.pageTableID = attached
+            return attached
         }
     }
 
@@ -195,8 +225,14 @@ public final class HostDevice: VFIODevice {
         try state.withLock { (state: inout State) throws(VFIOError) in
             try ioctl.call("VFIO_DEVICE_DETACH_IOMMUFD_PT", fd, CVFIO_VFIO_DEVICE_DETACH_IOMMUFD_PT, &bytes)
             state.space = nil
+            state.hwpt = nil
+            state.pageTableID = nil
         }
     }
+
+    /// The HWPT id the kernel reported at the last attach (nil when detached or opened
+    /// through a group).
+    public var attachedPageTableID: UInt32? { state.withLock { $0.pageTableID } }
 
     /// Where the device's DMA goes now: the container, or the attached IOAS.
     /// - Throws: `.unsupported` when detached.

@@ -37,7 +37,7 @@ public final class IOAS: DMASpace {
     public let iommufd: IOMMUFD
     /// The IOAS object id.
     public let id: UInt32
-    private let state = Mutex(DMABookkeeping())
+    let state = Mutex(DMABookkeeping())
 
     init(iommufd: IOMMUFD, id: UInt32) {
         self.iommufd = iommufd

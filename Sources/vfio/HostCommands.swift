@@ -87,17 +87,17 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let opened = try openDevice(device, access: access)
         let report = DeviceReport(device: opened)
+        let kernel = KernelTransportReport(device: opened)
+        let iommufd = (opened as? HostDevice).flatMap(IOMMUFDReport.init(device:))
         // The display (GFX planes): a kernel device only (vfio-user has no such command).
         let gfx = (opened as? HostDevice).map { GFXReport(device: $0) }
         if json {
-            var rendered = report.json()
-            if let gfx, case .object(var fields) = rendered {
-                fields.append(("gfx_planes", gfx.json()))
-                rendered = .object(fields)
-            }
-            print(rendered.rendered())
+            var document = report.json()
+            if let kernel, case .object(let fields) = document { document = .object(fields + kernel.fields) }
+            if let gfx, case .object(let fields) = document { document = .object(fields + [("gfx_planes", gfx.json())]) }
+            print((iommufd?.appended(to: document) ?? document).rendered())
         } else {
-            print(([report.text()] + (gfx?.lines() ?? [])).joined(separator: "\n"))
+            print(([report.text()] + (kernel?.lines ?? []) + (gfx?.lines() ?? []) + (iommufd.map { [$0.text()] } ?? [])).joined(separator: "\n"))
         }
     }
 }

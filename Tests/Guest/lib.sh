@@ -8,7 +8,9 @@
 # the exit status.
 #
 # The sourcing script sets `cache`, `kernel_kind` (debian|custom) and `mtty` (a count)
-# before guest_kernel (and may set `mdpy` and `mbochs`, counts of mediated displays), `timeout` before guest_run, and runs under `set -euo pipefail`.
+# (and may set `noiommu=1`: the custom kernel in VFIO's no-IOMMU mode, for a guest
+# without an IOMMU; run.sh --no-iommu; and `mdpy` and `mbochs`, counts of mediated
+# displays) before guest_kernel, `timeout` before guest_run, and runs under `set -euo pipefail`.
 # Optional, before guest_initramfs: `guest_need_edu=0` (a guest without an edu device
 # is fine; default 1: /init fails without one) and `guest_init_hook` (lines of sh that
 # /init runs after the vfio modules and device binding, before PROGRAM; what they
@@ -70,6 +72,14 @@ guest_kernel() {
     local mitigations=' mitigations=off'
     [ "$kernel_kind" = debian ] || mitigations=
     guest_append="console=ttyS0 panic=-1 rdinit=/init$mitigations no_timer_check quiet intel_iommu=on"
+    # No-IOMMU mode (noiommu=1): the custom kernel (CONFIG_VFIO_NOIOMMU) with vfio's
+    # enable_unsafe_noiommu_mode on from boot, so vfio-pci puts a device without an IOMMU
+    # into a no-IOMMU group (/dev/vfio/noiommu-N; the kernel taints itself). The caller
+    # boots it without the emulated IOMMU.
+    if [ "${noiommu:-0}" = 1 ]; then
+        [ "$kernel_kind" = custom ] || fail "--no-iommu needs --kernel custom (Debian's kernels lack CONFIG_VFIO_NOIOMMU)"
+        guest_append="console=ttyS0 panic=-1 rdinit=/init no_timer_check quiet vfio.enable_unsafe_noiommu_mode=1"
+    fi
 }
 
 # guest_program PROGRAM: the absolute path of an executable file; sets `program`.
@@ -213,7 +223,7 @@ fi
 
 # Bind every edu device (1234:11e8) to vfio-pci; their addresses go to the program
 # in SWIFT_VFIO_EDU (space-separated), with SWIFT_VFIO_GUEST=1 saying "in the harness".
-edu= edu_cdev=
+edu= edu_cdev= edu_group=
 for d in /sys/bus/pci/devices/*; do
     [ "\$(cat \$d/vendor)" = 0x1234 ] && [ "\$(cat \$d/device)" = 0x11e8 ] || continue
     bdf=\${d##*/}
@@ -222,7 +232,12 @@ for d in /sys/bus/pci/devices/*; do
     echo \$bdf >/sys/bus/pci/drivers_probe
     [ "\$(basename \$(readlink \$d/driver))" = vfio-pci ] || setup_failed "bind \$bdf to vfio-pci"
     edu="\$edu\${edu:+ }\$bdf"
-    if [ $kernel_kind = custom ]; then
+    if [ ${noiommu:-0} = 1 ]; then
+        # No IOMMU: vfio-pci made a no-IOMMU group (and, in 6.12, no device cdev).
+        group=\$(basename \$(readlink \$d/iommu_group))
+        [ -c /dev/vfio/noiommu-\$group ] || setup_failed "no /dev/vfio/noiommu-\$group for \$bdf"
+        edu_group="\$edu_group\${edu_group:+ }/dev/vfio/noiommu-\$group"
+    elif [ $kernel_kind = custom ]; then
         # The device cdev: /sys/.../vfio-dev/vfioN is /dev/vfio/devices/vfioN (devtmpfs).
         cdev=\$(cdev_of \$d) || setup_failed "no /dev/vfio/devices/vfioN for \$bdf"
         edu_cdev="\$edu_cdev\${edu_cdev:+ }\$cdev"
@@ -230,7 +245,10 @@ for d in /sys/bus/pci/devices/*; do
 done
 [ -n "\$edu" ] || [ ${guest_need_edu:-1} = 0 ] || setup_failed "no edu device (1234:11e8)"
 export SWIFT_VFIO_GUEST=1 SWIFT_VFIO_KERNEL=$kernel_kind SWIFT_VFIO_EDU="\$edu"${exports:+ $exports}
-if [ $kernel_kind = custom ]; then
+if [ ${noiommu:-0} = 1 ]; then
+    [ "\$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode)" = Y ] || setup_failed "no-IOMMU mode is off"
+    export SWIFT_VFIO_NOIOMMU=1 SWIFT_VFIO_EDU_NOIOMMU_GROUP="\$edu_group"
+elif [ $kernel_kind = custom ]; then
     [ -c /dev/iommu ] || setup_failed "no /dev/iommu"
     export SWIFT_VFIO_EDU_CDEV="\$edu_cdev"
 fi

@@ -19,6 +19,12 @@
 #                    display whose 640x480 framebuffer is a region; at most 4)
 #   --mbochs N       (custom only) create N mbochs mdevs (type mbochs-small: a mediated
 #                    bochs display with 4 MiB of video memory, dma-buf planes; at most 8)
+#   --no-iommu       (custom only) no emulated IOMMU: the kernel boots with
+#                    vfio.enable_unsafe_noiommu_mode=1, so edu (with dma_mask
+#                    0xffffffff: it is given physical addresses) lands in a no-IOMMU
+#                    group, /dev/vfio/noiommu-N, and the kernel taints itself. Only
+#                    no-IOMMU tests belong there (the Guest* suites other than
+#                    GuestNoIOMMU* skip themselves)
 #   --timeout SECS   kill the guest after this long (default 180)
 #   --copy PATH      also put PATH (a file or a directory, e.g. resources a test
 #                    bundle reads) into the guest at the same absolute path; repeatable
@@ -41,6 +47,9 @@
 #   SWIFT_VFIO_MTTY_GROUP  their VFIO groups (/dev/vfio/N), same order
 #   SWIFT_VFIO_MDPY        (--mdpy) the mdpy mdevs' UUIDs, space-separated
 #   SWIFT_VFIO_MBOCHS      (--mbochs) the mbochs mdevs' UUIDs, space-separated
+#   SWIFT_VFIO_NOIOMMU=1, SWIFT_VFIO_EDU_NOIOMMU_GROUP  (--no-iommu) the edu devices'
+#                          no-IOMMU groups (/dev/vfio/noiommu-N), same order; no
+#                          SWIFT_VFIO_EDU_CDEV then
 #
 # The guest console (kernel messages are quiet; the program's stdout and stderr) is
 # streamed to stdout. Exit status: PROGRAM's; or, when the guest never reported one,
@@ -57,6 +66,7 @@ kernel_kind=debian
 mtty=0
 mdpy=0
 mbochs=0
+noiommu=0
 copies=()
 
 while (($#)); do
@@ -67,6 +77,7 @@ while (($#)); do
         --mtty) mtty=$2; shift 2 ;;
         --mdpy) mdpy=$2; shift 2 ;;
         --mbochs) mbochs=$2; shift 2 ;;
+        --no-iommu) noiommu=1; shift ;;
         --copy) copies+=("$2"); shift 2 ;;
         --) shift; break ;;
         -h | --help) usage ;;
@@ -84,10 +95,14 @@ guest_initramfs "" "${copies[@]}" -- "$@"
 # The command line of kvm-guest.md: TCG (no usable KVM here); q35 with an Intel IOMMU
 # with interrupt remapping (VFIO_SET_IOMMU fails without it) and caching mode; edu
 # behind a root port (so it gets a bus reset).
+# With --no-iommu: no intel-iommu, and edu's DMA reaches 32 bits of physical address
+# (its default mask is 28 bits; the guest's RAM lies below 1 GiB).
+iommu=(-device intel-iommu,intremap=on,caching-mode=on) edu=edu,bus=rp1
+if ((noiommu)); then iommu=() edu=edu,bus=rp1,dma_mask=0xffffffff; fi
 guest_run qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -no-reboot -m 1024 -smp 1 \
-    -accel tcg -machine q35 -device intel-iommu,intremap=on,caching-mode=on \
-    -device pcie-root-port,id=rp1,chassis=1 -device edu,bus=rp1 \
+    -accel tcg -machine q35 "${iommu[@]}" \
+    -device pcie-root-port,id=rp1,chassis=1 -device "$edu" \
     -kernel "$kernel" -initrd "$tmp/initramfs.cpio" \
     -serial stdio -serial "file:$tmp/status" \
     -append "$guest_append"

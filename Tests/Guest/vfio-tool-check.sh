@@ -36,6 +36,14 @@ if [ -n "${SWIFT_VFIO_MBOCHS:-}" ]; then
 fi
 group=$(basename "$(readlink /sys/bus/pci/devices/$edu/iommu_group)")
 check "$vfio" info --json --access container "/dev/vfio/$group" | grep -q '"num_regions": 9' || fail "vfio info --json /dev/vfio/$group"
+if [ -e /dev/iommu ]; then  # the custom kernel: the iommufd lines (IOMMU_GET_HW_INFO of QEMU's VT-d)
+    info=$(check "$vfio" info --access iommufd "$edu")
+    echo "$info" | grep -q "^  iommufd: device id [0-9]*, IOAS [0-9]*, HWPT [0-9]*$" || fail "vfio info: iommufd ids"
+    echo "$info" | grep -q "^  IOMMU: Intel VT-d, capabilities: none$" || fail "vfio info: IOMMU hw info"
+    echo "$info" | grep -q "^  VT-d cap 0x[0-9a-f]*: .*CM.*; MGAW 39," || fail "vfio info: VT-d cap"
+    echo "$info" | grep -q "^  VT-d ecap 0x[0-9a-f]*: QI IR PT; nesting parent no" || fail "vfio info: VT-d ecap"
+    check "$vfio" info --json --access iommufd "$edu" | grep -q '"dirty_tracking": false' || fail "vfio info --json: iommufd"
+fi
 if "$vfio" info model:edu >/dev/null 2>&1; then :; fi
 check "$vfio" unbind "$edu" | grep -q "$edu: no driver" || fail "vfio unbind"
 check "$vfio" bind "$edu" | grep -q "$edu: vfio-pci (was no driver)" || fail "vfio bind"

@@ -5,8 +5,18 @@ import VFIOHost
 /// What the guest harness (Tests/Guest/run.sh) tells a test run inside it.
 package enum GuestEnvironment {
     /// `SWIFT_VFIO_GUEST=1`: running inside the harness's guest, as root, with QEMU's edu
-    /// bound to vfio-pci. Guest suites are enabled only then.
-    package static let enabled = ProcessInfo.processInfo.environment["SWIFT_VFIO_GUEST"] == "1"
+    /// bound to vfio-pci behind the emulated IOMMU. Guest suites are enabled only then
+    /// (not in a `run.sh --no-iommu` guest: see `noIOMMU`).
+    package static let enabled = ProcessInfo.processInfo.environment["SWIFT_VFIO_GUEST"] == "1" && !noIOMMU
+
+    /// `SWIFT_VFIO_NOIOMMU=1` (`run.sh --kernel custom --no-iommu`): a guest without an
+    /// IOMMU, in VFIO's no-IOMMU mode, edu in a no-IOMMU group. Only the no-IOMMU suites
+    /// run there; every other guest suite is disabled (`enabled` is false).
+    package static let noIOMMU = ProcessInfo.processInfo.environment["SWIFT_VFIO_GUEST"] == "1"
+        && ProcessInfo.processInfo.environment["SWIFT_VFIO_NOIOMMU"] == "1"
+
+    /// `SWIFT_VFIO_EDU_NOIOMMU_GROUP`: the edu devices' no-IOMMU groups (`--no-iommu`).
+    package static let eduNoIOMMUGroups: [String] = list("SWIFT_VFIO_EDU_NOIOMMU_GROUP")
 
     /// `SWIFT_VFIO_EDU`: the edu devices' PCI addresses.
     package static let eduAddresses: [String] =

@@ -386,62 +386,6 @@ struct GuestHostDeviceTests {
         }
     }
 
-    @Test(.enabled(if: GuestEnvironment.enabled))
-    func containerExtensionsUnmapAllAndDirtyPageTracking() async throws {
-        try await withEdu(.container) { edu in
-            guard case .group(let container, let group) = edu.binding else { Issue.record("not a container device"); return }
-            #expect(try container.checkExtension(.type1v2))
-            #expect(try group.status().flags.contains([.viable, .containerSet]))
-            let info = try container.info()
-            #expect(info.iovaPageSizes & 4096 != 0)
-            try edu.enableBusMaster()
-
-            let a = try DMABuffer(size: 4096 * 4)
-            let b = try DMABuffer(size: 4096)
-            let ia = try edu.mapDMA(a, limit: Edu.dmaLimit)
-            let ib = try edu.mapDMA(b, limit: Edu.dmaLimit)
-            // Dirty tracking: type1 reports every page pinned for an IOMMU-backed device.
-            try container.startDirtyTracking()
-            try edu.eduDMA(from: Edu.buffer, to: ia + 4096, count: 64, toRAM: true)
-            let bitmap = try container.dirtyBitmap(iova: ia, size: 4096 * 4)
-            print("type1 dirty bitmap of 4 pages: \(bitmap.map { hex($0) })")
-            #expect(bitmap.first.map { $0 & 0x2 } == 0x2, "the page the device wrote is dirty")
-            try container.stopDirtyTracking()
-
-            #expect(try container.checkExtension(.unmapAll))
-            try container.unmapAll()
-            // Both IOVAs are free again.
-            try edu.mapDMA(a, offset: 0, size: a.size, iova: ia, access: .readWrite)
-            try edu.mapDMA(b, offset: 0, size: b.size, iova: ib, access: .readWrite)
-            try container.unmapAll()
-        }
-    }
-
-    @Test(.enabled(if: GuestEnvironment.enabled))
-    func containerVaddrInvalidateAndUpdate() async throws {
-        try await withEdu(.container) { edu in
-            guard case .group(let container, _) = edu.binding else { return }
-            guard try container.checkExtension(.updateVaddr) else {
-                print("VFIO_UPDATE_VADDR: not offered by this kernel")
-                return
-            }
-            try edu.enableBusMaster()
-            // Live update: the pages stay pinned and mapped; the new virtual address must
-            // reach the same memory (here a second mapping of the buffer's memfd).
-            let buffer = try DMABuffer(size: 4096)
-            let iova = try edu.mapDMA(buffer, limit: Edu.dmaLimit)
-            try container.invalidateVaddr(iova: iova, size: 4096)
-            let view = try SecondMapping(of: buffer)
-            try container.updateVaddr(view, size: 4096, iova: iova)
-            for i in 0..<64 { view.bytes[i] = UInt8(i + 1) }
-            try edu.eduDMA(from: iova, to: Edu.buffer, count: 64, toRAM: false)
-            try edu.eduDMA(from: Edu.buffer, to: iova + 1024, count: 64, toRAM: true)
-            #expect(Array(view.bytes[1024..<1088]) == (1...64).map { UInt8($0) })
-            #expect(Array(buffer.bytes[1024..<1088]) == (1...64).map { UInt8($0) })
-            try edu.unmapDMA(iova: iova, size: 4096)
-        }
-    }
-
     @Test(.enabled(if: GuestEnvironment.enabled && GuestEnvironment.hasCdev))
     func iommufdDetachAttachAndReplace() async throws {
         try await withEdu(.iommufd) { edu in

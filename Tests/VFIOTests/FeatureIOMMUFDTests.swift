@@ -32,9 +32,11 @@ import TestSupport
     @Test func attachRoundTrips() throws {
         try expectRoundTrip(AttachIOMMUFDPageTable(pageTableID: 7))
         try expectRoundTrip(AttachIOMMUFDPageTable(pageTableID: 0xfeed, pasid: 0xf_ffff))
-        #expect(AttachIOMMUFDPageTable(pageTableID: 7).encoded() == featureLE32(16, 0, 7, 0))
-        #expect(AttachIOMMUFDPageTable(pageTableID: 7, pasid: 5).encoded() == featureLE32(16, 1, 7, 5))
-        // The 12-byte form of users before PASID support.
+        // Linux 6.14's 12 bytes without a PASID: argsz 12, flags 0, pt_id.
+        #expect(AttachIOMMUFDPageTable(pageTableID: 7).encoded() == [12, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0])
+        #expect(AttachIOMMUFDPageTable.fixedSize == 12)
+        // The 16-byte form of Linux 6.15 only when a PASID is asked for.
+        #expect(AttachIOMMUFDPageTable(pageTableID: 7, pasid: 5).encoded() == [16, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 0])
         #expect(try AttachIOMMUFDPageTable(decoding: featureLE32(12, 0, 7)) == AttachIOMMUFDPageTable(pageTableID: 7))
         // Without the flag, pasid is ignored.
         #expect(try AttachIOMMUFDPageTable(decoding: featureLE32(16, 0, 7, 99)) == AttachIOMMUFDPageTable(pageTableID: 7))
@@ -55,7 +57,12 @@ import TestSupport
     @Test func detachRoundTrips() throws {
         try expectRoundTrip(DetachIOMMUFDPageTable())
         try expectRoundTrip(DetachIOMMUFDPageTable(pasid: 0x1_0001))
-        #expect(DetachIOMMUFDPageTable(pasid: 3).encoded() == featureLE32(12, 1, 3))
+        // Linux 6.14's 8 bytes without a PASID: argsz 8, flags 0.
+        #expect(DetachIOMMUFDPageTable().encoded() == [8, 0, 0, 0, 0, 0, 0, 0])
+        #expect(DetachIOMMUFDPageTable.fixedSize == 8)
+        // The 12-byte form of Linux 6.15 only with a PASID.
+        #expect(DetachIOMMUFDPageTable(pasid: 3).encoded() == [12, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0])
+        #expect(try DetachIOMMUFDPageTable(decoding: featureLE32(12, 0, 99)) == DetachIOMMUFDPageTable())
         #expect(try DetachIOMMUFDPageTable(decoding: featureLE32(8, 0)) == DetachIOMMUFDPageTable())
     }
 

@@ -121,7 +121,7 @@ fileprivate func patched(_ bytes: [UInt8], _ offset: Int, _ value: UInt64, width
         let alloc = IOMMUFDHWPTAlloc(deviceID: 1, parentID: 2).encoded()
         expectRejected(IOMMUFDHWPTAlloc.self, patched(alloc, 20, 1), "__reserved")
         expectRejected(IOMMUFDHWPTAlloc.self, patched(alloc, 44, 1), "__reserved2")
-        expectRejected(IOMMUFDHWInfo.self, patched(IOMMUFDHWInfo(deviceID: 1, dataLength: 0, dataUptr: 0).encoded(), 28, 1), "__reserved")
+        expectRejected(IOMMUFDHWInfo.self, patched(IOMMUFDHWInfo(deviceID: 1, dataLength: 0, dataUptr: 0).encoded(), 29, 1, width: 1), "__reserved")
         expectRejected(IOMMUFDHWPTSetDirtyTracking.self, patched(IOMMUFDHWPTSetDirtyTracking(flags: [], hwptID: 1).encoded(), 12, 1), "__reserved")
         expectRejected(IOMMUFDHWPTGetDirtyBitmap.self, patched(IOMMUFDHWPTGetDirtyBitmap(hwptID: 1, iova: 0, length: 1, pageSize: 1, data: 0).encoded(), 12, 1), "__reserved")
         expectRejected(IOMMUFDHWPTInvalidate.self, patched(IOMMUFDHWPTInvalidate(hwptID: 1, dataUptr: 0, dataType: .vtdS1, entryLength: 0, entryCount: 0).encoded(), 28, 1), "__reserved")

@@ -219,6 +219,8 @@ import TestSupport
         #expect(CCWRegionIndex.count == UInt32(VFIO_CCW_NUM_REGIONS))
         #expect(CCWIRQIndex.req.rawValue == UInt32(VFIO_CCW_REQ_IRQ_INDEX))
         #expect(CCWIRQIndex.count == UInt32(VFIO_CCW_NUM_IRQS))
-        #expect(APIRQIndex.configChange.rawValue == 1 && APIRQIndex.count == 2)
+        // 6.1's header has no vfio-ap enum; 6.14's has VFIO_AP_REQ_IRQ_INDEX (0) alone.
+        #expect(APIRQIndex.allCases.map(\.rawValue) == [0])
+        #expect(APIRQIndex.count == 1)
     }
 }

@@ -19,6 +19,7 @@
 
 #include "cvfio_cond.h"
 #include "cvfio_ioctls.h"
+#include "cvfio_layout.h"
 #include "cvfio_sys.h"
 
 #ifdef __cplusplus

@@ -32,20 +32,14 @@ public enum CCWIRQIndex: UInt32, Sendable, CaseIterable {
     }
 }
 
-/// vfio-ap's IRQ indices (it has no fixed regions).
+/// vfio-ap's IRQ indices (it has no fixed regions). Linux 6.14 defines only REQ; the
+/// configuration-change index that later kernels add is not part of the 6.14 uAPI.
 public enum APIRQIndex: UInt32, Sendable, CaseIterable {
     /// `VFIO_AP_REQ_IRQ_INDEX`: the host asks the user to release the device.
     case req = 0
-    /// `VFIO_AP_CFG_CHG_IRQ_INDEX`: the AP configuration changed.
-    case configChange = 1
 
     /// `VFIO_AP_NUM_IRQS`
-    public static let count: UInt32 = 2
+    public static let count: UInt32 = 1
 
-    public var cName: String {
-        switch self {
-        case .req: return "VFIO_AP_REQ_IRQ_INDEX"
-        case .configChange: return "VFIO_AP_CFG_CHG_IRQ_INDEX"
-        }
-    }
+    public var cName: String { "VFIO_AP_REQ_IRQ_INDEX" }
 }

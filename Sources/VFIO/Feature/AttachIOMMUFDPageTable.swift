@@ -3,7 +3,7 @@ public struct AttachIOMMUFDPageTableFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// `VFIO_DEVICE_ATTACH_PASID`: attach one PASID of the device, given in `pasid`.
+    /// `VFIO_DEVICE_ATTACH_PASID` (Linux 6.15): attach one PASID of the device, given in `pasid`.
     public static let pasid = AttachIOMMUFDPageTableFlags(rawValue: 1 << 0)
 }
 
@@ -17,15 +17,18 @@ public struct AttachIOMMUFDPageTableFlags: OptionSet, Sendable, Hashable {
 /// short `argsz`, `EOPNOTSUPP` for a PASID attach the driver cannot do, `EBUSY` while
 /// the device or a sibling in its group is being reset.
 ///
-/// Encoded as 16 bytes with `pasid` (Linux 6.13+). The kernel still accepts the
-/// 12-byte form of older users (`argsz` ending at `pt_id`) when the PASID flag is clear,
-/// and so does the decoder.
+/// Encoded as Linux 6.14 has it, 12 bytes (`argsz`, `flags`, `pt_id`), unless a PASID is
+/// asked for: then as 16 bytes with `pasid` and `VFIO_DEVICE_ATTACH_PASID`, the form
+/// Linux 6.15 added (older kernels answer `EINVAL` to any flag). The decoder accepts both.
 public struct AttachIOMMUFDPageTable: ArgszStruct {
     public static let cName = "vfio_device_attach_iommufd_pt"
-    /// `sizeof(struct vfio_device_attach_iommufd_pt)`
-    public static let fixedSize = 16
+    /// `sizeof(struct vfio_device_attach_iommufd_pt)` in Linux 6.14 (`offsetofend(pt_id)`,
+    /// also the smallest `argsz` every kernel accepts).
+    public static let fixedSize = 12
     /// `offsetofend(pt_id)`: the smallest `argsz` the kernel accepts.
     public static let minimumSize = 12
+    /// The size with `pasid` (Linux 6.15 and later).
+    public static let pasidSize = 16
 
     /// `pt_id`: the IOAS or HWPT id in; the attached HWPT id out.
     public var pageTableID: UInt32
@@ -40,12 +43,12 @@ public struct AttachIOMMUFDPageTable: ArgszStruct {
     /// `flags`, derived from `pasid`.
     public var flags: AttachIOMMUFDPageTableFlags { pasid == nil ? [] : .pasid }
 
-    /// Writes all 16 bytes (`pasid` 0 without the flag).
+    /// Writes 12 bytes, or 16 with `pasid`.
     public func encode(into writer: inout ByteWriter) {
         let start = writer.beginArgsz()
         writer.u32(flags.rawValue)
         writer.u32(pageTableID)
-        writer.u32(pasid ?? 0)
+        if let pasid { writer.u32(pasid) }
         writer.finishArgsz(at: start)
     }
 
@@ -61,13 +64,13 @@ public struct AttachIOMMUFDPageTable: ArgszStruct {
         }
         pageTableID = try reader.u32()
         if flags.contains(.pasid) {
-            if argsz < Self.fixedSize {
-                throw .malformed(Self.cName, "VFIO_DEVICE_ATTACH_PASID needs argsz of at least \(Self.fixedSize), got \(argsz)")
+            if argsz < Self.pasidSize {
+                throw .malformed(Self.cName, "VFIO_DEVICE_ATTACH_PASID needs argsz of at least \(Self.pasidSize), got \(argsz)")
             }
             pasid = try reader.u32()
         } else {
             pasid = nil
-            if argsz >= Self.fixedSize { try reader.skip(4) }
+            if argsz >= Self.pasidSize { try reader.skip(4) }
         }
     }
 }

@@ -3,7 +3,7 @@ public struct DetachIOMMUFDPageTableFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// `VFIO_DEVICE_DETACH_PASID`: detach one PASID of the device, given in `pasid`.
+    /// `VFIO_DEVICE_DETACH_PASID` (Linux 6.15): detach one PASID of the device, given in `pasid`.
     public static let pasid = DetachIOMMUFDPageTableFlags(rawValue: 1 << 0)
 }
 
@@ -11,16 +11,20 @@ public struct DetachIOMMUFDPageTableFlags: OptionSet, Sendable, Hashable {
 /// only): detaches the device, or one of its PASIDs, from its page table, leaving it
 /// blocked from DMA.
 ///
-/// Encoded as 12 bytes with `pasid` (Linux 6.13+). The kernel still accepts the 8-byte
-/// form (`argsz` ending at `flags`) when the PASID flag is clear, and so does the decoder.
+/// Encoded as Linux 6.14 has it, 8 bytes (`argsz`, `flags`), unless a PASID is asked for:
+/// then as 12 bytes with `pasid` and `VFIO_DEVICE_DETACH_PASID`, the form Linux 6.15
+/// added (older kernels answer `EINVAL` to any flag). The decoder accepts both.
 /// Errors: `EINVAL` for unknown flags or a short `argsz`, `EOPNOTSUPP` for a PASID
 /// detach the driver cannot do.
 public struct DetachIOMMUFDPageTable: ArgszStruct {
     public static let cName = "vfio_device_detach_iommufd_pt"
-    /// `sizeof(struct vfio_device_detach_iommufd_pt)`
-    public static let fixedSize = 12
+    /// `sizeof(struct vfio_device_detach_iommufd_pt)` in Linux 6.14 (`offsetofend(flags)`,
+    /// also the smallest `argsz` every kernel accepts).
+    public static let fixedSize = 8
     /// `offsetofend(flags)`: the smallest `argsz` the kernel accepts.
     public static let minimumSize = 8
+    /// The size with `pasid` (Linux 6.15 and later).
+    public static let pasidSize = 12
 
     /// `pasid` with `VFIO_DEVICE_DETACH_PASID`; `nil` detaches the whole device.
     public var pasid: UInt32?
@@ -32,11 +36,11 @@ public struct DetachIOMMUFDPageTable: ArgszStruct {
     /// `flags`, derived from `pasid`.
     public var flags: DetachIOMMUFDPageTableFlags { pasid == nil ? [] : .pasid }
 
-    /// Writes all 12 bytes (`pasid` 0 without the flag).
+    /// Writes 8 bytes, or 12 with `pasid`.
     public func encode(into writer: inout ByteWriter) {
         let start = writer.beginArgsz()
         writer.u32(flags.rawValue)
-        writer.u32(pasid ?? 0)
+        if let pasid { writer.u32(pasid) }
         writer.finishArgsz(at: start)
     }
 
@@ -51,13 +55,13 @@ public struct DetachIOMMUFDPageTable: ArgszStruct {
             throw .malformed(Self.cName, "flags 0x\(String(flags.rawValue, radix: 16)) has unknown bits 0x\(String(unknown.rawValue, radix: 16))")
         }
         if flags.contains(.pasid) {
-            if argsz < Self.fixedSize {
-                throw .malformed(Self.cName, "VFIO_DEVICE_DETACH_PASID needs argsz of at least \(Self.fixedSize), got \(argsz)")
+            if argsz < Self.pasidSize {
+                throw .malformed(Self.cName, "VFIO_DEVICE_DETACH_PASID needs argsz of at least \(Self.pasidSize), got \(argsz)")
             }
             pasid = try reader.u32()
         } else {
             pasid = nil
-            if argsz >= Self.fixedSize { try reader.skip(4) }
+            if argsz >= Self.pasidSize { try reader.skip(4) }
         }
     }
 }

@@ -17,13 +17,21 @@ public struct IOMMUFDHWCapabilities: OptionSet, Sendable, Hashable {
     /// `IOMMU_HW_CAP_DIRTY_TRACKING`: the IOMMU tracks dirty pages;
     /// `IOMMU_HWPT_SET_DIRTY_TRACKING` and `IOMMU_HWPT_GET_DIRTY_BITMAP` work.
     public static let dirtyTracking = IOMMUFDHWCapabilities(rawValue: 1 << 0)
+    /// `IOMMU_HW_CAP_PCI_PASID_EXEC` (Linux 6.15; in 6.12.y stable, e.g. Debian's
+    /// 6.12.95): the device's PASID capability has Execute Permission enabled.
+    public static let pciPASIDExec = IOMMUFDHWCapabilities(rawValue: 1 << 1)
+    /// `IOMMU_HW_CAP_PCI_PASID_PRIV` (Linux 6.15; in 6.12.y stable): Privileged Mode enabled.
+    public static let pciPASIDPriv = IOMMUFDHWCapabilities(rawValue: 1 << 2)
 }
 
 /// `IOMMU_GET_HW_INFO` (`struct iommu_hw_info`, 40 bytes): read the IOMMU facts behind a
 /// bound device, for building a matching virtual IOMMU.
 ///
 /// Layout: `size` at 0, `flags` at 4 (must be 0), `dev_id` at 8, `data_len` at 12,
-/// `data_uptr` at 16, `out_data_type` at 24, `__reserved` at 28, `out_capabilities` at 32.
+/// `data_uptr` at 16, `out_data_type` at 24, `__reserved` at 28 (a `__u32` in 6.14),
+/// `out_capabilities` at 32. Linux 6.15 made byte 28 `__u8 out_max_pasid_log2` (bytes
+/// 29-31 stay reserved), and 6.12.y stable kernels (Debian's 6.12.95, the test guest's)
+/// carry that change: the decoder reads byte 28 as `outMaxPASIDLog2`, 0 on 6.14.
 ///
 /// `dataLength` is in: the buffer's size (0 is allowed), and out: the size of the data the
 /// kernel has. A larger buffer is zero-filled past the data, a smaller one truncates it.
@@ -41,14 +49,18 @@ public struct IOMMUFDHWInfo: ArgszStruct {
     public var outDataType: IOMMUFDHWInfoType
     /// Out: generic capabilities. Unknown bits are kept.
     public var outCapabilities: IOMMUFDHWCapabilities
+    /// Out (`out_max_pasid_log2`, byte 28; reserved, 0, in 6.14): log2 of the PASIDs
+    /// the device has enabled, 0 without PASID.
+    public var outMaxPASIDLog2: UInt8
 
     public init(deviceID: UInt32, dataLength: UInt32, dataUptr: UInt64,
-                outDataType: IOMMUFDHWInfoType = .none, outCapabilities: IOMMUFDHWCapabilities = []) {
+                outDataType: IOMMUFDHWInfoType = .none, outCapabilities: IOMMUFDHWCapabilities = [], outMaxPASIDLog2: UInt8 = 0) {
         self.deviceID = deviceID
         self.dataLength = dataLength
         self.dataUptr = dataUptr
         self.outDataType = outDataType
         self.outCapabilities = outCapabilities
+        self.outMaxPASIDLog2 = outMaxPASIDLog2
     }
 
     public func encode(into writer: inout ByteWriter) {
@@ -58,12 +70,14 @@ public struct IOMMUFDHWInfo: ArgszStruct {
         writer.u32(dataLength)
         writer.u64(dataUptr)
         writer.u32(outDataType.rawValue)
-        writer.u32(0)
+        writer.u8(outMaxPASIDLog2)
+        writer.u8(0)
+        writer.u16(0)
         writer.u64(outCapabilities.rawValue)
         writer.finishArgsz(at: start)
     }
 
-    /// - Throws: `.malformed` for non-zero `flags` or `__reserved`, or an
+    /// - Throws: `.malformed` for non-zero `flags` or `__reserved` (bytes 29-31), or an
     ///   `out_data_type` Linux 6.14 does not define.
     public init(from reader: inout ByteReader) throws(VFIOError) {
         let start = reader.offset
@@ -73,7 +87,10 @@ public struct IOMMUFDHWInfo: ArgszStruct {
         dataLength = try reader.u32()
         dataUptr = try reader.u64()
         outDataType = try reader.iommufdEnum(IOMMUFDHWInfoType.self, "out_data_type")
-        try reader.iommufdReserved32()
+        outMaxPASIDLog2 = try reader.u8()
+        let reserved = try reader.u8()
+        if reserved != 0 { throw .malformed(reader.context, "__reserved is 0x\(String(reserved, radix: 16)), must be 0") }
+        try reader.iommufdReserved16()
         outCapabilities = IOMMUFDHWCapabilities(rawValue: try reader.u64())
         reader.iommufdFinish(start: start, size: size)
     }

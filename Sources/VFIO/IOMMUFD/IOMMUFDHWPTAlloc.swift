@@ -12,11 +12,11 @@ public struct IOMMUFDHWPTAllocFlags: OptionSet, Sendable, Hashable {
     /// `IOMMU_HWPT_FAULT_ID_VALID`: `fault_id` names a fault queue for I/O page faults.
     /// `IOMMUFDHWPTAlloc` sets it itself when `faultID` is non-nil.
     public static let faultIDValid = IOMMUFDHWPTAllocFlags(rawValue: 1 << 2)
-    /// `IOMMU_HWPT_ALLOC_PASID`: the domain may be attached to PASIDs of the device
-    /// (`EOPNOTSUPP` when the IOMMU cannot).
+    /// `IOMMU_HWPT_ALLOC_PASID` (Linux 6.15; 6.14 answers `EOPNOTSUPP`): the domain may be
+    /// attached to PASIDs of the device (`EOPNOTSUPP` when the IOMMU cannot).
     public static let pasid = IOMMUFDHWPTAllocFlags(rawValue: 1 << 3)
 
-    /// Every flag Linux 6.14 accepts; other bits give `EOPNOTSUPP`.
+    /// Every flag Linux 6.15 defines (6.14 has the first three); other bits give `EOPNOTSUPP`.
     public static let known: IOMMUFDHWPTAllocFlags = [.nestParent, .dirtyTracking, .faultIDValid, .pasid]
 }
 
