@@ -111,7 +111,7 @@ final class DeviceRelease: @unchecked Sendable {
     /// Releases the device when the kernel signals `request` (the eventfd set as the
     /// device's REQ trigger), after telling `handler`, `deadline` after the first signal
     /// unless the owner released it first. Runs on a thread of its own; the thread ends
-    /// once the device is released or `stopWatching()` is called.
+    /// once the device is released or goes (`deviceGone()`).
     /// - Throws: `pthread_create`'s errno.
     func startWatcher(request: EventFD, stop: EventFD, deadline: Duration, device: String,
                       handler: @escaping @Sendable (HostDevice.ReleaseRequest) -> Void) throws(VFIOError) {
@@ -131,9 +131,18 @@ final class DeviceRelease: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    /// Ends the watcher thread without releasing the device (the device is going away).
-    func stopWatching() {
-        if let stop = state.withLock({ $0.stopWatcher }) { try? stop.signal() }
+    /// The `HostDevice` is going away: closes the descriptor now, as the device's own
+    /// descriptor would close (mappings still alive keep the kernel's device open, as
+    /// before), and ends the watcher thread without a release. Marked released first,
+    /// under the lock, so the watcher never touches the closed descriptor's number.
+    func deviceGone() {
+        let stop = state.withLock { (state: inout State) -> EventFD? in
+            state.released = true
+            return state.stopWatcher
+        }
+        descriptor.close()
+        releasedCondition.broadcast()
+        if let stop { try? stop.signal() }
     }
 
     private final class WatchBox {

@@ -59,7 +59,9 @@ public final class HostDevice: VFIODevice {
         self.releaseState = DeviceRelease(descriptor: descriptor)
     }
 
-    deinit { releaseState.stopWatching() }
+    /// The descriptor closes here, before the DMA space (IOAS, HWPT, container) goes: the
+    /// kernel detaches the device first, so a HWPT it held can be destroyed.
+    deinit { releaseState.deviceGone() }
 
     // MARK: Opening
 
