@@ -23,7 +23,8 @@ final class QueuePair: Sendable {
     private struct Slot {
         var name: String
         var opcode: UInt8
-        var deadline: ContinuousClock.Instant
+        /// On `coarseMonotonicNanoseconds()`.
+        var deadline: UInt64
         var completion: CompletionQueueEntry?
         var waiter: CheckedContinuation<CompletionQueueEntry, any Error>?
         /// Timed out: the identifier stays in use until a completion for it arrives.
@@ -54,6 +55,8 @@ final class QueuePair: Sendable {
     let interrupt: EventFD?
     let vector: UInt16
     let timeout: Duration
+    /// `timeout` in nanoseconds, for deadlines on the coarse clock.
+    private let timeoutNanoseconds: UInt64
     /// A pthread monitor, not `Synchronization.Mutex`: the lock is held across the doorbell
     /// write, a system call or a message on the region-write path.
     private let state: Monitor<State>
@@ -73,6 +76,7 @@ final class QueuePair: Sendable {
         self.interrupt = interrupt
         self.vector = vector
         self.timeout = timeout
+        timeoutNanoseconds = nanoseconds(timeout, atMost: UInt64.max / 2)
         state = Monitor(State(free: (0..<UInt16(entries - 1)).reversed(), slots: Array(repeating: nil, count: entries - 1)))
         self.shadow?.resetEntries(queue: id)
     }
@@ -134,7 +138,8 @@ final class QueuePair: Sendable {
     /// Writes the entries at the tail and rings; on a doorbell failure the tail is rolled
     /// back and the identifiers freed.
     private func place(_ commands: [PreparedCommand], ids: [UInt16]) -> Result<Void, NVMeDriverError> {
-        let deadline = ContinuousClock.now + timeout
+        // The coarse clock: a vDSO read even where the precise clock is a system call.
+        let deadline = coarseMonotonicNanoseconds() &+ timeoutNanoseconds
         let outcome = state.withLock { s -> (NVMeDriverError?, [CheckedContinuation<Void, Never>]) in
             let start = s.tail
             for (command, cid) in zip(commands, ids) {
@@ -187,23 +192,33 @@ final class QueuePair: Sendable {
     /// The completion of command `cid`, waiting for the interrupt task or polling.
     private func completion(of cid: UInt16) async throws -> CompletionQueueEntry {
         if isPolled {
+            var round = 0
             while true {
-                reap()
+                // The clock only now and then: a precise read can be a system call (HPET).
+                let now: UInt64? = round % 256 == 255 ? coarseMonotonicNanoseconds() : nil
+                var resumes: [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
+                var woken: [CheckedContinuation<Void, Never>] = []
                 let outcome = state.withLock { s -> Result<CompletionQueueEntry, NVMeDriverError>? in
+                    reapLocked(&s, resumes: &resumes, woken: &woken)
                     guard let slot = s.slots[Int(cid)] else { return .failure(.closed) }
                     if let entry = slot.completion {
-                        _ = Self.free(cid, &s)
+                        woken += Self.free(cid, &s)
                         return .success(entry)
                     }
                     if let failure = s.failure { return .failure(failure) }
-                    if ContinuousClock.now > slot.deadline {
+                    if let now, now > slot.deadline {
                         s.slots[Int(cid)]!.abandoned = true
                         return .failure(.timeout("the completion of \(slot.name) (queue \(id), command \(cid))"))
                     }
                     return nil
                 }
+                for w in woken { w.resume() }
+                for (waiter, entry) in resumes { waiter.resume(returning: entry) }
                 if let outcome { return try outcome.get() }
-                await Task.yield()
+                round &+= 1
+                // A few reads of the queue between yields: a completion that comes soon is
+                // seen without a trip through the executor; other tasks still get turns.
+                if round % Self.pollsPerYield == 0 { await Task.yield() }
             }
         }
         return try await withCheckedThrowingContinuation { (c: CheckedContinuation<CompletionQueueEntry, any Error>) in
@@ -235,38 +250,44 @@ final class QueuePair: Sendable {
     func reap() -> Int {
         var resumes: [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
         var woken: [CheckedContinuation<Void, Never>] = []
-        let consumed = state.withLock { s -> Int in
-            var count = 0
-            let base = completionQueue.memory.baseAddress
-            while true {
-                let slotAddress = base + Int(s.head) * CompletionQueueEntry.size
-                let dword3 = cvfio_mmio_read32(slotAddress + 12)
-                guard (dword3 >> 16 & 1 != 0) == s.phase else { break }
-                atomicMemoryFence(ordering: .acquiring)
-                let entry = CompletionQueueEntry(Array(UnsafeRawBufferPointer(start: slotAddress, count: CompletionQueueEntry.size)))
-                count += 1
-                s.head += 1
-                if Int(s.head) == entries {
-                    s.head = 0
-                    s.phase.toggle()
-                }
-                let cid = Int(entry.commandID)
-                guard cid < s.slots.count, let slot = s.slots[cid], slot.completion == nil else { continue }
-                if slot.abandoned {
-                    woken += Self.free(entry.commandID, &s)
-                } else if let waiter = slot.waiter {
-                    woken += Self.free(entry.commandID, &s)
-                    resumes.append((waiter, entry))
-                } else {
-                    s.slots[cid]!.completion = entry
-                }
-            }
-            if count > 0 { ringCompletion(&s) }
-            return count
-        }
+        let consumed = state.withLock { s in reapLocked(&s, resumes: &resumes, woken: &woken) }
         for w in woken { w.resume() }
         for (waiter, entry) in resumes { waiter.resume(returning: entry) }
         return consumed
+    }
+
+    /// `reap` with the lock held: the continuations to resume (outside the lock) are
+    /// added to `resumes` and `woken`.
+    @discardableResult
+    private func reapLocked(_ s: inout State, resumes: inout [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)],
+                            woken: inout [CheckedContinuation<Void, Never>]) -> Int {
+        var count = 0
+        let base = completionQueue.memory.baseAddress
+        while true {
+            let slotAddress = base + Int(s.head) * CompletionQueueEntry.size
+            let dword3 = cvfio_mmio_read32(slotAddress + 12)
+            guard (dword3 >> 16 & 1 != 0) == s.phase else { break }
+            atomicMemoryFence(ordering: .acquiring)
+            let entry = CompletionQueueEntry(Array(UnsafeRawBufferPointer(start: slotAddress, count: CompletionQueueEntry.size)))
+            count += 1
+            s.head += 1
+            if Int(s.head) == entries {
+                s.head = 0
+                s.phase.toggle()
+            }
+            let cid = Int(entry.commandID)
+            guard cid < s.slots.count, let slot = s.slots[cid], slot.completion == nil else { continue }
+            if slot.abandoned {
+                woken += Self.free(entry.commandID, &s)
+            } else if let waiter = slot.waiter {
+                woken += Self.free(entry.commandID, &s)
+                resumes.append((waiter, entry))
+            } else {
+                s.slots[cid]!.completion = entry
+            }
+        }
+        if count > 0 { ringCompletion(&s) }
+        return count
     }
 
     private func ringCompletion(_ s: inout State) {
@@ -283,7 +304,7 @@ final class QueuePair: Sendable {
 
     /// Fails the commands past their deadline with `.timeout`; their identifiers stay
     /// taken until the controller completes them.
-    func expire(now: ContinuousClock.Instant) {
+    func expire(now: UInt64) {
         var timedOut: [(CheckedContinuation<CompletionQueueEntry, any Error>, String, UInt16)] = []
         state.withLock { s in
             for cid in s.slots.indices {
@@ -317,6 +338,9 @@ final class QueuePair: Sendable {
         for w in slotWaiters { w.resume() }
         for w in waiters { w.resume(throwing: error) }
     }
+
+    /// Polls of the completion queue between `Task.yield()`s in polled mode.
+    static let pollsPerYield = 4
 
     /// Commands placed and not yet completed (abandoned ones included).
     var outstanding: Int { state.withLock { s in s.slots.count - s.free.count } }

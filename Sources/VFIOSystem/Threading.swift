@@ -214,6 +214,17 @@ package func monotonicNanoseconds() -> UInt64 {
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
 }
 
+/// Nanoseconds on `CLOCK_MONOTONIC_COARSE`: as fine as the kernel's tick (1-10 ms), read
+/// from the vDSO's copy without touching the clock hardware. For deadlines of seconds on
+/// a hot path: where the clocksource cannot be read from user space (HPET, which TCG
+/// guests fall back to), `CLOCK_MONOTONIC` costs a system call and a device read.
+@inlinable
+package func coarseMonotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t)
+    return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+}
+
 /// `nanoseconds` as `poll`'s timeout: milliseconds rounded up (a wait never ends before
 /// its time), at most `Int32.max`.
 package func pollTimeoutMilliseconds(_ nanoseconds: UInt64) -> Int32 {
