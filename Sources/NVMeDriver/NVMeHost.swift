@@ -73,6 +73,13 @@ public final class NVMeHost: Sendable {
     public var usesMappedDoorbells: Bool { doorbells.isMapped }
     /// Commands complete through MSI-X interrupts (else polled).
     public var usesInterrupts: Bool { !events.isEmpty }
+    /// The driver's interrupt thread as a task executor (nil in polled mode). Tasks that
+    /// issue I/O and prefer it (`withTaskExecutorPreference(host.executor) { ... }`, child
+    /// tasks included) are resumed on the thread that took the interrupt, without a hop to
+    /// the global executor: the lowest latency per command. Their code between `await`s
+    /// must not block (it holds up every interrupt of the driver); after `close()` such
+    /// tasks run on the global executor.
+    public var executor: (any TaskExecutor)? { interruptThread }
     /// The I/O queue pairs created.
     public var ioQueueCount: Int { ioQueues.count }
     /// Entries per I/O queue.

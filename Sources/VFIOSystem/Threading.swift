@@ -177,16 +177,22 @@ package final class Condition: @unchecked Sendable {
     deinit { raw.deallocate() }
 }
 
-/// A joinable POSIX thread running `body`.
+/// A joinable POSIX thread running `body`, named `name` (its first 15 bytes: what `ps -L`,
+/// `gdb` and `perf` show, and `currentThreadName()` returns).
 package final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let joined = Monitor(false)
 
     package init(name: String, _ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        final class Box {
+            let name: String
+            let body: @Sendable () -> Void
+            init(_ n: String, _ b: @escaping @Sendable () -> Void) { name = n; body = b }
+        }
+        let box = Unmanaged.passRetained(Box(String(decoding: name.utf8.prefix(15), as: UTF8.self), body)).toOpaque()
         let result = pthread_create(&thread, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            _ = cvfio_thread_set_name(box.name)
             box.body()
             return nil
         }, box)
@@ -204,6 +210,13 @@ package final class WorkerThread: @unchecked Sendable {
 
     /// True when called on this thread.
     package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
+}
+
+/// The calling thread's name (`pthread_getname_np`, through CVFIO; a `WorkerThread` is named at its start).
+package func currentThreadName() -> String {
+    var buffer = [CChar](repeating: 0, count: 16)
+    guard cvfio_thread_get_name(&buffer, buffer.count) == 0 else { return "" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
