@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "cvfio_sys.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <errno.h>
@@ -59,4 +60,14 @@ int cvfio_pin_to_cpu(int cpu)
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     return sched_setaffinity(0, sizeof(set), &set);
+}
+
+int cvfio_thread_set_name(const char *name)
+{
+    return pthread_setname_np(pthread_self(), name);
+}
+
+int cvfio_thread_get_name(char *name, size_t size)
+{
+    return pthread_getname_np(pthread_self(), name, size);
 }

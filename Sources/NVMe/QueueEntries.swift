@@ -69,18 +69,27 @@ public struct SubmissionQueueEntry: Sendable, Hashable {
     /// The 64 bytes.
     public var encoded: [UInt8] {
         var b = [UInt8](repeating: 0, count: Self.size)
-        let cdw0 = UInt32(opcode) | UInt32(fuse & 0x3) << 8 | UInt32(dataTransfer & 0x3) << 14 | UInt32(commandID) << 16
-        b.putLE(UInt64(cdw0), at: 0, width: 4)
-        b.putLE(UInt64(namespaceID), at: 4, width: 4)
-        b.putLE(UInt64(cdw2), at: 8, width: 4)
-        b.putLE(UInt64(cdw3), at: 12, width: 4)
-        b.putLE(metadataPointer, at: 16, width: 8)
-        b.putLE(prp1, at: 24, width: 8)
-        b.putLE(prp2, at: 32, width: 8)
-        for (k, dword) in [cdw10, cdw11, cdw12, cdw13, cdw14, cdw15].enumerated() {
-            b.putLE(UInt64(dword), at: 40 + 4 * k, width: 4)
-        }
+        b.withUnsafeMutableBytes { store(to: $0.baseAddress!) }
         return b
+    }
+
+    /// Stores the 64 bytes at `address` (little-endian, no alignment needed): a queue
+    /// slot written without an intermediate array.
+    public func store(to address: UnsafeMutableRawPointer) {
+        let cdw0 = UInt32(opcode) | UInt32(fuse & 0x3) << 8 | UInt32(dataTransfer & 0x3) << 14 | UInt32(commandID) << 16
+        address.storeBytes(of: cdw0.littleEndian, toByteOffset: 0, as: UInt32.self)
+        address.storeBytes(of: namespaceID.littleEndian, toByteOffset: 4, as: UInt32.self)
+        address.storeBytes(of: cdw2.littleEndian, toByteOffset: 8, as: UInt32.self)
+        address.storeBytes(of: cdw3.littleEndian, toByteOffset: 12, as: UInt32.self)
+        address.storeBytes(of: metadataPointer.littleEndian, toByteOffset: 16, as: UInt64.self)
+        address.storeBytes(of: prp1.littleEndian, toByteOffset: 24, as: UInt64.self)
+        address.storeBytes(of: prp2.littleEndian, toByteOffset: 32, as: UInt64.self)
+        address.storeBytes(of: cdw10.littleEndian, toByteOffset: 40, as: UInt32.self)
+        address.storeBytes(of: cdw11.littleEndian, toByteOffset: 44, as: UInt32.self)
+        address.storeBytes(of: cdw12.littleEndian, toByteOffset: 48, as: UInt32.self)
+        address.storeBytes(of: cdw13.littleEndian, toByteOffset: 52, as: UInt32.self)
+        address.storeBytes(of: cdw14.littleEndian, toByteOffset: 56, as: UInt32.self)
+        address.storeBytes(of: cdw15.littleEndian, toByteOffset: 60, as: UInt32.self)
     }
 }
 
@@ -119,6 +128,19 @@ public struct CompletionQueueEntry: Sendable, Hashable {
         submissionQueueID = UInt16(bytes.le(10, 2))
         commandID = UInt16(bytes.le(12, 2))
         let half = UInt16(bytes.le(14, 2))
+        phase = half & 1 != 0
+        status = NVMeStatus(completionHalfword: half)
+    }
+
+    /// Decodes the 16 bytes at `address` (little-endian, no alignment needed): a queue
+    /// slot read without an intermediate array.
+    public init(loadingFrom address: UnsafeRawPointer) {
+        dword0 = UInt32(littleEndian: address.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        dword1 = UInt32(littleEndian: address.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        submissionQueueHead = UInt16(littleEndian: address.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+        submissionQueueID = UInt16(littleEndian: address.loadUnaligned(fromByteOffset: 10, as: UInt16.self))
+        commandID = UInt16(littleEndian: address.loadUnaligned(fromByteOffset: 12, as: UInt16.self))
+        let half = UInt16(littleEndian: address.loadUnaligned(fromByteOffset: 14, as: UInt16.self))
         phase = half & 1 != 0
         status = NVMeStatus(completionHalfword: half)
     }

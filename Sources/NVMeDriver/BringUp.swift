@@ -9,6 +9,7 @@ final class BringUp {
     private var allocator: DMAAllocator?
     private var events: [EventFD] = []
     private var tasks: [Task<Void, Never>] = []
+    private var interruptThread: InterruptThread?
     private var queues: [QueuePair] = []
     private var irqsEnabled = false
     private var enabled = false
@@ -51,6 +52,7 @@ final class BringUp {
             ioQueueCount = min(ioQueueCount, Int(info.count) - 1)
             do {
                 for _ in 0...ioQueueCount { events.append(try EventFD()) }
+                interruptThread = try InterruptThread()
                 try device.setIRQs(.enableMSIX(events.map(\.fd)))
             } catch { throw .transport(error) }
             irqsEnabled = true
@@ -70,7 +72,7 @@ final class BringUp {
         enabled = true
         _ = try await registers.wait(for: "CSTS.RDY = 1", timeout: cap.readyTimeout) { $0.ready }
         let version = ControllerVersion(rawValue: try registers.read32(ControllerRegister.version))
-        tasks += NVMeHost.startTasks(for: [admin], device: device, watchdog: false)
+        do { try interruptThread?.watch(admin) } catch { throw .transport(error) }
 
         // Identify.
         let scratch = try allocator.allocate(pageSize)
@@ -124,29 +126,32 @@ final class BringUp {
                                       interrupt: event, vector: event == nil ? 0 : id, timeout: options.commandTimeout)
             queues.append(queue)
             try await Command.run(admin, Command.createCompletionQueue(queue))
+            do { try interruptThread?.watch(queue) } catch { throw .transport(error) }
             try await Command.run(admin, Command.createSubmissionQueue(queue))
             ioQueues.append(queue)
         }
-        tasks += NVMeHost.startTasks(for: ioQueues, device: device, watchdog: false)
-        tasks += NVMeHost.startTasks(for: [admin] + ioQueues, device: device, watchdog: true)
+        tasks.append(NVMeHost.startWatchdog(for: [admin] + ioQueues, device: device))
         let host = NVMeHost(device: device, allocator: allocator, admin: admin, ioQueues: ioQueues, doorbells: doorbells,
-                            events: events, tasks: tasks, capabilities: cap, version: version, controller: controller,
+                            events: events, interruptThread: interruptThread, tasks: tasks, capabilities: cap, version: version, controller: controller,
                             namespaces: namespaces, shadow: shadow != nil)
         tasks = []
+        interruptThread = nil
         events = []
         queues = []
         self.allocator = nil
         return host
     }
 
-    /// Undoes what `run` made before it failed: the controller disabled, interrupt tasks
-    /// stopped, MSI-X disabled, eventfds closed, DMA unmapped.
+    /// Undoes what `run` made before it failed: the controller disabled, the interrupt
+    /// thread and the watchdog stopped, MSI-X disabled, eventfds closed, DMA unmapped.
     func release() async {
         if enabled { try? await Registers(device: device).disable(timeout: .seconds(5)) }
         for queue in queues { queue.fail(.closed) }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         tasks = []
+        interruptThread?.stop()
+        interruptThread = nil
         if irqsEnabled { try? device.setIRQs(.disable(index: PCIIRQIndex.msix.rawValue)) }
         for event in events { event.close() }
         events = []

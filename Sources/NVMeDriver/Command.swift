@@ -58,7 +58,7 @@ enum Command {
     /// Runs `command` on `queue`; a completion with an error status is `.command`.
     @discardableResult
     static func run(_ queue: QueuePair, _ command: PreparedCommand) async throws(NVMeDriverError) -> CompletionQueueEntry {
-        let result = await queue.submit([command])[0]
+        let result = await queue.submit(command)
         return try check(result, command, queue: queue.id).get()
     }
 

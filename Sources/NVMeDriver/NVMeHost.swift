@@ -16,9 +16,10 @@ public struct NVMeNamespace: Sendable, Hashable {
 /// A userspace driver of one NVMe controller reached through any `VFIODevice` (a device
 /// bound to vfio-pci, or a vfio-user server): brought up by `open`, shut down by `close`.
 ///
-/// Commands are `async` and wait for their completion without blocking a thread: on
-/// MSI-X vectors delivered to eventfds (one per queue), or, in polled mode, by reading
-/// the completion queue between `Task.yield()`s. I/O is spread over the I/O queues in
+/// Commands are `async` and wait for their completion without blocking a thread of the
+/// caller's executor: on MSI-X vectors delivered to eventfds (one per queue), which the
+/// driver's one interrupt thread takes (`InterruptThread`), or, in polled mode, by
+/// reading the completion queue a few times between `Task.yield()`s. I/O is spread over the I/O queues in
 /// turn unless a queue is named. Errors are `NVMeDriverError`; a completion with an
 /// error status is `.command` with the command's name and the status.
 public final class NVMeHost: Sendable {
@@ -47,6 +48,8 @@ public final class NVMeHost: Sendable {
     let ioQueues: [QueuePair]
     let doorbells: Doorbells
     let events: [EventFD]
+    /// Takes the MSI-X interrupts (nil in polled mode).
+    private let interruptThread: InterruptThread?
     private let tasks: Monitor<[Task<Void, Never>]>
     private let closed = Atomic<Bool>(false)
     let nextQueue = Atomic<Int>(0)
@@ -70,6 +73,13 @@ public final class NVMeHost: Sendable {
     public var usesMappedDoorbells: Bool { doorbells.isMapped }
     /// Commands complete through MSI-X interrupts (else polled).
     public var usesInterrupts: Bool { !events.isEmpty }
+    /// The driver's interrupt thread as a task executor (nil in polled mode). Tasks that
+    /// issue I/O and prefer it (`withTaskExecutorPreference(host.executor) { ... }`, child
+    /// tasks included) are resumed on the thread that took the interrupt, without a hop to
+    /// the global executor: the lowest latency per command. Their code between `await`s
+    /// must not block (it holds up every interrupt of the driver); after `close()` such
+    /// tasks run on the global executor.
+    public var executor: (any TaskExecutor)? { interruptThread }
     /// The I/O queue pairs created.
     public var ioQueueCount: Int { ioQueues.count }
     /// Entries per I/O queue.
@@ -78,7 +88,7 @@ public final class NVMeHost: Sendable {
     public var dmaMappingCount: Int { allocator.mappedCount }
 
     init(device: any VFIODevice, allocator: DMAAllocator, admin: QueuePair, ioQueues: [QueuePair], doorbells: Doorbells,
-                 events: [EventFD], tasks: [Task<Void, Never>], capabilities: ControllerCapabilities, version: ControllerVersion,
+                 events: [EventFD], interruptThread: InterruptThread?, tasks: [Task<Void, Never>], capabilities: ControllerCapabilities, version: ControllerVersion,
                  controller: IdentifyController, namespaces: [NVMeNamespace], shadow: Bool) {
         self.device = device
         self.allocator = allocator
@@ -86,6 +96,7 @@ public final class NVMeHost: Sendable {
         self.ioQueues = ioQueues
         self.doorbells = doorbells
         self.events = events
+        self.interruptThread = interruptThread
         self.tasks = Monitor(tasks)
         self.capabilities = capabilities
         self.version = version
@@ -119,8 +130,8 @@ public final class NVMeHost: Sendable {
 
     /// Shuts the controller down (CC.SHN normal, waits for CSTS.SHST complete, then CC.EN =
     /// 0 and RDY = 0), fails commands still outstanding with `.closed`, stops the interrupt
-    /// tasks, disables MSI-X, closes the eventfds and unmaps every DMA buffer (buffers
-    /// from `allocateBuffer` included). The doorbell mapping goes with the last reference.
+    /// thread and the watchdog, disables MSI-X, closes the eventfds and unmaps every DMA
+    /// buffer (buffers from `allocateBuffer` included). The doorbell mapping goes with the last reference.
     /// Returns the first failure met on the way (everything is released regardless).
     @discardableResult
     public func close() async -> NVMeDriverError? {
@@ -132,6 +143,7 @@ public final class NVMeHost: Sendable {
         let running = tasks.withLock { t in defer { t = [] }; return t }
         for task in running { task.cancel() }
         for task in running { await task.value }
+        interruptThread?.stop()
         if !events.isEmpty {
             do { try device.setIRQs(.disable(index: PCIIRQIndex.msix.rawValue)) } catch { if first == nil { first = .transport(error) } }
         }
@@ -141,39 +153,25 @@ public final class NVMeHost: Sendable {
     }
 
     deinit {
+        interruptThread?.stop()
         for event in events { event.close() }
     }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
 
-    /// The interrupt tasks of `queues` (one per queue with an eventfd), or with `watchdog`
-    /// the task that fails commands past their deadline and all of them on CSTS.CFS.
-    static func startTasks(for queues: [QueuePair], device: any VFIODevice, watchdog: Bool) -> [Task<Void, Never>] {
-        var tasks: [Task<Void, Never>] = []
-        guard watchdog else {
-            for queue in queues {
-                guard let event = queue.interrupt else { continue }
-                tasks.append(Task.detached {
-                    while !Task.isCancelled {
-                        queue.reap()
-                        do { _ = try await event.wait() } catch { return }
-                    }
-                })
-            }
-            return tasks
-        }
-        tasks.append(Task.detached {
+    /// The task that fails commands past their deadline, and all of them on CSTS.CFS.
+    static func startWatchdog(for queues: [QueuePair], device: any VFIODevice) -> Task<Void, Never> {
+        Task.detached {
             while !Task.isCancelled {
                 do { try await Task.sleep(for: .milliseconds(200)) } catch { return }
-                let now = ContinuousClock.now
+                let now = coarseMonotonicNanoseconds()
                 for queue in queues { queue.expire(now: now) }
                 if let status = try? Registers(device: device).status, status.fatal {
                     for queue in queues { queue.fail(.controllerFatal("during I/O")) }
                     return
                 }
             }
-        })
-        return tasks
+        }
     }
 
     // MARK: Buffers

@@ -16,16 +16,19 @@ struct PreparedCommand: Sendable {
 /// DMA memory, with a PRP list page per command identifier.
 ///
 /// At most `entries - 1` commands are outstanding, so neither queue can overflow. The
-/// completion queue is drained by whoever calls `reap()`: the interrupt task after each
+/// completion queue is drained by whoever calls `reap()`: the interrupt thread after each
 /// signal of `interrupt`, or, in polled mode (no interrupt), the tasks waiting for their
 /// commands. All queue state is behind one lock; continuations resume outside it.
+/// (Unsafe continuations, not checked ones, which allocate per wait: each is resumed
+/// exactly once, by whoever takes it out of the state under the lock.)
 final class QueuePair: Sendable {
     private struct Slot {
         var name: String
         var opcode: UInt8
-        var deadline: ContinuousClock.Instant
+        /// On `coarseMonotonicNanoseconds()`.
+        var deadline: UInt64
         var completion: CompletionQueueEntry?
-        var waiter: CheckedContinuation<CompletionQueueEntry, any Error>?
+        var waiter: UnsafeContinuation<CompletionQueueEntry, any Error>?
         /// Timed out: the identifier stays in use until a completion for it arrives.
         var abandoned = false
     }
@@ -36,7 +39,7 @@ final class QueuePair: Sendable {
         var phase = true
         var free: [UInt16]
         var slots: [Slot?]
-        var slotWaiters: [CheckedContinuation<Void, Never>] = []
+        var slotWaiters: [UnsafeContinuation<Void, Never>] = []
         var failure: NVMeDriverError?
         var shadowTail: UInt16 = 0
         var shadowHead: UInt16 = 0
@@ -54,6 +57,8 @@ final class QueuePair: Sendable {
     let interrupt: EventFD?
     let vector: UInt16
     let timeout: Duration
+    /// `timeout` in nanoseconds, for deadlines on the coarse clock.
+    private let timeoutNanoseconds: UInt64
     /// A pthread monitor, not `Synchronization.Mutex`: the lock is held across the doorbell
     /// write, a system call or a message on the region-write path.
     private let state: Monitor<State>
@@ -73,6 +78,7 @@ final class QueuePair: Sendable {
         self.interrupt = interrupt
         self.vector = vector
         self.timeout = timeout
+        timeoutNanoseconds = nanoseconds(timeout, atMost: UInt64.max / 2)
         state = Monitor(State(free: (0..<UInt16(entries - 1)).reversed(), slots: Array(repeating: nil, count: entries - 1)))
         self.shadow?.resetEntries(queue: id)
     }
@@ -89,11 +95,15 @@ final class QueuePair: Sendable {
     func submit(_ commands: [PreparedCommand]) async -> [Result<CompletionQueueEntry, NVMeDriverError>] {
         precondition(!commands.isEmpty && commands.count <= depth)
         let ids: [UInt16]
-        do { ids = try await reserve(commands.count) } catch {
+        do {
+            ids = try await reserve(commands.count) { s in
+                defer { s.free.removeLast(commands.count) }
+                return Array(s.free.suffix(commands.count))
+            }
+        } catch {
             return commands.map { _ in .failure(error) }
         }
-        let placed = place(commands, ids: ids)
-        if case .failure(let error) = placed { return commands.map { _ in .failure(error) } }
+        if let error = place(commands.count, ids: ids, { commands[$0] }) { return commands.map { _ in .failure(error) } }
         var results: [Result<CompletionQueueEntry, NVMeDriverError>] = []
         results.reserveCapacity(ids.count)
         for cid in ids {
@@ -104,22 +114,29 @@ final class QueuePair: Sendable {
         return results
     }
 
-    /// Waits until `count` command identifiers are free and takes them.
-    private func reserve(_ count: Int) async throws(NVMeDriverError) -> [UInt16] {
+    /// `submit` of one command, with no array made on the way (the I/O path).
+    func submit(_ command: PreparedCommand) async -> Result<CompletionQueueEntry, NVMeDriverError> {
+        let cid: UInt16
+        do { cid = try await reserve(1) { s in s.free.removeLast() } } catch { return .failure(error) }
+        if let error = place(1, ids: CollectionOfOne(cid), { _ in command }) { return .failure(error) }
+        do { return .success(try await completion(of: cid)) } catch { return .failure(error as? NVMeDriverError ?? .closed) }
+    }
+
+    /// Waits until `count` command identifiers are free and takes them with `take`
+    /// (lock held, at least `count` free).
+    private func reserve<IDs>(_ count: Int, _ take: (inout State) -> IDs) async throws(NVMeDriverError) -> IDs {
         while true {
-            let taken = try state.withLock { s throws(NVMeDriverError) -> [UInt16]? in
+            let taken = try state.withLock { s throws(NVMeDriverError) -> IDs? in
                 if let failure = s.failure { throw failure }
                 guard s.free.count >= count else { return nil }
-                let ids = Array(s.free.suffix(count))
-                s.free.removeLast(count)
-                return ids
+                return take(&s)
             }
             if let taken { return taken }
             if isPolled {
                 reap()
                 await Task.yield()
             } else {
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
                     let now = state.withLock { s -> Bool in
                         if s.failure != nil || s.free.count >= count { return true }
                         s.slotWaiters.append(c)
@@ -131,16 +148,18 @@ final class QueuePair: Sendable {
         }
     }
 
-    /// Writes the entries at the tail and rings; on a doorbell failure the tail is rolled
-    /// back and the identifiers freed.
-    private func place(_ commands: [PreparedCommand], ids: [UInt16]) -> Result<Void, NVMeDriverError> {
-        let deadline = ContinuousClock.now + timeout
-        let outcome = state.withLock { s -> (NVMeDriverError?, [CheckedContinuation<Void, Never>]) in
+    /// Writes the `count` entries `command(k)` at the tail, with the identifiers `ids`, and
+    /// rings; on a doorbell failure the tail is rolled back and the identifiers freed.
+    private func place<IDs: Collection<UInt16>>(_ count: Int, ids: IDs, _ command: (Int) -> PreparedCommand) -> NVMeDriverError? {
+        // The coarse clock: a vDSO read even where the precise clock is a system call.
+        let deadline = coarseMonotonicNanoseconds() &+ timeoutNanoseconds
+        let outcome = state.withLock { s -> (NVMeDriverError?, [UnsafeContinuation<Void, Never>]) in
             let start = s.tail
-            for (command, cid) in zip(commands, ids) {
-                var entry = command.entry
+            for (k, cid) in ids.enumerated() {
+                let prepared = command(k)
+                var entry = prepared.entry
                 entry.commandID = cid
-                if let data = command.data {
+                if let data = prepared.data {
                     let listOffset = Int(cid) * prp.pageSize
                     let pointer = prp.pointer(iova: data.iova, length: data.length, listIOVA: prpLists.iova + UInt64(listOffset))
                     entry.prp1 = pointer.prp1
@@ -150,12 +169,8 @@ final class QueuePair: Sendable {
                         for (k, page) in pointer.list.enumerated() { list[k] = page.littleEndian }
                     }
                 }
-                s.slots[Int(cid)] = Slot(name: command.name, opcode: command.entry.opcode, deadline: deadline)
-                let bytes = entry.encoded
-                bytes.withUnsafeBytes {
-                    (submissionQueue.memory.baseAddress + Int(s.tail) * SubmissionQueueEntry.size)
-                        .copyMemory(from: $0.baseAddress!, byteCount: SubmissionQueueEntry.size)
-                }
+                s.slots[Int(cid)] = Slot(name: prepared.name, opcode: prepared.entry.opcode, deadline: deadline)
+                entry.store(to: submissionQueue.memory.baseAddress + Int(s.tail) * SubmissionQueueEntry.size)
                 s.tail = UInt16((Int(s.tail) + 1) % entries)
             }
             do throws(VFIOError) {
@@ -163,14 +178,13 @@ final class QueuePair: Sendable {
                 return (nil, [])
             } catch {
                 s.tail = start
-                var woken: [CheckedContinuation<Void, Never>] = []
+                var woken: [UnsafeContinuation<Void, Never>] = []
                 for cid in ids { woken += Self.free(cid, &s) }
                 return (.transport(error), woken)
             }
         }
         for w in outcome.1 { w.resume() }
-        if let error = outcome.0 { return .failure(error) }
-        return .success(())
+        return outcome.0
     }
 
     private func ringSubmission(_ s: inout State) throws(VFIOError) {
@@ -187,27 +201,37 @@ final class QueuePair: Sendable {
     /// The completion of command `cid`, waiting for the interrupt task or polling.
     private func completion(of cid: UInt16) async throws -> CompletionQueueEntry {
         if isPolled {
+            var round = 0
             while true {
-                reap()
+                // The clock only now and then: a precise read can be a system call (HPET).
+                let now: UInt64? = round % 256 == 255 ? coarseMonotonicNanoseconds() : nil
+                var resumes: [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
+                var woken: [UnsafeContinuation<Void, Never>] = []
                 let outcome = state.withLock { s -> Result<CompletionQueueEntry, NVMeDriverError>? in
+                    reapLocked(&s, resumes: &resumes, woken: &woken)
                     guard let slot = s.slots[Int(cid)] else { return .failure(.closed) }
                     if let entry = slot.completion {
-                        _ = Self.free(cid, &s)
+                        woken += Self.free(cid, &s)
                         return .success(entry)
                     }
                     if let failure = s.failure { return .failure(failure) }
-                    if ContinuousClock.now > slot.deadline {
+                    if let now, now > slot.deadline {
                         s.slots[Int(cid)]!.abandoned = true
                         return .failure(.timeout("the completion of \(slot.name) (queue \(id), command \(cid))"))
                     }
                     return nil
                 }
+                for w in woken { w.resume() }
+                for (waiter, entry) in resumes { waiter.resume(returning: entry) }
                 if let outcome { return try outcome.get() }
-                await Task.yield()
+                round &+= 1
+                // A few reads of the queue between yields: a completion that comes soon is
+                // seen without a trip through the executor; other tasks still get turns.
+                if round % Self.pollsPerYield == 0 { await Task.yield() }
             }
         }
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<CompletionQueueEntry, any Error>) in
-            let (ready, woken) = state.withLock { s -> (Result<CompletionQueueEntry, NVMeDriverError>?, [CheckedContinuation<Void, Never>]) in
+        return try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<CompletionQueueEntry, any Error>) in
+            let (ready, woken) = state.withLock { s -> (Result<CompletionQueueEntry, NVMeDriverError>?, [UnsafeContinuation<Void, Never>]) in
                 guard let slot = s.slots[Int(cid)] else { return (.failure(.closed), []) }
                 if let entry = slot.completion { return (.success(entry), Self.free(cid, &s)) }
                 if let failure = s.failure { return (.failure(failure), []) }
@@ -220,7 +244,7 @@ final class QueuePair: Sendable {
     }
 
     /// Frees `cid`; returns the tasks waiting for identifiers, to resume outside the lock.
-    private static func free(_ cid: UInt16, _ s: inout State) -> [CheckedContinuation<Void, Never>] {
+    private static func free(_ cid: UInt16, _ s: inout State) -> [UnsafeContinuation<Void, Never>] {
         s.slots[Int(cid)] = nil
         s.free.append(cid)
         let waiters = s.slotWaiters
@@ -233,40 +257,46 @@ final class QueuePair: Sendable {
     /// is skipped. Returns the number of entries consumed.
     @discardableResult
     func reap() -> Int {
-        var resumes: [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
-        var woken: [CheckedContinuation<Void, Never>] = []
-        let consumed = state.withLock { s -> Int in
-            var count = 0
-            let base = completionQueue.memory.baseAddress
-            while true {
-                let slotAddress = base + Int(s.head) * CompletionQueueEntry.size
-                let dword3 = cvfio_mmio_read32(slotAddress + 12)
-                guard (dword3 >> 16 & 1 != 0) == s.phase else { break }
-                atomicMemoryFence(ordering: .acquiring)
-                let entry = CompletionQueueEntry(Array(UnsafeRawBufferPointer(start: slotAddress, count: CompletionQueueEntry.size)))
-                count += 1
-                s.head += 1
-                if Int(s.head) == entries {
-                    s.head = 0
-                    s.phase.toggle()
-                }
-                let cid = Int(entry.commandID)
-                guard cid < s.slots.count, let slot = s.slots[cid], slot.completion == nil else { continue }
-                if slot.abandoned {
-                    woken += Self.free(entry.commandID, &s)
-                } else if let waiter = slot.waiter {
-                    woken += Self.free(entry.commandID, &s)
-                    resumes.append((waiter, entry))
-                } else {
-                    s.slots[cid]!.completion = entry
-                }
-            }
-            if count > 0 { ringCompletion(&s) }
-            return count
-        }
+        var resumes: [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
+        var woken: [UnsafeContinuation<Void, Never>] = []
+        let consumed = state.withLock { s in reapLocked(&s, resumes: &resumes, woken: &woken) }
         for w in woken { w.resume() }
         for (waiter, entry) in resumes { waiter.resume(returning: entry) }
         return consumed
+    }
+
+    /// `reap` with the lock held: the continuations to resume (outside the lock) are
+    /// added to `resumes` and `woken`.
+    @discardableResult
+    private func reapLocked(_ s: inout State, resumes: inout [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)],
+                            woken: inout [UnsafeContinuation<Void, Never>]) -> Int {
+        var count = 0
+        let base = completionQueue.memory.baseAddress
+        while true {
+            let slotAddress = base + Int(s.head) * CompletionQueueEntry.size
+            let dword3 = cvfio_mmio_read32(slotAddress + 12)
+            guard (dword3 >> 16 & 1 != 0) == s.phase else { break }
+            atomicMemoryFence(ordering: .acquiring)
+            let entry = CompletionQueueEntry(loadingFrom: slotAddress)
+            count += 1
+            s.head += 1
+            if Int(s.head) == entries {
+                s.head = 0
+                s.phase.toggle()
+            }
+            let cid = Int(entry.commandID)
+            guard cid < s.slots.count, let slot = s.slots[cid], slot.completion == nil else { continue }
+            if slot.abandoned {
+                woken += Self.free(entry.commandID, &s)
+            } else if let waiter = slot.waiter {
+                woken += Self.free(entry.commandID, &s)
+                resumes.append((waiter, entry))
+            } else {
+                s.slots[cid]!.completion = entry
+            }
+        }
+        if count > 0 { ringCompletion(&s) }
+        return count
     }
 
     private func ringCompletion(_ s: inout State) {
@@ -283,8 +313,8 @@ final class QueuePair: Sendable {
 
     /// Fails the commands past their deadline with `.timeout`; their identifiers stay
     /// taken until the controller completes them.
-    func expire(now: ContinuousClock.Instant) {
-        var timedOut: [(CheckedContinuation<CompletionQueueEntry, any Error>, String, UInt16)] = []
+    func expire(now: UInt64) {
+        var timedOut: [(UnsafeContinuation<CompletionQueueEntry, any Error>, String, UInt16)] = []
         state.withLock { s in
             for cid in s.slots.indices {
                 guard let slot = s.slots[cid], !slot.abandoned, slot.completion == nil, let waiter = slot.waiter, now > slot.deadline else { continue }
@@ -302,7 +332,7 @@ final class QueuePair: Sendable {
     func fail(_ error: NVMeDriverError) {
         let (waiters, slotWaiters) = state.withLock { s in
             if s.failure == nil { s.failure = error }
-            var waiters: [CheckedContinuation<CompletionQueueEntry, any Error>] = []
+            var waiters: [UnsafeContinuation<CompletionQueueEntry, any Error>] = []
             for cid in s.slots.indices {
                 if let waiter = s.slots[cid]?.waiter {
                     waiters.append(waiter)
@@ -317,6 +347,9 @@ final class QueuePair: Sendable {
         for w in slotWaiters { w.resume() }
         for w in waiters { w.resume(throwing: error) }
     }
+
+    /// Polls of the completion queue between `Task.yield()`s in polled mode.
+    static let pollsPerYield = 4
 
     /// Commands placed and not yet completed (abandoned ones included).
     var outstanding: Int { state.withLock { s in s.slots.count - s.free.count } }

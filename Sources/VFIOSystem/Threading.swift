@@ -177,16 +177,22 @@ package final class Condition: @unchecked Sendable {
     deinit { raw.deallocate() }
 }
 
-/// A joinable POSIX thread running `body`.
+/// A joinable POSIX thread running `body`, named `name` (its first 15 bytes: what `ps -L`,
+/// `gdb` and `perf` show, and `currentThreadName()` returns).
 package final class WorkerThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let joined = Monitor(false)
 
     package init(name: String, _ body: @escaping @Sendable () -> Void) {
-        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        final class Box {
+            let name: String
+            let body: @Sendable () -> Void
+            init(_ n: String, _ b: @escaping @Sendable () -> Void) { name = n; body = b }
+        }
+        let box = Unmanaged.passRetained(Box(String(decoding: name.utf8.prefix(15), as: UTF8.self), body)).toOpaque()
         let result = pthread_create(&thread, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            _ = cvfio_thread_set_name(box.name)
             box.body()
             return nil
         }, box)
@@ -206,11 +212,29 @@ package final class WorkerThread: @unchecked Sendable {
     package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
 }
 
+/// The calling thread's name (`pthread_getname_np`, through CVFIO; a `WorkerThread` is named at its start).
+package func currentThreadName() -> String {
+    var buffer = [CChar](repeating: 0, count: 16)
+    guard cvfio_thread_get_name(&buffer, buffer.count) == 0 else { return "" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 @inlinable
 package func monotonicNanoseconds() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC_COARSE`: as fine as the kernel's tick (1-10 ms), read
+/// from the vDSO's copy without touching the clock hardware. For deadlines of seconds on
+/// a hot path: where the clocksource cannot be read from user space (HPET, which TCG
+/// guests fall back to), `CLOCK_MONOTONIC` costs a system call and a device read.
+@inlinable
+package func coarseMonotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t)
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
 }
 

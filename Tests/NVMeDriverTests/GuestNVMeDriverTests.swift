@@ -1,4 +1,5 @@
 import Foundation
+import NVMe
 import NVMeDriver
 import Testing
 import TestSupport
@@ -79,6 +80,30 @@ struct GuestNVMeDriverTests {
             try await DriverSuite.otherCommands(device)
             try await DriverSuite.shadowDoorbells(device, enabled: true)
             try await DriverSuite.shadowDoorbells(device, enabled: false)
+        }
+    }
+
+    /// Format NVM (QEMU's nvme offers it, OACS bit 1) to the LBA format in use: blocks
+    /// written before read back as zeroes, and the namespace keeps its size and block size.
+    @Test func formatNVMErasesTheNamespace() async throws {
+        try await withController(.container) { device in
+            try await DriverSuite.withHost(device) { host in
+                #expect(host.controller.optionalAdminCommands.contains(.formatNVM))
+                let ns = host.namespaces[0]
+                let buffer = try host.allocateBuffer(8 * ns.blockSize)
+                let data = pattern(8 * ns.blockSize, seed: 77)
+                buffer.store(data)
+                try await host.write(namespace: ns.id, lba: DriverSuite.firstLBA, blocks: 8, from: buffer)
+                try await host.read(namespace: ns.id, lba: DriverSuite.firstLBA, blocks: 8, into: buffer)
+                #expect(buffer.load(data.count) == data)
+                try await host.format(namespace: ns.id, lbaFormat: ns.identify.formattedLBASize & 0xF)
+                try await host.read(namespace: ns.id, lba: DriverSuite.firstLBA, blocks: 8, into: buffer)
+                #expect(buffer.load(data.count) == [UInt8](repeating: 0, count: data.count))
+                let again = IdentifyNamespace(decoding: try await host.identify(cns: IdentifyCNS.namespace.rawValue, namespace: ns.id))
+                #expect(again.size == ns.blockCount)
+                #expect(again.formattedLBASize & 0xF == ns.identify.formattedLBASize & 0xF)
+                host.releaseBuffer(buffer)
+            }
         }
     }
 }

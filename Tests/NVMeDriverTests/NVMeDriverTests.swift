@@ -53,6 +53,78 @@ import VFIOUserClient
         try await withController { try await DriverSuite.concurrentTasks($0, interrupts: interrupts) }
     }
 
+    /// Tasks that prefer the driver's executor run on its interrupt thread, before and
+    /// after every command they wait for, and their I/O is correct.
+    @Test func tasksOnTheDriversExecutorRunOnItsInterruptThread() async throws {
+        try await withController { client in
+            try await DriverSuite.withHost(client) { host in
+                let executor = try #require(host.executor)
+                let ns = host.namespaces[0]
+                let threads = try await withTaskExecutorPreference(executor) {
+                    try await withThrowingTaskGroup(of: Set<String>.self) { group in
+                        for task in 0..<4 {
+                            group.addTask {
+                                var seen: Set<String> = [currentThreadName()]
+                                let buffer = try host.allocateBuffer(2 * ns.blockSize)
+                                let sink = try host.allocateBuffer(2 * ns.blockSize)
+                                for round in 0..<8 {
+                                    let lba = DriverSuite.firstLBA + UInt64(task * 2)
+                                    let data = pattern(2 * ns.blockSize, seed: UInt64(task * 10 + round))
+                                    buffer.store(data)
+                                    try await host.write(namespace: ns.id, lba: lba, blocks: 2, from: buffer)
+                                    seen.insert(currentThreadName())
+                                    try await host.read(namespace: ns.id, lba: lba, blocks: 2, into: sink)
+                                    seen.insert(currentThreadName())
+                                    #expect(sink.load(data.count) == data)
+                                }
+                                host.releaseBuffer(buffer)
+                                host.releaseBuffer(sink)
+                                return seen
+                            }
+                        }
+                        var all: Set<String> = []
+                        for try await seen in group { all.formUnion(seen) }
+                        return all
+                    }
+                }
+                #expect(threads == ["nvme-irq"])
+            }
+        }
+    }
+
+    /// A task on the driver's executor may close the driver (the thread cannot wait for
+    /// itself to end: it ends when that job returns), and goes on afterwards on the
+    /// global executor; so does a task that still prefers the executor.
+    @Test func aTaskOnTheExecutorClosesTheDriver() async throws {
+        try await withController { client in
+            let host = try await NVMeHost.open(client)
+            let executor = try #require(host.executor)
+            let (failure, after) = await withTaskExecutorPreference(executor) { () async -> (NVMeDriverError?, String) in
+                #expect(currentThreadName() == "nvme-irq")
+                let failure = await host.close()
+                await Task.yield()
+                return (failure, currentThreadName())
+            }
+            #expect(failure == nil)
+            #expect(after != "nvme-irq")
+            #expect(host.dmaMappingCount == 0)
+            // Later tasks that prefer the stopped executor run on the global one.
+            let later = await withTaskExecutorPreference(executor) { () async -> String in
+                await Task.yield()
+                return currentThreadName()
+            }
+            #expect(later != "nvme-irq")
+        }
+    }
+
+    @Test func polledModeHasNoExecutor() async throws {
+        var options = NVMeHost.Options()
+        options.interrupts = false
+        try await withController { client in
+            try await DriverSuite.withHost(client, options) { host in #expect(host.executor == nil) }
+        }
+    }
+
     @Test func reset() async throws {
         try await withController { try await DriverSuite.reset($0) }
     }

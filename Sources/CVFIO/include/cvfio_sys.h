@@ -44,4 +44,9 @@ int cvfio_allowed_cpus(int *cpus, int max);
  * (sched_setaffinity). Returns 0 or -1 with errno (EINVAL: no such CPU allowed). */
 int cvfio_pin_to_cpu(int cpu);
 
+/* The calling thread's name (at most 15 bytes; pthread_setname_np / pthread_getname_np,
+ * which Swift's Glibc module does not export). Return 0 or an errno value. */
+int cvfio_thread_set_name(const char *name);
+int cvfio_thread_get_name(char *name, size_t size);
+
 #endif
