@@ -227,8 +227,7 @@ public final class VFIOContainer: DMASpace {
         let fd = try descriptor.requireOpen("VFIO_IOMMU_MAP_DMA")
         try state.withLock { (state: inout State) throws(VFIOError) in
             try ioctl.call("VFIO_IOMMU_MAP_DMA", fd, CVFIO_VFIO_IOMMU_MAP_DMA, &bytes)
-            state.book.mappings[iova] = .init(memory: memory, size: UInt64(size))
-            try? state.book.allocator?.reserve(iova: iova, size: UInt64(size))
+            state.book.record(memory, iova: iova, size: UInt64(size))
         }
     }
 

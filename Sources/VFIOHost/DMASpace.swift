@@ -42,6 +42,13 @@ struct DMABookkeeping: Sendable {
     var allocator: IOVAAllocator?
     var mappings: [UInt64: Mapping] = [:]
 
+    /// Records a mapping the kernel made of `memory` at `iova` (keeping `memory` alive) and
+    /// takes its range out of the allocator's free space.
+    mutating func record(_ memory: any DMAMemory, iova: UInt64, size: UInt64) {
+        mappings[iova] = Mapping(memory: memory, size: size)
+        try? allocator?.reserve(iova: iova, size: size)
+    }
+
     /// Removes the records inside `[iova, iova + size)` and their allocations.
     mutating func forget(iova: UInt64, size: UInt64) {
         let end = iova &+ size

@@ -25,10 +25,7 @@ extension IOAS {
         guard let memory else {
             throw .invalidArgument(operation, "no mapping of IOAS \(source.id) covers iova 0x\(String(sourceIOVA, radix: 16)) length 0x\(String(length, radix: 16))")
         }
-        var flags: IOMMUFDIOASMapFlags = iova == nil ? [] : .fixedIOVA
-        if access.contains(.read) { flags.insert(.readable) }
-        if access.contains(.write) { flags.insert(.writeable) }
-        let request = IOMMUFDIOASCopy(flags: flags, destinationIOASID: id, sourceIOASID: source.id, length: length,
+        let request = IOMMUFDIOASCopy(flags: IOMMUFDIOASMapFlags(access, fixedIOVA: iova != nil), destinationIOASID: id, sourceIOASID: source.id, length: length,
                                       destinationIOVA: iova ?? 0, sourceIOVA: sourceIOVA)
         try request.validate()
         var bytes = request.encoded()
@@ -36,8 +33,7 @@ extension IOAS {
         return try state.withLock { (book: inout DMABookkeeping) throws(VFIOError) -> UInt64 in
             try iommufd.ioctl.call(operation, fd, CVFIO_IOMMU_IOAS_COPY, &bytes)
             let placed = try IOMMUFDIOASCopy(decoding: bytes).destinationIOVA
-            book.mappings[placed] = .init(memory: memory, size: length)
-            try? book.allocator?.reserve(iova: placed, size: length)
+            book.record(memory, iova: placed, size: length)
             return placed
         }
     }
@@ -48,23 +44,7 @@ extension IOAS {
     /// - Throws: `ENOSPC` when no allowed range has room.
     public func mapAtKernelChosenIOVA(_ memory: any DMAMemory, offset: Int = 0, size: Int? = nil,
                                       access: DMAAccess = .readWrite) throws(VFIOError) -> UInt64 {
-        let operation = "IOMMU_IOAS_MAP"
-        let length = size ?? (memory.size - offset)
-        let vaddr = try dmaAddress(memory, offset: offset, size: length, operation: operation)
-        var flags: IOMMUFDIOASMapFlags = []
-        if access.contains(.read) { flags.insert(.readable) }
-        if access.contains(.write) { flags.insert(.writeable) }
-        let request = IOMMUFDIOASMap(flags: flags, ioasID: id, userVA: vaddr, length: UInt64(length))
-        try request.validate()
-        var bytes = request.encoded()
-        let fd = try iommufd.descriptor.requireOpen(operation)
-        return try state.withLock { (book: inout DMABookkeeping) throws(VFIOError) -> UInt64 in
-            try iommufd.ioctl.call(operation, fd, CVFIO_IOMMU_IOAS_MAP, &bytes)
-            let placed = try IOMMUFDIOASMap(decoding: bytes).iova
-            book.mappings[placed] = .init(memory: memory, size: UInt64(length))
-            try? book.allocator?.reserve(iova: placed, size: UInt64(length))
-            return placed
-        }
+        try ioasMap(memory, offset: offset, size: size ?? (memory.size - offset), iova: nil, access: access)
     }
 
     /// `IOMMU_IOAS_ALLOW_IOVAS`: replaces the ranges inside which the kernel places

@@ -73,18 +73,27 @@ public final class IOAS: DMASpace {
     }
 
     public func map(_ memory: any DMAMemory, offset: Int, size: Int, iova: UInt64, access: DMAAccess) throws(VFIOError) {
-        let vaddr = try dmaAddress(memory, offset: offset, size: size, operation: "IOMMU_IOAS_MAP")
-        var flags: IOMMUFDIOASMapFlags = [.fixedIOVA]
-        if access.contains(.read) { flags.insert(.readable) }
-        if access.contains(.write) { flags.insert(.writeable) }
-        let request = IOMMUFDIOASMap(flags: flags, ioasID: id, userVA: vaddr, length: UInt64(size), iova: iova)
+        _ = try ioasMap(memory, offset: offset, size: size, iova: iova, access: access)
+    }
+
+    /// `IOMMU_IOAS_MAP` of `size` bytes of `memory` from `offset`: at `iova`
+    /// (`IOMMU_IOAS_MAP_FIXED_IOVA`), or where the kernel chooses when nil. Records the
+    /// mapping and returns its IOVA.
+    func ioasMap(_ memory: any DMAMemory, offset: Int, size: Int, iova: UInt64?, access: DMAAccess) throws(VFIOError) -> UInt64 {
+        let operation = "IOMMU_IOAS_MAP"
+        let vaddr = try dmaAddress(memory, offset: offset, size: size, operation: operation)
+        let request = IOMMUFDIOASMap(flags: IOMMUFDIOASMapFlags(access, fixedIOVA: iova != nil), ioasID: id, userVA: vaddr,
+                                     length: UInt64(size), iova: iova ?? 0)
         try request.validate()
         var bytes = request.encoded()
-        let fd = try iommufd.descriptor.requireOpen("IOMMU_IOAS_MAP")
-        try state.withLock { (book: inout DMABookkeeping) throws(VFIOError) in
-            try iommufd.ioctl.call("IOMMU_IOAS_MAP", fd, CVFIO_IOMMU_IOAS_MAP, &bytes)
-            book.mappings[iova] = .init(memory: memory, size: UInt64(size))
-            try? book.allocator?.reserve(iova: iova, size: UInt64(size))
+        let fd = try iommufd.descriptor.requireOpen(operation)
+        return try state.withLock { (book: inout DMABookkeeping) throws(VFIOError) -> UInt64 in
+            try iommufd.ioctl.call(operation, fd, CVFIO_IOMMU_IOAS_MAP, &bytes)
+            // With FIXED_IOVA the kernel leaves `iova` as given; without, it writes its choice.
+            let placed: UInt64
+            if let iova { placed = iova } else { placed = try IOMMUFDIOASMap(decoding: bytes).iova }
+            book.record(memory, iova: placed, size: UInt64(size))
+            return placed
         }
     }
 

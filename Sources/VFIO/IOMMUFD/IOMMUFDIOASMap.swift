@@ -12,6 +12,13 @@ public struct IOMMUFDIOASMapFlags: OptionSet, Sendable, Hashable {
     /// `IOMMU_IOAS_MAP_READABLE`: devices may read the memory.
     public static let readable = IOMMUFDIOASMapFlags(rawValue: 1 << 2)
 
+    /// READABLE and WRITEABLE as `access` asks, with FIXED_IOVA when `fixedIOVA`.
+    public init(_ access: DMAAccess, fixedIOVA: Bool) {
+        self = fixedIOVA ? .fixedIOVA : []
+        if access.contains(.read) { insert(.readable) }
+        if access.contains(.write) { insert(.writeable) }
+    }
+
     /// Every flag Linux 6.14 accepts; other bits give `EOPNOTSUPP`.
     public static let known: IOMMUFDIOASMapFlags = [.fixedIOVA, .writeable, .readable]
 
