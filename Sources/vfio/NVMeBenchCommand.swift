@@ -65,43 +65,43 @@ struct NVMeBenchCommand: AsyncParsableCommand {
             // The I/O tasks run on the driver's interrupt thread (MSI-X mode): resumed where
             // the interrupt is taken.
             let latencies = try await withTaskExecutorPreference(host.executor) {
-              try await withThrowingTaskGroup(of: [UInt32].self) { group in
-                for worker in 0..<qd {
-                    group.addTask {
-                        let buffer = try host.allocateBuffer(bytes)
-                        buffer.store((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ worker) })
-                        // Seeded once from the system: SystemRandomNumberGenerator is a getrandom()
-                        // per number, a system call per command (fio's generator makes none).
-                        var rng = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
-                        var times: [UInt32] = []
-                        times.reserveCapacity(1 << 16)
-                        var slot = UInt64(worker) * (slots / UInt64(qd))
-                        var k = 0
-                        // One clock read per command: a command's end is the next one's start
-                        // (where the clock is HPET, each read is a system call).
-                        var t0 = ContinuousClock.now
-                        while t0 < deadline {
-                            if sequential { slot = (slot + 1) % slots } else { slot = UInt64.random(in: 0..<slots, using: &rng) }
-                            let isWrite = mode == "write" || (mode == "mixed" && (k + worker) % 2 == 0)
-                            k += 1
-                            if isWrite {
-                                try await host.write(namespace: ns.id, lba: slot * UInt64(blocks), blocks: blocks, from: buffer)
-                            } else {
-                                try await host.read(namespace: ns.id, lba: slot * UInt64(blocks), blocks: blocks, into: buffer)
+                try await withThrowingTaskGroup(of: [UInt32].self) { group in
+                    for worker in 0..<qd {
+                        group.addTask {
+                            let buffer = try host.allocateBuffer(bytes)
+                            buffer.store((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ worker) })
+                            // Seeded once from the system: SystemRandomNumberGenerator is a getrandom()
+                            // per number, a system call per command (fio's generator makes none).
+                            var rng = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
+                            var times: [UInt32] = []
+                            times.reserveCapacity(1 << 16)
+                            var slot = UInt64(worker) * (slots / UInt64(qd))
+                            var k = 0
+                            // One clock read per command: a command's end is the next one's start
+                            // (where the clock is HPET, each read is a system call).
+                            var t0 = ContinuousClock.now
+                            while t0 < deadline {
+                                if sequential { slot = (slot + 1) % slots } else { slot = UInt64.random(in: 0..<slots, using: &rng) }
+                                let isWrite = mode == "write" || (mode == "mixed" && (k + worker) % 2 == 0)
+                                k += 1
+                                if isWrite {
+                                    try await host.write(namespace: ns.id, lba: slot * UInt64(blocks), blocks: blocks, from: buffer)
+                                } else {
+                                    try await host.read(namespace: ns.id, lba: slot * UInt64(blocks), blocks: blocks, into: buffer)
+                                }
+                                let t1 = ContinuousClock.now
+                                times.append(UInt32(clamping: (t1 - t0).nanoseconds))
+                                t0 = t1
+                                progress.done.add(1, ordering: .relaxed)
                             }
-                            let t1 = ContinuousClock.now
-                            times.append(UInt32(clamping: (t1 - t0).nanoseconds))
-                            t0 = t1
-                            progress.done.add(1, ordering: .relaxed)
+                            host.releaseBuffer(buffer)
+                            return times
                         }
-                        host.releaseBuffer(buffer)
-                        return times
                     }
+                    var all: [UInt32] = []
+                    for try await times in group { all += times }
+                    return all
                 }
-                var all: [UInt32] = []
-                for try await times in group { all += times }
-                return all
-              }
             }
             let elapsed = ContinuousClock.now - start
             printer.cancel()
