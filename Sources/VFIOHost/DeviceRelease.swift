@@ -115,20 +115,9 @@ final class DeviceRelease: @unchecked Sendable {
     /// - Throws: `pthread_create`'s errno.
     func startWatcher(request: EventFD, stop: EventFD, deadline: Duration, device: String,
                       handler: @escaping @Sendable (HostDevice.ReleaseRequest) -> Void) throws(VFIOError) {
-        let box = Unmanaged.passRetained(WatchBox { [self] in
+        try WorkerThread.detached(name: "vfio-req") { [self] in
             self.runWatcher(request: request, stop: stop, deadline: deadline, device: device, handler: handler)
-        }).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<WatchBox>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        guard result == 0 else {
-            Unmanaged<WatchBox>.fromOpaque(box).release()
-            throw .errno("pthread_create", result)
         }
-        pthread_detach(thread)
     }
 
     /// The `HostDevice` is going away: closes the descriptor now, as the device's own
@@ -143,11 +132,6 @@ final class DeviceRelease: @unchecked Sendable {
         descriptor.close()
         releasedCondition.broadcast()
         if let stop { try? stop.signal() }
-    }
-
-    private final class WatchBox {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }
 
     private func runWatcher(request: EventFD, stop: EventFD, deadline: Duration, device: String,

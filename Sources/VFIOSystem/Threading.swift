@@ -1,5 +1,6 @@
 import CVFIO
 import Glibc
+import VFIO
 
 // The package's two concurrency tools are `Synchronization.Mutex` (state that no thread
 // waits on) and `Monitor` below (state that threads wait on, each on the monitor's own
@@ -184,6 +185,22 @@ package final class WorkerThread: @unchecked Sendable {
     private let joined = Monitor(false)
 
     package init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let result = Self.create(&thread, name: name, body)
+        precondition(result == 0, "pthread_create failed: \(result)")
+    }
+
+    /// Starts a detached thread running `body`, named `name` (as `init`), for work that
+    /// ends by itself and that nobody joins.
+    /// - Throws: `pthread_create`'s error (`EAGAIN` at the thread limit).
+    package static func detached(name: String, _ body: @escaping @Sendable () -> Void) throws(VFIOError) {
+        var thread = pthread_t()
+        let result = create(&thread, name: name, body)
+        guard result == 0 else { throw .errno("pthread_create", result) }
+        pthread_detach(thread)
+    }
+
+    /// `pthread_create` of a thread that names itself and runs `body`; 0 or an errno value.
+    private static func create(_ thread: inout pthread_t, name: String, _ body: @escaping @Sendable () -> Void) -> Int32 {
         final class Box {
             let name: String
             let body: @Sendable () -> Void
@@ -196,7 +213,8 @@ package final class WorkerThread: @unchecked Sendable {
             box.body()
             return nil
         }, box)
-        precondition(result == 0, "pthread_create failed: \(result)")
+        if result != 0 { Unmanaged<Box>.fromOpaque(box).release() }
+        return result
     }
 
     /// Waits for the thread to end (once; later calls return at once).
