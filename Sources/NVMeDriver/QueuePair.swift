@@ -19,8 +19,9 @@ struct PreparedCommand: Sendable {
 /// completion queue is drained by whoever calls `reap()`: the interrupt thread after each
 /// signal of `interrupt`, or, in polled mode (no interrupt), the tasks waiting for their
 /// commands. All queue state is behind one lock; continuations resume outside it.
-/// (Unsafe continuations, not checked ones, which allocate per wait: each is resumed
-/// exactly once, by whoever takes it out of the state under the lock.)
+/// Checked continuations, not unsafe ones: an unsafe continuation resumed by the
+/// interrupt thread while its task is still suspending synchronizes only inside the
+/// concurrency runtime, which ThreadSanitizer does not see (it reported a race in CI).
 final class QueuePair: Sendable {
     private struct Slot {
         var name: String
@@ -28,7 +29,7 @@ final class QueuePair: Sendable {
         /// On `coarseMonotonicNanoseconds()`.
         var deadline: UInt64
         var completion: CompletionQueueEntry?
-        var waiter: UnsafeContinuation<CompletionQueueEntry, any Error>?
+        var waiter: CheckedContinuation<CompletionQueueEntry, any Error>?
         /// Timed out: the identifier stays in use until a completion for it arrives.
         var abandoned = false
     }
@@ -39,7 +40,7 @@ final class QueuePair: Sendable {
         var phase = true
         var free: [UInt16]
         var slots: [Slot?]
-        var slotWaiters: [UnsafeContinuation<Void, Never>] = []
+        var slotWaiters: [CheckedContinuation<Void, Never>] = []
         var failure: NVMeDriverError?
         var shadowTail: UInt16 = 0
         var shadowHead: UInt16 = 0
@@ -136,7 +137,7 @@ final class QueuePair: Sendable {
                 reap()
                 await Task.yield()
             } else {
-                await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let now = state.withLock { s -> Bool in
                         if s.failure != nil || s.free.count >= count { return true }
                         s.slotWaiters.append(c)
@@ -153,7 +154,7 @@ final class QueuePair: Sendable {
     private func place<IDs: Collection<UInt16>>(_ count: Int, ids: IDs, _ command: (Int) -> PreparedCommand) -> NVMeDriverError? {
         // The coarse clock: a vDSO read even where the precise clock is a system call.
         let deadline = coarseMonotonicNanoseconds() &+ timeoutNanoseconds
-        let outcome = state.withLock { s -> (NVMeDriverError?, [UnsafeContinuation<Void, Never>]) in
+        let outcome = state.withLock { s -> (NVMeDriverError?, [CheckedContinuation<Void, Never>]) in
             let start = s.tail
             for (k, cid) in ids.enumerated() {
                 let prepared = command(k)
@@ -178,7 +179,7 @@ final class QueuePair: Sendable {
                 return (nil, [])
             } catch {
                 s.tail = start
-                var woken: [UnsafeContinuation<Void, Never>] = []
+                var woken: [CheckedContinuation<Void, Never>] = []
                 for cid in ids { woken += Self.free(cid, &s) }
                 return (.transport(error), woken)
             }
@@ -206,8 +207,8 @@ final class QueuePair: Sendable {
                 // The deadline only every 256th poll (as measured in Benchmarks/README.md):
                 // command timeouts are seconds, and a poll is a few loads.
                 let now: UInt64? = round % 256 == 255 ? coarseMonotonicNanoseconds() : nil
-                var resumes: [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
-                var woken: [UnsafeContinuation<Void, Never>] = []
+                var resumes: [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
+                var woken: [CheckedContinuation<Void, Never>] = []
                 let outcome = state.withLock { s -> Result<CompletionQueueEntry, NVMeDriverError>? in
                     reapLocked(&s, resumes: &resumes, woken: &woken)
                     guard let slot = s.slots[Int(cid)] else { return .failure(.closed) }
@@ -231,8 +232,8 @@ final class QueuePair: Sendable {
                 if round % Self.pollsPerYield == 0 { await Task.yield() }
             }
         }
-        return try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<CompletionQueueEntry, any Error>) in
-            let (ready, woken) = state.withLock { s -> (Result<CompletionQueueEntry, NVMeDriverError>?, [UnsafeContinuation<Void, Never>]) in
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<CompletionQueueEntry, any Error>) in
+            let (ready, woken) = state.withLock { s -> (Result<CompletionQueueEntry, NVMeDriverError>?, [CheckedContinuation<Void, Never>]) in
                 guard let slot = s.slots[Int(cid)] else { return (.failure(.closed), []) }
                 if let entry = slot.completion { return (.success(entry), Self.free(cid, &s)) }
                 if let failure = s.failure { return (.failure(failure), []) }
@@ -245,7 +246,7 @@ final class QueuePair: Sendable {
     }
 
     /// Frees `cid`; returns the tasks waiting for identifiers, to resume outside the lock.
-    private static func free(_ cid: UInt16, _ s: inout State) -> [UnsafeContinuation<Void, Never>] {
+    private static func free(_ cid: UInt16, _ s: inout State) -> [CheckedContinuation<Void, Never>] {
         s.slots[Int(cid)] = nil
         s.free.append(cid)
         let waiters = s.slotWaiters
@@ -258,8 +259,8 @@ final class QueuePair: Sendable {
     /// is skipped. Returns the number of entries consumed.
     @discardableResult
     func reap() -> Int {
-        var resumes: [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
-        var woken: [UnsafeContinuation<Void, Never>] = []
+        var resumes: [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)] = []
+        var woken: [CheckedContinuation<Void, Never>] = []
         let consumed = state.withLock { s in reapLocked(&s, resumes: &resumes, woken: &woken) }
         for w in woken { w.resume() }
         for (waiter, entry) in resumes { waiter.resume(returning: entry) }
@@ -269,8 +270,8 @@ final class QueuePair: Sendable {
     /// `reap` with the lock held: the continuations to resume (outside the lock) are
     /// added to `resumes` and `woken`.
     @discardableResult
-    private func reapLocked(_ s: inout State, resumes: inout [(UnsafeContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)],
-                            woken: inout [UnsafeContinuation<Void, Never>]) -> Int {
+    private func reapLocked(_ s: inout State, resumes: inout [(CheckedContinuation<CompletionQueueEntry, any Error>, CompletionQueueEntry)],
+                            woken: inout [CheckedContinuation<Void, Never>]) -> Int {
         var count = 0
         let base = completionQueue.memory.baseAddress
         while true {
@@ -315,7 +316,7 @@ final class QueuePair: Sendable {
     /// Fails the commands past their deadline with `.timeout`; their identifiers stay
     /// taken until the controller completes them.
     func expire(now: UInt64) {
-        var timedOut: [(UnsafeContinuation<CompletionQueueEntry, any Error>, String, UInt16)] = []
+        var timedOut: [(CheckedContinuation<CompletionQueueEntry, any Error>, String, UInt16)] = []
         state.withLock { s in
             for cid in s.slots.indices {
                 guard let slot = s.slots[cid], !slot.abandoned, slot.completion == nil, let waiter = slot.waiter, now > slot.deadline else { continue }
@@ -333,7 +334,7 @@ final class QueuePair: Sendable {
     func fail(_ error: NVMeDriverError) {
         let (waiters, slotWaiters) = state.withLock { s in
             if s.failure == nil { s.failure = error }
-            var waiters: [UnsafeContinuation<CompletionQueueEntry, any Error>] = []
+            var waiters: [CheckedContinuation<CompletionQueueEntry, any Error>] = []
             for cid in s.slots.indices {
                 if let waiter = s.slots[cid]?.waiter {
                     waiters.append(waiter)
