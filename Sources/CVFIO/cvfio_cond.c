@@ -7,20 +7,20 @@
 #include <time.h>
 #include <unistd.h>
 
-void cvfio_cond_wait(cvfio_cond *cond, pthread_mutex_t *mutex, int has_deadline, uint64_t deadline)
+void cvfio_cond_wait(cvfio_cond *cond, cvfio_lock *lock, int has_deadline, uint64_t deadline)
 {
-    /* Read under the mutex: a signal for a state change made after this wait released
-     * the mutex moves the number first, so the futex call below returns at once. */
+    /* Read under the lock: a signal for a state change made after this wait released
+     * the lock moves the number first, so the futex call below returns at once. */
     uint32_t sequence = __atomic_load_n(&cond->sequence, __ATOMIC_SEQ_CST);
     __atomic_fetch_add(&cond->sleepers, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_unlock(mutex);
+    cvfio_lock_release(lock);
     struct timespec at = { .tv_sec = (time_t)(deadline / 1000000000u), .tv_nsec = (long)(deadline % 1000000000u) };
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. EAGAIN (the number
      * moved), EINTR and ETIMEDOUT all end the wait; the caller re-checks. */
     syscall(SYS_futex, &cond->sequence, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, sequence,
             has_deadline ? &at : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     __atomic_fetch_sub(&cond->sleepers, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(mutex);
+    cvfio_lock_acquire(lock);
 }
 
 void cvfio_cond_signal(cvfio_cond *cond, int all)

@@ -7,13 +7,16 @@ import VFIO
 // condition or on a `Condition` of its own). A lock is taken in one lexical scope
 // (`withLock`, `wait`), never released in another function.
 //
-// A `Monitor`'s mutex is a pthread mutex, which sleeps at once when it is taken;
-// `Synchronization.Mutex` spins (1000 `pause`s) first. Where more threads contend than
-// there are CPUs, the spinner burns the time slice the holder needs: use a `Monitor` for
-// a lock held across a system call (measured: 16 threads sending on one socket from one
-// CPU ran at a third of the rate under `Synchronization.Mutex`).
+// A `Monitor`'s lock is one futex word (`cvfio_lock`), which sleeps at once when it is
+// taken; `Synchronization.Mutex` spins (1000 `pause`s) first. Where more threads contend
+// than there are CPUs, the spinner burns the time slice the holder needs: use a `Monitor`
+// for a lock held across a system call (measured: 16 threads sending on one socket from
+// one CPU ran at a third of the rate under `Synchronization.Mutex`). `cvfio_lock` says why
+// not a pthread mutex (the cost of a request's lock steps), and why ThreadSanitizer sees
+// its hand-overs.
 
-/// A mutex with a condition variable (pthread), for state that threads wait on.
+/// A lock with a condition variable (`cvfio_lock`, `cvfio_cond`), for state that threads
+/// wait on.
 ///
 /// The methods are inlinable so that a caller in another module gets them specialized
 /// for its state and closures (unspecialized, every call pays for generic metadata and
@@ -21,10 +24,10 @@ import VFIO
 /// `@inlinable` member of a `package` type across modules unless the type is.
 @usableFromInline
 package final class Monitor<State>: @unchecked Sendable {
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let lock: UnsafeMutablePointer<cvfio_lock>
     /// What `wait(until:)` waits on and `broadcast()` / `update` wake.
     @usableFromInline let condition = Condition()
-    /// The state, in memory of its own, read and written with `mutex` held only (which
+    /// The state, in memory of its own, read and written with `lock` held only (which
     /// makes every access exclusive, with no dynamic exclusivity check to pay). Not a
     /// stored `var`: ThreadSanitizer records an access to a stored property of a generic
     /// class at the property's address, which for an empty `State` is the object's own
@@ -35,13 +38,12 @@ package final class Monitor<State>: @unchecked Sendable {
     package init(_ initial: State) {
         state = .allocate(capacity: 1)
         state.initialize(to: initial)
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: cvfio_lock())
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        lock.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }
@@ -49,8 +51,8 @@ package final class Monitor<State>: @unchecked Sendable {
     /// Runs `body` with the lock held.
     @inlinable
     package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        cvfio_lock_acquire(lock)
+        defer { cvfio_lock_release(lock) }
         return try body(&state.pointee)
     }
 
@@ -59,21 +61,21 @@ package final class Monitor<State>: @unchecked Sendable {
     /// lock while it holds something others need gives that up there.
     @inlinable
     package func withLock<R, E: Error>(whenContended: () -> Void, _ body: (inout State) throws(E) -> R) throws(E) -> R {
-        if pthread_mutex_trylock(mutex) != 0 {
+        if cvfio_lock_try_acquire(lock) == 0 {
             whenContended()
-            pthread_mutex_lock(mutex)
+            cvfio_lock_acquire(lock)
         }
-        defer { pthread_mutex_unlock(mutex) }
+        defer { cvfio_lock_release(lock) }
         return try body(&state.pointee)
     }
 
     /// Changes the state and wakes every thread waiting on the monitor's own condition.
     @inlinable
     package func update<R>(_ body: (inout State) -> R) -> R {
-        pthread_mutex_lock(mutex)
+        cvfio_lock_acquire(lock)
         defer {
             condition.broadcast()
-            pthread_mutex_unlock(mutex)
+            cvfio_lock_release(lock)
         }
         return body(&state.pointee)
     }
@@ -82,20 +84,20 @@ package final class Monitor<State>: @unchecked Sendable {
     /// state they wait for without `update`).
     @inlinable
     package func broadcast() {
-        pthread_mutex_lock(mutex)
+        cvfio_lock_acquire(lock)
         condition.broadcast()
-        pthread_mutex_unlock(mutex)
+        cvfio_lock_release(lock)
     }
 
     /// Waits on the monitor's own condition (lock held inside `body`) until `body` returns
     /// a value, re-checking after every broadcast.
     @inlinable
     package func wait<R, E: Error>(until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        cvfio_lock_acquire(lock)
+        defer { cvfio_lock_release(lock) }
         while true {
             if let result = try body(&state.pointee) { return result }
-            condition.wait(mutex, until: nil)
+            condition.wait(lock, until: nil)
         }
     }
 
@@ -104,10 +106,10 @@ package final class Monitor<State>: @unchecked Sendable {
     /// meanwhile: for a holder that waits at several points of one scope.
     @inlinable
     package func withLockedWait<R, E: Error>(_ body: (inout State, (Condition, UInt64?) -> Void) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        let mutex = self.mutex
-        return try body(&state.pointee) { condition, deadline in condition.wait(mutex, until: deadline) }
+        cvfio_lock_acquire(lock)
+        defer { cvfio_lock_release(lock) }
+        let lock = self.lock
+        return try body(&state.pointee) { condition, deadline in condition.wait(lock, until: deadline) }
     }
 
     /// Waits on `condition` (lock held inside `body`) until `body` returns a value, or
@@ -116,13 +118,13 @@ package final class Monitor<State>: @unchecked Sendable {
     @inlinable
     package func wait<R, E: Error>(on condition: Condition, deadline: (inout State) -> UInt64? = { _ in nil },
                                    until body: (inout State) throws(E) -> R?) throws(E) -> R? {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        cvfio_lock_acquire(lock)
+        defer { cvfio_lock_release(lock) }
         while true {
             if let result = try body(&state.pointee) { return result }
             let limit = deadline(&state.pointee)
             if let limit, monotonicNanoseconds() >= limit { return nil }
-            condition.wait(mutex, until: limit)
+            condition.wait(lock, until: limit)
         }
     }
 
@@ -133,16 +135,16 @@ package final class Monitor<State>: @unchecked Sendable {
     @inlinable
     package func wait<R, E: Error>(on condition: Condition, wakingAt time: UInt64,
                                    until body: (inout State) throws(E) -> R?) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        cvfio_lock_acquire(lock)
+        defer { cvfio_lock_release(lock) }
         while true {
             if let result = try body(&state.pointee) { return result }
-            condition.wait(mutex, until: time)
+            condition.wait(lock, until: time)
         }
     }
 }
 
-/// A condition variable used with a `Monitor`'s mutex: the monitor's own, or one for
+/// A condition variable used with a `Monitor`'s lock: the monitor's own, or one for
 /// each waiting thread (`Monitor.wait(on:...)`), so that a state change wakes only the
 /// thread it concerns. One futex word (`cvfio_cond`, which says why not a
 /// `pthread_cond_t`); deadlines are on `CLOCK_MONOTONIC`.
@@ -167,12 +169,12 @@ package final class Condition: @unchecked Sendable {
     @inlinable
     package func broadcast() { cvfio_cond_signal(raw, 1) }
 
-    /// Waits (`mutex` held, released meanwhile) until signalled, or until `deadline`
+    /// Waits (`lock` held, released meanwhile) until signalled, or until `deadline`
     /// (monotonic nanoseconds) when given. May return early (spurious wake-ups): callers
     /// re-check their state.
     @inlinable
-    package func wait(_ mutex: UnsafeMutablePointer<pthread_mutex_t>, until deadline: UInt64?) {
-        cvfio_cond_wait(raw, mutex, deadline == nil ? 0 : 1, deadline ?? 0)
+    package func wait(_ lock: UnsafeMutablePointer<cvfio_lock>, until deadline: UInt64?) {
+        cvfio_cond_wait(raw, lock, deadline == nil ? 0 : 1, deadline ?? 0)
     }
 
     deinit { raw.deallocate() }
