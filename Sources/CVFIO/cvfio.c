@@ -99,64 +99,6 @@ ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
     return syscall(SYS_sendmsg, sock, &msg, flags | MSG_NOSIGNAL);
 }
 
-ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
-                          int *fds, int max_fds, int *nfds, int *truncated, int flags)
-{
-    *nfds = 0;
-    *truncated = 0;
-    if (max_fds < 0 || iovcnt < 0 || (iovcnt > 0 && iov == NULL) || (max_fds > 0 && fds == NULL)) {
-        errno = EINVAL;
-        return -1;
-    }
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)iovcnt;
-    /* Room for more than max_fds so that excess descriptors are received (and can be
-     * closed by the caller) rather than silently dropped by the kernel. */
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * CVFIO_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
-    ssize_t n = syscall(SYS_recvmsg, sock, &msg, flags | MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return n;
-    if (msg.msg_flags & MSG_CTRUNC)
-        *truncated = 1;
-    int stored = 0;
-    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        int *incoming = (int *)CMSG_DATA(cmsg);
-        for (size_t i = 0; i < count; i++) {
-            int fd;
-            memcpy(&fd, incoming + i, sizeof(int));
-            if (stored < max_fds) {
-                fds[stored++] = fd;
-            } else {
-                /* Over the caller's limit: report it and close what cannot be handed back. */
-                *truncated = 1;
-                (void)close(fd);
-            }
-        }
-    }
-    *nfds = stored;
-    return n;
-}
-
-ssize_t cvfio_send(int sock, const void *buf, size_t len, int flags)
-{
-    return syscall(SYS_sendto, sock, buf, len, flags | MSG_NOSIGNAL, NULL, 0);
-}
-
-ssize_t cvfio_recv(int sock, void *buf, size_t len, int flags)
-{
-    return syscall(SYS_recvfrom, sock, buf, len, flags, NULL, NULL);
-}
-
 int cvfio_errno(void)
 {
     return errno;

@@ -20,6 +20,7 @@
 #include "cvfio_cond.h"
 #include "cvfio_ioctls.h"
 #include "cvfio_layout.h"
+#include "cvfio_socket.h"
 #include "cvfio_sys.h"
 
 #ifdef __cplusplus
@@ -60,15 +61,9 @@ int cvfio_get_seals(int fd);
  * with fstatfs's errno. */
 int cvfio_on_hugetlbfs(int fd);
 
-/* The largest number of descriptors one message may carry here. */
-#define CVFIO_MAX_FDS 253
-
-/*
- * The socket calls below enter the kernel directly (syscall(2)), not through libc's
- * wrappers: those are pthread cancellation points, which in a process with more than one
- * thread costs two calls around every system call. This library never cancels threads;
- * a program that does must not cancel a thread inside these calls.
- */
+/* The socket calls of every message (cvfio_send, cvfio_recv, cvfio_recvmsg_fds, and
+ * CVFIO_MAX_FDS) are inlined: cvfio_socket.h. cvfio_sendmsg_fds below enters the kernel
+ * through syscall(2), for the same reason (no cancellation point). */
 
 /*
  * sendmsg on a stream socket with iovcnt buffers and, when nfds > 0, the descriptors in
@@ -78,27 +73,6 @@ int cvfio_on_hugetlbfs(int fd);
  */
 ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
                           const int *fds, int nfds, int flags);
-
-/*
- * recvmsg into iovcnt buffers, receiving at most max_fds descriptors into fds; *nfds is
- * set to the number received. Descriptors arrive with O_CLOEXEC (MSG_CMSG_CLOEXEC).
- * If the sender passed more descriptors than max_fds, or the control data was truncated,
- * *truncated is set to 1: the first max_fds descriptors are returned in fds (the caller
- * owns and must close them) and the rest are closed here, so none leak. Returns the bytes received (0 at end of stream) or -1 with errno.
- */
-ssize_t cvfio_recvmsg_fds(int sock, struct iovec *iov, int iovcnt,
-                          int *fds, int max_fds, int *nfds, int *truncated, int flags);
-
-/* send(sock, buf, len, flags | MSG_NOSIGNAL). Returns the bytes sent or -1 with errno. */
-ssize_t cvfio_send(int sock, const void *buf, size_t len, int flags);
-
-/*
- * recv(sock, buf, len, flags): no control buffer, so descriptors that come with the
- * bytes are closed by the kernel, never received. Cheaper than recvmsg (no msghdr to copy
- * in and out), for a reader that knows no descriptor may come. Returns the bytes received
- * (0 at end of stream) or -1 with errno.
- */
-ssize_t cvfio_recv(int sock, void *buf, size_t len, int flags);
 
 /* errno of the calling thread, for Swift code that must read it right after a call. */
 int cvfio_errno(void);
