@@ -589,7 +589,7 @@ public enum DeviceAccess {
         /// Lets a transport move the data between its socket and the region without a copy
         /// in between.
         /// - Throws: `EINVAL` (`checkAccess`).
-        @inlinable
+        @inlinable @inline(__always)
         public func target(offset: UInt64, count: Int, writing: Bool) throws(VFIOError) -> UnsafeMutableRawBufferPointer? {
             try checkAccess(regionSize: size, allowed: writing ? writable : readable, offset: offset, count: count, writing: writing)
             guard let memory else { return nil }

@@ -233,6 +233,9 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     public func read(region index: UInt32, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         guard buffer.count > 0 else { return }
+        if buffer.count <= transferChunk {
+            return try regionAccess(.regionRead, region: index, offset: offset, count: buffer.count, replyData: buffer)
+        }
         var done = 0
         let chunk = transferChunk
         repeat {
@@ -279,22 +282,21 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     func checkRegionReply(_ reply: ExchangeReply, _ command: VFIOUserCommand, count: Int, answer: (UInt64, UInt64),
                           replyData: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         try reply.checkReply(command.cName)
-        let echoed: VFIOUserRegionAccess
+        let echoedCount: UInt32
         if reply.receivedDirectly {
-            echoed = VFIOUserRegionAccess(offset: UInt64(littleEndian: answer.0),
-                                          region: UInt32(truncatingIfNeeded: UInt64(littleEndian: answer.1)),
-                                          count: UInt32(truncatingIfNeeded: UInt64(littleEndian: answer.1) >> 32))
+            echoedCount = UInt32(truncatingIfNeeded: UInt64(littleEndian: answer.1) >> 32)
         } else {
-            echoed = try VFIOUserRegionAccess(decoding: reply.payload)
+            let echoed = try VFIOUserRegionAccess(decoding: reply.payload)
             if command == .regionRead {
                 guard echoed.data.count == count else {
                     throw .malformed(command.cName, "asked for \(count) byte(s), the reply has \(echoed.data.count)")
                 }
                 echoed.data.withUnsafeBytes { replyData.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: count) }
             }
+            echoedCount = echoed.count
         }
-        guard echoed.count == UInt32(count) else {
-            throw .malformed(command.cName, "\(command == .regionRead ? "asked for" : "wrote") \(count) byte(s), the reply says \(echoed.count)")
+        guard echoedCount == UInt32(count) else {
+            throw .malformed(command.cName, "\(command == .regionRead ? "asked for" : "wrote") \(count) byte(s), the reply says \(echoedCount)")
         }
     }
 
@@ -310,6 +312,9 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
 
     private func write(region index: UInt32, offset: UInt64, from buffer: UnsafeRawBufferPointer, noReply: Bool) throws(VFIOError) {
         guard buffer.count > 0 else { return }
+        if buffer.count <= transferChunk {
+            return try regionAccess(.regionWrite, region: index, offset: offset, count: buffer.count, writeData: buffer, noReply: noReply)
+        }
         var done = 0
         let chunk = transferChunk
         repeat {

@@ -83,6 +83,7 @@ struct WaiterTable: RandomAccessCollection {
     subscript(position: Int) -> ReplyWaiter { all[position] }
 
     /// A waiter taken into use (fields as the last request left them).
+    @inline(__always)
     mutating func take() -> ReplyWaiter {
         if count == all.count { all.append(ReplyWaiter()) }
         let waiter = all[count]
@@ -92,6 +93,7 @@ struct WaiterTable: RandomAccessCollection {
     }
 
     /// Puts `waiter` back for reuse (nothing when it is not in use).
+    @inline(__always)
     mutating func give(back waiter: ReplyWaiter) {
         let slot = waiter.slot
         guard slot < count, all[slot] === waiter else { return }
@@ -284,9 +286,12 @@ final class ClientCore: @unchecked Sendable {
 
     /// The reply timeout of `command` (see `Configuration.slowReplyTimeout`).
     private func timeout(for command: UInt16) -> UInt64 {
-        switch VFIOUserCommand(rawValue: command) {
-        case .deviceReset?, .deviceFeature?, .migDataRead?, .migDataWrite?: return slowReplyTimeout
-        default: return replyTimeout
+        switch command {
+        case VFIOUserCommand.deviceReset.rawValue, VFIOUserCommand.deviceFeature.rawValue,
+             VFIOUserCommand.migDataRead.rawValue, VFIOUserCommand.migDataWrite.rawValue:
+            return slowReplyTimeout
+        default:
+            return replyTimeout
         }
     }
 
@@ -350,6 +355,7 @@ final class ClientCore: @unchecked Sendable {
 
     /// A waiter for a new `command` request (lock held): a free id (not a waiting
     /// request's), in the list of waiters, with its deadline.
+    @inline(__always)
     private func registerWaiter(_ state: inout State, command: UInt16) -> ReplyWaiter {
         var id = state.nextID
         while state.waiters.contains(where: { $0.id == id }) { id &+= 1 }
@@ -357,7 +363,7 @@ final class ClientCore: @unchecked Sendable {
         let waiter = state.waiters.take()
         waiter.id = id
         waiter.awaiting = false
-        waiter.reply = nil
+        if waiter.reply != nil { waiter.reply = nil }   // (`retire` left it nil: no release to pay)
         waiter.handedToken = false
         waiter.deadline = ClientDeadline(command: command, id: id, timeout: timeout(for: command))
         return waiter
@@ -366,7 +372,7 @@ final class ClientCore: @unchecked Sendable {
     /// Removes a waiter whose request is over (lock held) and keeps it for reuse.
     func retire(_ waiter: ReplyWaiter, _ state: inout State) {
         state.waiters.give(back: waiter)
-        waiter.reply = nil
+        if waiter.reply != nil { waiter.reply = nil }   // (a direct reply never set it: no release to pay)
         waiter.awaiting = false
         waiter.handedToken = false
     }

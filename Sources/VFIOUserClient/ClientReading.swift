@@ -139,6 +139,7 @@ extension ClientCore {
     /// the DMA queue: at its limit, this waits for room (until `deadline`, which then is
     /// thrown) when `waitsForQueueRoom`.
     /// - Throws: when the connection failed or ended, or a message stopped halfway.
+    @inline(__always)
     func receiveOne(for id: UInt16?, direct: DirectReply?, plain: Bool = false, deadline: ClientDeadline?,
                     waitsForQueueRoom: Bool = true, pending: inout [VFIOUserMessage]) throws(VFIOError) -> ExchangeReply? {
         guard let header = try socket.receiveHeader(maxFDs: maxFDs, plain: plain) else {
@@ -153,15 +154,28 @@ extension ClientCore {
             try socket.receivePayload(into: direct.prefix, maxFDs: maxFDs)
             try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: direct.data[0..<dataCount]), maxFDs: maxFDs)
             if socket.finishMessageWithoutDescriptors() { return ExchangeReply(direct: header, dataCount: dataCount) }
-            switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
-            case .success(let fds):
-                if fds.isEmpty { return ExchangeReply(direct: header, dataCount: dataCount) }
-                for f in fds { closeDescriptor(f) }
-                return ExchangeReply(errorReply(header, VFIOError.errno("\(VFIOUserCommand.name(header.command)) reply carries descriptors", EINVAL)))
-            case .failure(let error):
-                return ExchangeReply(errorReply(header, error))
-            }
+            return directReplyWithDescriptors(header, dataCount: dataCount)
         }
+        return try receiveMessage(header, for: id, deadline: deadline, waitsForQueueRoom: waitsForQueueRoom, pending: &pending)
+    }
+
+    /// A direct reply that came with descriptors (none belong to it): they are closed and
+    /// the reply stands for an error (`EINVAL`).
+    private func directReplyWithDescriptors(_ header: VFIOUserHeader, dataCount: Int) -> ExchangeReply {
+        switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
+        case .success(let fds):
+            if fds.isEmpty { return ExchangeReply(direct: header, dataCount: dataCount) }
+            for f in fds { closeDescriptor(f) }
+            return ExchangeReply(errorReply(header, VFIOError.errno("\(VFIOUserCommand.name(header.command)) reply carries descriptors", EINVAL)))
+        case .failure(let error):
+            return ExchangeReply(errorReply(header, error))
+        }
+    }
+
+    /// `receiveOne` for a message that is not a direct reply: read whole, and returned
+    /// when it is the reply to `id`, else handed on.
+    private func receiveMessage(_ header: VFIOUserHeader, for id: UInt16?, deadline: ClientDeadline?, waitsForQueueRoom: Bool,
+                                pending: inout [VFIOUserMessage]) throws(VFIOError) -> ExchangeReply? {
         switch try socket.receiveBody(header, maxPayload: maxPayload, maxFDs: maxFDs) {
         case .endOfStream:
             throw .errno("vfio-user connection (the server closed it)", ECONNRESET)

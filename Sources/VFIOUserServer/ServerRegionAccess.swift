@@ -34,69 +34,56 @@ extension VFIOUserServer {
     /// - Throws: only the socket's errors (the connection is then unusable).
     func serveRegionAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ state: inout ServerState) throws(VFIOError) {
         let isRead = header.command == VFIOUserCommand.regionRead.rawValue
-        let name = isRead ? "VFIO_USER_REGION_READ" : "VFIO_USER_REGION_WRITE"
         let maxFDs = self.maxFDs
         let maxCount = maxPayload - 4096   // max_data_xfer_size
         let payloadSize = header.payloadSize
+        guard payloadSize <= maxPayload else {
+            let name = Self.accessName(isRead)
+            return try refuseAccess(header, socket, .errno("\(name): message of \(header.messageSize) bytes exceeds the limit of \(maxPayload + 16)", E2BIG),
+                                    refusedForSize: true)
+        }
         // struct vfio_user_region_access: offset u64, region u32, count u32.
         var prefix = (UInt64(0), UInt64(0))
         let prefixSize = min(payloadSize, regionAccessSize)
-
-        var failure: VFIOError?
-        // Where the data comes from (reads) or goes to (writes): region memory, or the
-        // scratch buffer when the model serves the access (`throughModel`).
-        var served = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        var throughModel = false
-        let oversized = payloadSize > maxCount + 4096
-        if oversized {
-            failure = .errno("\(name): message of \(header.messageSize) bytes exceeds the limit of \(maxCount + 4096 + 16)", E2BIG)
-        } else {
-            try withUnsafeMutableBytes(of: &prefix) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
-                try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<prefixSize]), maxFDs: maxFDs)
-            }
+        try withUnsafeMutableBytes(of: &prefix) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
+            try socket.receivePayload(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<prefixSize]), maxFDs: maxFDs)
         }
         let offset = UInt64(littleEndian: prefix.0)
         let index = UInt32(truncatingIfNeeded: UInt64(littleEndian: prefix.1))
         let count = Int(UInt32(truncatingIfNeeded: UInt64(littleEndian: prefix.1) >> 32))
-        if failure == nil {
-            do throws(VFIOError) {
-                guard state.session.negotiated else { throw .errno("\(name) before VFIO_USER_VERSION", EINVAL) }
-                guard !socket.currentMessageHasDescriptors else { throw .errno("\(name) carries no descriptors", EINVAL) }
-                guard prefixSize == regionAccessSize else {
-                    throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(regionAccessSize)")
-                }
-                let dataSize = payloadSize - regionAccessSize
-                if isRead && dataSize != 0 { throw .errno("\(name): a read request carries no data", EINVAL) }
-                if !isRead && dataSize != count { throw .errno("\(name): count \(count) but \(dataSize) data byte(s)", EINVAL) }
-                guard count <= maxCount else { throw .errno("\(name): count \(count) exceeds max_data_xfer_size", E2BIG) }
-                if let memory = try regionTarget(index, offset: offset, count: count, writing: !isRead) {
-                    served = memory
-                } else {
-                    served = Self.scratchBuffer(&state.scratch, count)
-                    throughModel = true
-                }
-            } catch {
-                failure = error
+        // Where the data comes from (reads) or goes to (writes): region memory, or the
+        // scratch buffer when the model serves the access (`throughModel`).
+        let served: UnsafeMutableRawBufferPointer
+        let throughModel: Bool
+        do throws(VFIOError) {
+            guard state.session.negotiated else { throw .errno("\(Self.accessName(isRead)) before VFIO_USER_VERSION", EINVAL) }
+            guard !socket.currentMessageHasDescriptors else { throw .errno("\(Self.accessName(isRead)) carries no descriptors", EINVAL) }
+            guard prefixSize == regionAccessSize else {
+                throw .malformed(VFIOUserRegionAccess.cName, "\(payloadSize) byte(s), the structure has \(regionAccessSize)")
             }
+            let dataSize = payloadSize - regionAccessSize
+            if isRead && dataSize != 0 { throw .errno("\(Self.accessName(isRead)): a read request carries no data", EINVAL) }
+            if !isRead && dataSize != count { throw .errno("\(Self.accessName(isRead)): count \(count) but \(dataSize) data byte(s)", EINVAL) }
+            guard count <= maxCount else { throw .errno("\(Self.accessName(isRead)): count \(count) exceeds max_data_xfer_size", E2BIG) }
+            if let memory = try regionTarget(index, offset: offset, count: count, writing: !isRead) {
+                served = memory
+                throughModel = false
+            } else {
+                served = Self.scratchBuffer(&state.scratch, count)
+                throughModel = true
+            }
+        } catch {
+            return try refuseAccess(header, socket, error, refusedForSize: false)
         }
-        if isRead || failure != nil {
+        if isRead {
             try socket.skipPayload()
         } else {
             try socket.receivePayload(into: served, maxFDs: maxFDs)
         }
-        if !socket.finishMessageWithoutDescriptors() {
-            // Descriptors: EINVAL, whatever else is wrong, but for the size of the message.
-            let refused: VFIOError
-            switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
-            case .failure(let error):
-                refused = error
-            case .success(let fds):
-                for fd in fds { closeDescriptor(fd) }
-                refused = .errno("\(name) carries no descriptors", EINVAL)
-            }
-            if !oversized { failure = refused }
+        guard socket.finishMessageWithoutDescriptors() else {
+            return try refuseAccess(header, socket, .errno("\(Self.accessName(isRead)) carries no descriptors", EINVAL), refusedForSize: false)
         }
-        if failure == nil && throughModel {
+        if throughModel {
             do throws(VFIOError) {
                 if isRead {
                     try model.read(region: index, offset: offset, into: served)
@@ -104,21 +91,49 @@ extension VFIOUserServer {
                     try model.write(region: index, offset: offset, from: UnsafeRawBufferPointer(served))
                 }
             } catch {
-                failure = error
+                return try replyFailure(header, socket, error)
             }
         }
         guard header.wantsReply else { return }
-        if let failure {
-            logger.debug("command failed", metadata: ["header": "\(header)", "error": "\(failure)"])
-            try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(failure)))
-            return
-        }
         let data = isRead ? UnsafeRawBufferPointer(served) : UnsafeRawBufferPointer(start: nil, count: 0)
         let reply = VFIOUserHeader(messageID: header.messageID, command: header.command,
                                    messageSize: UInt32(16 + regionAccessSize + data.count), flags: .reply)
         try withUnsafeBytes(of: &prefix) { (echo: UnsafeRawBufferPointer) throws(VFIOError) in
             try socket.send(reply, echo, data)
         }
+    }
+
+    /// Ends an access refused with `error`: the rest of its payload is read and dropped,
+    /// descriptors that came with it are closed (and the access refused with `EINVAL` for
+    /// them, unless it is refused for its size already), then one error reply goes out.
+    private func refuseAccess(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ error: VFIOError,
+                              refusedForSize: Bool) throws(VFIOError) {
+        try socket.skipPayload()
+        var failure = error
+        if !socket.finishMessageWithoutDescriptors() {
+            let refused: VFIOError
+            switch socket.finishMessage(maxFDs: maxFDs, command: header.command) {
+            case .failure(let error):
+                refused = error
+            case .success(let fds):
+                for fd in fds { closeDescriptor(fd) }
+                refused = .errno("\(Self.accessName(header.command == VFIOUserCommand.regionRead.rawValue)) carries no descriptors", EINVAL)
+            }
+            if !refusedForSize { failure = refused }
+        }
+        try replyFailure(header, socket, failure)
+    }
+
+    /// The error reply to an access that failed (none with `VFIO_USER_F_NO_REPLY`).
+    private func replyFailure(_ header: VFIOUserHeader, _ socket: VFIOUserSocket, _ failure: VFIOError) throws(VFIOError) {
+        guard header.wantsReply else { return }
+        logger.debug("command failed", metadata: ["header": "\(header)", "error": "\(failure)"])
+        try socket.send(id: header.messageID, command: header.command, flags: [.reply, .error], error: UInt32(replyErrno(failure)))
+    }
+
+    /// The C name of the command, for errors.
+    private static func accessName(_ isRead: Bool) -> String {
+        isRead ? "VFIO_USER_REGION_READ" : "VFIO_USER_REGION_WRITE"
     }
 
     /// The one path of every region access: checks it (`DeviceAccess.checkAccess`) and
@@ -136,6 +151,7 @@ extension VFIOUserServer {
 
     /// The first `count` bytes of `scratch`, the reused buffer for data a model serves by
     /// callbacks (grown as needed).
+    @inline(__always)
     private static func scratchBuffer(_ scratch: inout UnsafeMutableRawBufferPointer, _ count: Int) -> UnsafeMutableRawBufferPointer {
         if scratch.count < count {
             scratch.deallocate()

@@ -61,16 +61,19 @@ public enum VFIOUserCommand: UInt16, Sendable, CaseIterable, CustomStringConvert
 /// The `flags` word of the message header.
 public struct VFIOUserMessageFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    // Computed, not stored: a stored static is reached through an accessor and a
+    // once-check on every use, and a reply's flags are built per message.
 
     /// `VFIO_USER_F_TYPE` (bits 0-3): the message type field.
-    public static let typeMask = VFIOUserMessageFlags(rawValue: 0xF)
+    @inlinable public static var typeMask: VFIOUserMessageFlags { VFIOUserMessageFlags(rawValue: 0xF) }
     /// Type value 1, `VFIO_USER_F_TYPE_REPLY` (type 0 is a command).
-    public static let reply = VFIOUserMessageFlags(rawValue: 0x1)
+    @inlinable public static var reply: VFIOUserMessageFlags { VFIOUserMessageFlags(rawValue: 0x1) }
     /// `VFIO_USER_F_NO_REPLY` (bit 4): the sender wants no reply to this command.
-    public static let noReply = VFIOUserMessageFlags(rawValue: 0x10)
+    @inlinable public static var noReply: VFIOUserMessageFlags { VFIOUserMessageFlags(rawValue: 0x10) }
     /// `VFIO_USER_F_ERROR` (bit 5): a reply reporting failure; `error` holds the errno.
-    public static let error = VFIOUserMessageFlags(rawValue: 0x20)
+    @inlinable public static var error: VFIOUserMessageFlags { VFIOUserMessageFlags(rawValue: 0x20) }
 }
 
 /// The 16-byte header every vfio-user message starts with.
@@ -83,7 +86,7 @@ public struct VFIOUserMessageFlags: OptionSet, Sendable, Hashable {
 /// | 8 | 4 | flags (type, NO_REPLY, ERROR) |
 /// | 12 | 4 | error number (replies with ERROR) |
 public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
-    public static let size = 16
+    @inlinable public static var size: Int { 16 }
 
     public var messageID: UInt16
     /// The raw command number (unknown numbers are kept so they can be answered).
@@ -93,6 +96,7 @@ public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
     public var flags: VFIOUserMessageFlags
     public var error: UInt32
 
+    @inlinable
     public init(messageID: UInt16, command: UInt16, messageSize: UInt32, flags: VFIOUserMessageFlags, error: UInt32 = 0) {
         self.messageID = messageID
         self.command = command
@@ -102,13 +106,13 @@ public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The type field: 0 for a command, 1 for a reply, anything else is invalid.
-    public var type: UInt32 { flags.rawValue & 0xF }
-    public var isReply: Bool { type == 1 }
-    public var isCommand: Bool { type == 0 }
-    public var wantsReply: Bool { isCommand && !flags.contains(.noReply) }
-    public var isError: Bool { flags.contains(.error) }
+    @inlinable public var type: UInt32 { flags.rawValue & 0xF }
+    @inlinable public var isReply: Bool { type == 1 }
+    @inlinable public var isCommand: Bool { type == 0 }
+    @inlinable public var wantsReply: Bool { isCommand && !flags.contains(.noReply) }
+    @inlinable public var isError: Bool { flags.contains(.error) }
     /// The payload's size (never negative: decoding refuses a size below the header).
-    public var payloadSize: Int { Int(messageSize) - Self.size }
+    @inlinable public var payloadSize: Int { Int(messageSize) - Self.size }
 
     public func encode(into writer: inout ByteWriter) {
         writer.u16(messageID)
@@ -119,6 +123,7 @@ public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Stores the 16 bytes at the start of `raw` (at least 16 bytes long).
+    @inlinable @inline(__always)
     public func store(into raw: UnsafeMutableRawBufferPointer) {
         precondition(raw.count >= Self.size)
         raw.storeBytes(of: messageID.littleEndian, toByteOffset: 0, as: UInt16.self)
@@ -129,6 +134,7 @@ public struct VFIOUserHeader: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Loads a header from 16 bytes at `raw` (no checks: see `init(decoding:)`).
+    @inlinable @inline(__always)
     public init(loading raw: UnsafeRawPointer) {
         self.init(messageID: UInt16(littleEndian: raw.loadUnaligned(as: UInt16.self)),
                   command: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),

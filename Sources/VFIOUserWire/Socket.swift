@@ -32,7 +32,7 @@ public final class VFIOUserSocket: Sendable {
     /// of the rate).
     private let sendLock = Monitor(())
     /// Bytes read ahead (`receive`, one reader at a time).
-    let inbox = Inbox()
+    @usableFromInline let inbox = Inbox()
     /// The send limit in nanoseconds (`setTimeouts`; 0: none).
     let sendLimit = Atomic<UInt64>(0)
     /// The `SocketTimeout` that ended the connection (0: none).
@@ -140,10 +140,8 @@ public final class VFIOUserSocket: Sendable {
         if fds.isEmpty && total <= 128 {
             try withUnsafeTemporaryAllocation(byteCount: 128, alignment: 16) { (raw: UnsafeMutableRawBufferPointer) throws(VFIOError) in
                 header.store(into: raw)
-                if first.count > 0 { (raw.baseAddress! + 16).copyMemory(from: first.baseAddress!, byteCount: first.count) }
-                if second.count > 0 {
-                    (raw.baseAddress! + 16 + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
-                }
+                if first.count > 0 { copyBytes(raw.baseAddress! + 16, first.baseAddress!, first.count) }
+                if second.count > 0 { copyBytes(raw.baseAddress! + 16 + first.count, second.baseAddress!, second.count) }
                 try sendLock.withLock(whenContended: whenSendLockBusy) { (_: inout ()) throws(VFIOError) in
                     try Self.sendAll(fd, UnsafeRawBufferPointer(rebasing: raw[0..<total]), flags: flags, whenFull: whenFull)
                 }
@@ -279,6 +277,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// True when descriptors came with the bytes of the current message read so far (peers
     /// send a message's descriptors with its first byte).
+    @inlinable @inline(__always)
     package var currentMessageHasDescriptors: Bool {
         let box = inbox
         return !box.late.isEmpty || box.batches.contains { $0.mark < box.messageEnd }
@@ -287,13 +286,13 @@ public final class VFIOUserSocket: Sendable {
     /// Reads the next `buffer.count` bytes of the current message's payload into `buffer`
     /// (from what was read ahead, the rest straight from the socket).
     /// - Throws: `ECONNRESET` when the stream ends first; errno of `recvmsg`.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func receivePayload(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
         let box = inbox
         precondition(buffer.count <= box.payloadLeft, "reading past the message")
         // All of it read ahead (every small message): a copy, no call.
         if buffer.count <= box.count {
-            if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: box.storage + box.start, byteCount: buffer.count) }
+            if buffer.count > 0 { copyBytes(buffer.baseAddress!, box.storage + box.start, buffer.count) }
             box.consume(buffer.count)
             box.payloadLeft -= buffer.count
             return
@@ -302,7 +301,8 @@ public final class VFIOUserSocket: Sendable {
     }
 
     /// `receivePayload` for a buffer larger than what was read ahead.
-    private func receivePayloadFromSocket(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
+    @usableFromInline
+    func receivePayloadFromSocket(into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int) throws(VFIOError) {
         let box = inbox
         let fd = try descriptor.requireOpen("recvmsg")
         let buffered = box.count
@@ -321,13 +321,14 @@ public final class VFIOUserSocket: Sendable {
     }
 
     /// Reads and drops the rest of the current message's payload.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func skipPayload() throws(VFIOError) {
         if inbox.payloadLeft == 0 { return }
         try skipPayloadSlowly()
     }
 
-    private func skipPayloadSlowly() throws(VFIOError) {
+    @usableFromInline
+    func skipPayloadSlowly() throws(VFIOError) {
         let box = inbox
         let buffered = min(box.count, box.payloadLeft)
         box.consume(buffered)
@@ -343,7 +344,7 @@ public final class VFIOUserSocket: Sendable {
     /// Ends the current message when no descriptor came with it (the common case: then
     /// there is nothing to collect) and returns true; false means `finishMessage` must be
     /// called.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func finishMessageWithoutDescriptors() -> Bool {
         let box = inbox
         return box.payloadLeft == 0 && box.late.isEmpty && !box.lateTruncated
@@ -409,6 +410,7 @@ public final class VFIOUserSocket: Sendable {
 
     /// True when a whole message has been read ahead and waits in the buffer (the
     /// descriptor will not poll readable for it). Reader thread only.
+    @inlinable @inline(__always)
     public var hasBufferedMessage: Bool {
         let box = inbox
         guard box.count >= VFIOUserHeader.size else { return false }
@@ -492,9 +494,10 @@ public final class VFIOUserSocket: Sendable {
 }
 
 /// The read-ahead buffer of a socket, and the descriptors that came with its bytes.
+@usableFromInline
 final class Inbox: @unchecked Sendable {
     static let capacity = 8 * 1024
-    let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
+    @usableFromInline let storage = UnsafeMutableRawPointer.allocate(byteCount: Inbox.capacity, alignment: 16)
 
     // One reader at a time uses the fields (the socket's contract), which makes every
     // access exclusive: the dynamic exclusivity check would cost more than the work.
@@ -502,31 +505,33 @@ final class Inbox: @unchecked Sendable {
     /// Where `recvmsg` puts the descriptors of one read.
     private let received = UnsafeMutableBufferPointer<Int32>.allocate(capacity: Int(CVFIO_MAX_FDS) + 1)
     /// The unread bytes are storage[start..<end].
-    @exclusivity(unchecked) var start = 0
-    @exclusivity(unchecked) var end = 0
+    @exclusivity(unchecked) @usableFromInline var start = 0
+    @exclusivity(unchecked) @usableFromInline var end = 0
     /// The stream position of storage[0].
-    @exclusivity(unchecked) var base: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var base: UInt64 = 0
     /// Descriptors (and whether some were cut off) by the stream position of the last byte
     /// of the read that brought them.
-    @exclusivity(unchecked) var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
+    @exclusivity(unchecked) @usableFromInline var batches: [(mark: UInt64, fds: [Int32], truncated: Bool)] = []
     /// The stream position just past the message being read.
-    @exclusivity(unchecked) var messageEnd: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var messageEnd: UInt64 = 0
     /// Payload bytes of the message being read that are not read yet.
-    @exclusivity(unchecked) var payloadLeft = 0
+    @exclusivity(unchecked) @usableFromInline var payloadLeft = 0
     /// Descriptors that came with payload bytes read straight into a caller's buffer.
-    @exclusivity(unchecked) var late: [Int32] = []
-    @exclusivity(unchecked) var lateTruncated = false
+    @exclusivity(unchecked) @usableFromInline var late: [Int32] = []
+    @exclusivity(unchecked) @usableFromInline var lateTruncated = false
     /// The partial-message limit of the message being read.
     @exclusivity(unchecked) var deadline = MessageDeadline()
 
-    var count: Int { end - start }
+    @inlinable @inline(__always) var count: Int { end - start }
     /// The stream position of the first unread byte.
     var position: UInt64 { base + UInt64(start) }
 
+    @inlinable @inline(__always)
     func consume(_ n: Int) {
-        start += n
+        // Within the 8 KiB buffer (callers consume at most `count`): no overflow to check.
+        start &+= n
         if start == end {
-            base += UInt64(start)
+            base &+= UInt64(truncatingIfNeeded: start)
             start = 0
             end = 0
         }
@@ -547,6 +552,7 @@ final class Inbox: @unchecked Sendable {
     /// One `recvmsg` (with `plain`: `recv`, receiving no descriptors) into the free space;
     /// returns the bytes read (0 at end of stream), or, with `dontWait` (`MSG_DONTWAIT`),
     /// -1 when nothing was there to read.
+    @inline(__always)
     func fill(_ fd: Int32, maxFDs: Int, plain: Bool = false, dontWait: Bool = false) throws(VFIOError) -> Int {
         if start > 0 {
             if count > 0 { memmove(storage, storage + start, count) }
