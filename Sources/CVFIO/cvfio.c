@@ -99,6 +99,11 @@ ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
     return syscall(SYS_sendmsg, sock, &msg, flags | MSG_NOSIGNAL);
 }
 
+int cvfio_accept_cloexec(int listen_fd)
+{
+    return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
 int cvfio_errno(void)
 {
     return errno;

@@ -215,7 +215,9 @@ public final class VFIOUserServer: @unchecked Sendable {
         listener = OwnedDescriptor(fd)
         socketPath = path
         logger.info("listening", metadata: ["socket": "\(path)"])
-        thread = WorkerThread(name: "vfio-user-server") { [self] in serving { acceptLoop(fd) } }
+        // Taken here, before anyone can connect: `acceptLoop` owns it from now on.
+        let spare = Self.openSpareDescriptor()
+        thread = WorkerThread(name: "vfio-user-server") { [self] in serving { acceptLoop(fd, spare: spare) } }
     }
 
     /// Serves one connected socket on a thread, until the client closes it or `stop()`.
@@ -317,7 +319,14 @@ public final class VFIOUserServer: @unchecked Sendable {
         }
     }
 
-    private func acceptLoop(_ listenFD: Int32) {
+    /// Accepts and serves clients one after another until `stop()`. `spare` is a
+    /// descriptor held in reserve (closed here at the end) for when the process has none
+    /// left (EMFILE, ENFILE): the listening socket then stays readable, and without a
+    /// descriptor to accept with, the loop would spin on it while the client waits in the
+    /// backlog (`refuseForLackOfDescriptors`).
+    private func acceptLoop(_ listenFD: Int32, spare initialSpare: Int32) {
+        var spare = initialSpare
+        defer { if spare >= 0 { closeDescriptor(spare) } }
         while !threads.withLock({ $0.stopping }) {
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: acceptWake.fd, events: Int16(POLLIN), revents: 0)]
@@ -330,18 +339,45 @@ public final class VFIOUserServer: @unchecked Sendable {
             if fds[1].revents != 0 { _ = try? acceptWake.consume() }
             if fds[0].revents & Int16(POLLIN) != 0 {
                 do throws(VFIOError) {
-                    let client = try SystemCall.retrying("accept") { accept(listenFD, nil, nil) }
-                    // Close-on-exec (Glibc's module has no accept4 for SOCK_CLOEXEC).
-                    _ = try? SystemCall.retrying("ioctl(FIOCLEX)") { cvfio_ioctl_int(client, 0x5451 /* FIOCLEX */, 0) }
+                    let client = try SystemCall.retrying("accept4") { cvfio_accept_cloexec(listenFD) }
                     serveConnection(VFIOUserSocket(adopting: client))
+                } catch let error where error.errnoValue == EMFILE || error.errnoValue == ENFILE {
+                    refuseForLackOfDescriptors(listenFD, error, spare: &spare)
                 } catch {
-                    // ECONNABORTED (the client left first), EMFILE: the next one, then.
+                    // ECONNABORTED (the client left first): the next one, then.
                     logger.warning("accept failed", metadata: ["error": "\(error)"])
                 }
             } else if fds[0].revents != 0 {
                 break
             }
         }
+    }
+
+    /// `accept` found no descriptor left (`error`: EMFILE or ENFILE). With the spare
+    /// descriptor: gives it up, accepts the waiting client and closes its connection at
+    /// once (the client sees it closed, not a server that never answers), then takes the
+    /// spare back. Without one (the spare could not be taken back): waits up to a second
+    /// for `stop()` before the loop looks again, so that it does not spin meanwhile.
+    private func refuseForLackOfDescriptors(_ listenFD: Int32, _ error: VFIOError, spare: inout Int32) {
+        if spare >= 0 {
+            closeDescriptor(spare)
+            spare = -1
+            let client = cvfio_accept_cloexec(listenFD)
+            if client >= 0 { closeDescriptor(client) }
+            spare = Self.openSpareDescriptor()
+            logger.warning("refused a client: the process has no descriptor left for it", metadata: ["error": "\(error)"])
+        } else {
+            logger.warning("accept failed: no descriptor left; looking again in 1 s", metadata: ["error": "\(error)"])
+            var wake = pollfd(fd: acceptWake.fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&wake, 1, 1000)
+            spare = Self.openSpareDescriptor()
+        }
+    }
+
+    /// A descriptor on /dev/null, held for `refuseForLackOfDescriptors` (-1 when none can
+    /// be had).
+    private static func openSpareDescriptor() -> Int32 {
+        open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
     private func serveConnection(_ socket: VFIOUserSocket) {

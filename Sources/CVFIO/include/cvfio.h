@@ -74,6 +74,11 @@ int cvfio_on_hugetlbfs(int fd);
 ssize_t cvfio_sendmsg_fds(int sock, const struct iovec *iov, int iovcnt,
                           const int *fds, int nfds, int flags);
 
+/* accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC): a connection that no exec'd program
+ * inherits, even from a thread that forks meanwhile (Swift's Glibc module has no
+ * accept4). Returns the descriptor or -1 with errno. */
+int cvfio_accept_cloexec(int listen_fd);
+
 /* errno of the calling thread, for Swift code that must read it right after a call. */
 int cvfio_errno(void);
 
