@@ -187,36 +187,39 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
     ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionInfoWithDescriptor(_ index: UInt32) throws(VFIOError) -> (RegionInfo, OwnedDescriptor?) {
-        let name = "VFIO_USER_DEVICE_GET_REGION_INFO"
-        var capacity = 256
-        var asked = 0
-        while true {
+        try withArgszRetry("VFIO_USER_DEVICE_GET_REGION_INFO", region: index, capacity: 256) { (capacity: Int) throws(VFIOError) in
             // The request is the fixed part alone; its argsz states the room for the reply.
             var query = RegionInfo.query(index: index, capacity: RegionInfo.fixedSize)
             withUnsafeBytes(of: UInt32(capacity).littleEndian) { for i in 0..<4 { query[i] = $0[i] } }
             let reply = try core.request(.deviceGetRegionInfo, payload: query)
-            asked += 1
-            let fds = reply.takeDescriptors()
-            var owned = fds.map { OwnedDescriptor($0) }
+            var owned = reply.takeDescriptors().map { OwnedDescriptor($0) }
             let needed = Int(try ByteReader(reply.payload, context: RegionInfo.cName).peekU32(at: 0))
-            if needed > capacity && reply.payload.count < needed {
-                guard asked == 1 else {
-                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
-                }
-                guard needed <= ArgszRetry.maximumSize else {
-                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
-                }
-                capacity = needed
-                continue
-            }
+            if needed > capacity && reply.payload.count < needed { return (nil, needed) }
             let info = try RegionInfo(decoding: reply.payload)
             guard info.index == index else {
                 throw .malformed("VFIO_USER_DEVICE_GET_REGION_INFO", "asked for region \(index), the reply describes \(info.index)")
             }
             let fd = owned.isEmpty ? nil : owned.removeFirst()
             for extra in owned { extra.close() }
-            return (info, fd)
+            return ((info, fd), needed)
         }
+    }
+
+    /// Runs `attempt` with room for `capacity` bytes and, when it reports that the reply
+    /// needs more (a nil result and the `argsz` the reply states), once more with that
+    /// room: the `argsz` retry of a vfio-user query for region `index`.
+    /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
+    ///   (16 MiB), or for more again after the retry; what `attempt` throws.
+    private func withArgszRetry<T>(_ name: String, region index: UInt32, capacity: Int,
+                                   _ attempt: (Int) throws(VFIOError) -> (result: T?, needed: Int)) throws(VFIOError) -> T {
+        let first = try attempt(capacity)
+        if let result = first.result { return result }
+        guard first.needed <= ArgszRetry.maximumSize else {
+            throw .malformed(name, "region \(index): the reply asks for \(first.needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
+        }
+        let second = try attempt(first.needed)
+        if let result = second.result { return result }
+        throw .malformed(name, "region \(index): the reply asked for \(first.needed) bytes, then for \(second.needed) after the retry")
     }
 
     public func irqInfo(_ index: UInt32) throws(VFIOError) -> IRQInfo {
@@ -353,30 +356,17 @@ public final class VFIOUserClient: VFIODevice, @unchecked Sendable {
     /// - Throws: `.malformed` when the reply asks for more than `ArgszRetry.maximumSize`
     ///   (16 MiB), or still does not fit after the second request; the server's errno.
     public func regionIOFDs(_ index: UInt32) throws(VFIOError) -> (VFIOUserRegionIOFDs, [OwnedDescriptor]) {
-        let name = "VFIO_USER_DEVICE_GET_REGION_IO_FDS"
-        var capacity = 16 + 40 * 8
-        var asked = 0
-        while true {
+        try withArgszRetry("VFIO_USER_DEVICE_GET_REGION_IO_FDS", region: index, capacity: 16 + 40 * 8) { (capacity: Int) throws(VFIOError) in
             let request = VFIOUserRegionIOFDs(argsz: UInt32(capacity), index: index)
             let reply = try core.request(.deviceGetRegionIOFDs, payload: request.encoded)
-            asked += 1
             let fds = reply.takeDescriptors().map { OwnedDescriptor($0) }
             let answer = try VFIOUserRegionIOFDs(decoding: reply.payload)
             let needed = Int(answer.argsz)
-            if needed > capacity, answer.subRegions.count < Int(answer.count) {
-                guard asked == 1 else {
-                    throw .malformed(name, "region \(index): the reply asked for \(capacity) bytes, then for \(needed) after the retry")
-                }
-                guard needed <= ArgszRetry.maximumSize else {
-                    throw .malformed(name, "region \(index): the reply asks for \(needed) bytes, above the \(ArgszRetry.maximumSize)-byte limit")
-                }
-                capacity = needed
-                continue
-            }
+            if needed > capacity, answer.subRegions.count < Int(answer.count) { return (nil, needed) }
             for sub in answer.subRegions where Int(sub.fdIndex) >= fds.count {
                 throw .malformed("VFIO_USER_DEVICE_GET_REGION_IO_FDS", "sub-region names descriptor \(sub.fdIndex), \(fds.count) came")
             }
-            return (answer, fds)
+            return ((answer, fds), needed)
         }
     }
 
