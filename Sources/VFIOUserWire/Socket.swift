@@ -430,27 +430,58 @@ public final class VFIOUserSocket: Sendable {
         }
     }
 
+    /// What is left of the current message's partial-message limit (`MessageDeadline.timeLeft`).
+    /// - Throws: `ETIMEDOUT` when it has passed (the socket is then shut down).
+    private func partialMessageTimeLeft() throws(VFIOError) -> UInt64 {
+        do throws(VFIOError) {
+            return try inbox.deadline.timeLeft()
+        } catch {
+            if error.errnoValue == ETIMEDOUT { timedOut(.partialMessage) }
+            throw error
+        }
+    }
+
+    /// The smallest rest of a payload read blocking under a receive timeout, when the
+    /// socket has a partial-message limit (`readFully`).
+    static let blockingReadMinimum = 64 << 10
+
     /// Reads (inside a message) until `buffer` is full or the stream ends; returns the
     /// bytes read. On an error the descriptors gathered in `fds` are closed.
     private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, maxFDs: Int,
                            fds: inout [Int32], truncated: inout Bool) throws(VFIOError) -> Int {
         var done = 0
         var received = [Int32](repeating: -1, count: max(maxFDs, 1))
-        // Inside a message: with a limit, reads do not block (`waitForMore` waits).
+        // Inside a message with a limit, small rests are read without blocking
+        // (`waitForMore` waits). A large rest is read blocking, under a receive timeout
+        // (SO_RCVTIMEO) kept at what is left of the limit to within a millisecond: a
+        // refill of the socket buffer then costs one `recvmsg`, where a read that does
+        // not block costs three (`recvmsg` finding nothing, `poll`, `recvmsg`); setting
+        // and clearing the timeout costs two calls, which a small rest would not repay.
         let bounded = inbox.deadline.bounded
-        let flags = bounded ? Int32(MSG_DONTWAIT) : 0
+        let blocking = bounded && buffer.count >= Self.blockingReadMinimum
+        var receiveTimeout: UInt64 = 0   // the SO_RCVTIMEO in force (0: none)
+        defer { if receiveTimeout != 0 { _ = setSocketTimeout(fd, SO_RCVTIMEO, 0) } }
         while done < buffer.count {
             var iov = iovec(iov_base: buffer.baseAddress! + done, iov_len: buffer.count - done)
             var count: Int32 = 0
             var cut: Int32 = 0
             let read: Int?
             do throws(VFIOError) {
+                var flags = bounded ? Int32(MSG_DONTWAIT) : 0
+                if blocking {
+                    let left = try partialMessageTimeLeft()
+                    if receiveTimeout == 0 || receiveTimeout > left &+ 1_000_000 {
+                        receiveTimeout = setSocketTimeout(fd, SO_RCVTIMEO, left) == 0 ? left : 0
+                    }
+                    if receiveTimeout != 0 { flags = 0 }
+                }
                 read = try SystemCall.retryingUnlessWouldBlock("recvmsg") {
                     received.withUnsafeMutableBufferPointer { r in
                         cvfio_recvmsg_fds(fd, &iov, 1, r.baseAddress, Int32(maxFDs), &count, &cut, flags)
                     }
                 }
-                // Nothing there yet: only a bounded (`MSG_DONTWAIT`) read sees that.
+                // Nothing there yet, or the receive timeout passed: only a bounded read
+                // sees that.
                 if read == nil {
                     guard bounded else { throw .errno("recvmsg", EAGAIN) }
                     try waitForMore(fd)

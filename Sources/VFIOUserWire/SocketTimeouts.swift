@@ -24,9 +24,11 @@ package enum SocketTimeout: UInt8, Sendable {
 /// from the reader's first wait for more of it to its last byte. Reads inside a message
 /// are made with `MSG_DONTWAIT` (free when the bytes are there, as they nearly always
 /// are); only when they are not does the reader read the clock and `poll` for what is
-/// left of the limit. A wait for a message to begin is a plain blocking read with no
-/// timeout: an idle peer costs nothing and is never dropped, and the one-read path of a
-/// small message has no timer to arm.
+/// left of the limit. The rest of a large payload (`VFIOUserSocket.blockingReadMinimum`)
+/// is read blocking instead, under a receive timeout kept at what is left of the limit
+/// (`timeLeft`, which starts the clock too). A wait for a message to begin is a plain
+/// blocking read with no timeout: an idle peer costs nothing and is never dropped, and
+/// the one-read path of a small message has no timer to arm.
 struct MessageDeadline {
     /// The limit in nanoseconds; 0: none (reads inside a message block).
     var limit: UInt64 = 0
@@ -44,6 +46,15 @@ struct MessageDeadline {
     /// nothing), at most for what is left of the limit. The caller then reads again.
     /// - Throws: `ETIMEDOUT` once the message has taken `limit`; errno of `poll`.
     mutating func waitForMore(_ fd: Int32) throws(VFIOError) {
+        let left = try timeLeft()
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        try SystemCall.retrying("poll") { poll(&p, 1, pollTimeoutMilliseconds(left)) }
+    }
+
+    /// What is left of the limit for the current message, in nanoseconds (its clock
+    /// starts now if it has not yet).
+    /// - Throws: `ETIMEDOUT` once the message has taken `limit`.
+    mutating func timeLeft() throws(VFIOError) -> UInt64 {
         let now = monotonicNanoseconds()
         if started == 0 { started = now }
         let elapsed = now &- started
@@ -51,8 +62,7 @@ struct MessageDeadline {
             throw .errno("recvmsg: a message began \(describeNanoseconds(elapsed)) ago and has not arrived whole "
                          + "(partial message timeout \(describeNanoseconds(limit)))", ETIMEDOUT)
         }
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        try SystemCall.retrying("poll") { poll(&p, 1, pollTimeoutMilliseconds(limit - elapsed)) }
+        return limit - elapsed
     }
 }
 

@@ -90,6 +90,8 @@ func regionAccess(_ command: VFIOUserCommand, id: UInt16, count: Int, data: [UIn
         ("half a header", Array(VFIOUserHeader(messageID: 7, command: VFIOUserCommand.deviceGetInfo.rawValue, messageSize: 32, flags: []).encoded.prefix(8))),
         ("a header and half a small payload", Array(regionAccess(.regionWrite, id: 7, count: 4, data: [1, 2, 3, 4]).prefix(26))),
         ("a header and half a 64 KiB payload", Array(regionAccess(.regionWrite, id: 7, count: 65536, data: [UInt8](repeating: 0xA5, count: 65536)).prefix(16 + 16 + 32768))),
+        // The rest (512 KiB) is read blocking under a receive timeout (`blockingReadMinimum`).
+        ("a header and half a 1 MiB payload", Array(regionAccess(.regionWrite, id: 7, count: 1 << 20, data: [UInt8](repeating: 0xA5, count: 1 << 20)).prefix(16 + 16 + (1 << 19)))),
     ]
 
     @Test(arguments: 0..<partialMessages.count)
@@ -112,12 +114,16 @@ func regionAccess(_ command: VFIOUserCommand, id: UInt16, count: Int, data: [UIn
 
     /// The limit runs from a message's first byte to its last, not per read: a client that
     /// sends one byte every 50 ms never lets a read wait 200 ms, and is dropped all the same.
-    @Test func aClientTricklingAMessageIsDropped() throws {
+    /// With 84 data bytes the server's reads do not block; with 1 MiB (128 KiB sent at
+    /// once) the rest is read blocking under a receive timeout, which must keep to the
+    /// message's limit, not start again with each byte.
+    @Test(arguments: [84, 1 << 20])
+    func aClientTricklingAMessageIsDropped(_ count: Int) throws {
         let fixture = try TimeoutFixture(partialMessage: Self.limit, send: Self.limit)
         let peer = try fixture.stalledPeer()
-        let message = regionAccess(.regionWrite, id: 7, count: 84, data: [UInt8](repeating: 0x3C, count: 84))
+        let message = regionAccess(.regionWrite, id: 7, count: count, data: [UInt8](repeating: 0x3C, count: count))
         let start = monotonicNanoseconds()
-        var sent = 16
+        var sent = count > 84 ? 16 + 16 + (128 << 10) : 16
         peer.writeRaw(Array(message[0..<sent]))
         var open = true
         while open && sent < message.count {
