@@ -418,16 +418,15 @@ public final class VFIOUserSocket: Sendable {
         return Int(size) <= box.count || size < UInt32(VFIOUserHeader.size)
     }
 
-    /// Waits for more of the current message within the partial-message limit
-    /// (`setTimeouts`; `MessageDeadline.waitForMore`).
-    /// - Throws: `ETIMEDOUT` when it has passed (the socket is then shut down).
+    /// Waits until `fd` is readable (after a read inside a message found nothing), at most
+    /// for what is left of the partial-message limit (`setTimeouts`). The caller then
+    /// reads again.
+    /// - Throws: `ETIMEDOUT` when the limit has passed (the socket is then shut down);
+    ///   errno of `poll`.
     private func waitForMore(_ fd: Int32) throws(VFIOError) {
-        do throws(VFIOError) {
-            try inbox.deadline.waitForMore(fd)
-        } catch {
-            if error.errnoValue == ETIMEDOUT { timedOut(.partialMessage) }
-            throw error
-        }
+        let left = try partialMessageTimeLeft()
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        try SystemCall.retrying("poll") { poll(&p, 1, pollTimeoutMilliseconds(left)) }
     }
 
     /// What is left of the current message's partial-message limit (`MessageDeadline.timeLeft`).

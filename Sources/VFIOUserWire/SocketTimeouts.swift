@@ -36,20 +36,12 @@ struct MessageDeadline {
     /// nanoseconds); 0: not yet.
     var started: UInt64 = 0
 
-    /// Whether reads inside a message are bounded (made with `MSG_DONTWAIT`).
+    /// Whether reads inside a message are bounded by the limit (made with `MSG_DONTWAIT`,
+    /// or, for the rest of a large payload, under a receive timeout).
     @inline(__always) var bounded: Bool { limit > 0 }
 
     /// A message boundary: the next message's time starts at its own first wait.
     @inline(__always) mutating func reset() { started = 0 }
-
-    /// Waits until `fd` is readable (after a `MSG_DONTWAIT` read inside a message found
-    /// nothing), at most for what is left of the limit. The caller then reads again.
-    /// - Throws: `ETIMEDOUT` once the message has taken `limit`; errno of `poll`.
-    mutating func waitForMore(_ fd: Int32) throws(VFIOError) {
-        let left = try timeLeft()
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        try SystemCall.retrying("poll") { poll(&p, 1, pollTimeoutMilliseconds(left)) }
-    }
 
     /// What is left of the limit for the current message, in nanoseconds (its clock
     /// starts now if it has not yet).
