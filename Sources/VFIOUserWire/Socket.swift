@@ -458,8 +458,9 @@ public final class VFIOUserSocket: Sendable {
         // and clearing the timeout costs two calls, which a small rest would not repay.
         let bounded = inbox.deadline.bounded
         let blocking = bounded && buffer.count >= Self.blockingReadMinimum
-        var receiveTimeout: UInt64 = 0   // the SO_RCVTIMEO in force (0: none)
-        defer { if receiveTimeout != 0 { _ = setSocketTimeout(fd, SO_RCVTIMEO, 0) } }
+        var receiveTimeout: UInt64 = 0   // the SO_RCVTIMEO in force (0: none known; read without blocking)
+        var timeoutSet = false           // SO_RCVTIMEO was set here: cleared on the way out
+        defer { if timeoutSet { _ = setSocketTimeout(fd, SO_RCVTIMEO, 0) } }
         while done < buffer.count {
             var iov = iovec(iov_base: buffer.baseAddress! + done, iov_len: buffer.count - done)
             var count: Int32 = 0
@@ -470,6 +471,9 @@ public final class VFIOUserSocket: Sendable {
                 if blocking {
                     let left = try partialMessageTimeLeft()
                     if receiveTimeout == 0 || receiveTimeout > left &+ 1_000_000 {
+                        // A timeout that could not be set (or lowered) leaves this read
+                        // not blocking; the socket's timeout is cleared all the same.
+                        timeoutSet = true
                         receiveTimeout = setSocketTimeout(fd, SO_RCVTIMEO, left) == 0 ? left : 0
                     }
                     if receiveTimeout != 0 { flags = 0 }
